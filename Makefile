@@ -1,0 +1,42 @@
+# jobq — the README's two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck fmt lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install jobq with its pinned dependencies (.venv/bin/jobq)
+
+run: $(STAMP) ## Start jobq serve (API + workers + dashboard) on the embedded database
+	$(BIN)/jobq serve
+
+test: $(STAMP) ## Run the whole test suite (uses DATABASE_URL if set, else an embedded PostgreSQL)
+	$(BIN)/pytest -n 2 --dist loadfile
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## Format the code
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+lock: ## Re-pin every dependency into requirements.lock (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+clean: ## Remove the virtualenv and caches (not the embedded database in .jobq/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""jobq: a job queue on one PostgreSQL table, claimed with FOR UPDATE SKIP LOCKED."""
+
+from jobq.app import App
+from jobq.client import Client, EnqueueResult
+from jobq.config import Settings
+from jobq.errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    EmbeddedDatabaseError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    IsolationConflictError,
+    JobCancelled,
+    JobNotFoundError,
+    JobqError,
+    PayloadTooLargeError,
+    SchemaError,
+    UnknownKindError,
+)
+from jobq.job_request import JobRequest
+from jobq.retry import RetryPolicy
+from jobq.tasks import Executor, JobContext
+from jobq.types import (
+    Attempt,
+    AttemptOutcome,
+    Cancelled,
+    CancelledOutcome,
+    Failed,
+    Job,
+    JobFilter,
+    JobStatus,
+    Outcome,
+    Succeeded,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "Attempt",
+    "AttemptOutcome",
+    "Cancelled",
+    "CancelledOutcome",
+    "Client",
+    "ConfigError",
+    "DatabaseUnavailableError",
+    "EmbeddedDatabaseError",
+    "EnqueueResult",
+    "Executor",
+    "Failed",
+    "IdempotencyConflictError",
+    "InvalidRequestError",
+    "InvalidStateError",
+    "IsolationConflictError",
+    "Job",
+    "JobCancelled",
+    "JobContext",
+    "JobFilter",
+    "JobNotFoundError",
+    "JobRequest",
+    "JobStatus",
+    "JobqError",
+    "Outcome",
+    "PayloadTooLargeError",
+    "RetryPolicy",
+    "SchemaError",
+    "Settings",
+    "Succeeded",
+    "UnknownKindError",
+    "__version__",
+]

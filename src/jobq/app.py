@@ -1,0 +1,210 @@
+"""`jobq.App`: the registry of kinds and the library entry point (SPEC §6).
+
+app = jobq.App()
+
+@app.task("send_email", max_attempts=5)
+async def send_email(ctx: jobq.JobContext, payload: dict) -> None: ...
+
+job = await app.enqueue("send_email", {"to": "a@example.com"})
+await app.run_worker(concurrency=10)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from jobq.client import Client
+from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
+from jobq.job_request import KIND_PATTERN, parse_request
+from jobq.retry import RetryPolicy
+from jobq.tasks import Executor, FunctionExecutor, Handler, TaskSpec
+from jobq.types import Job
+
+H = TypeVar("H", bound=Handler)
+
+
+class App:
+    """Registered kinds plus a lazily opened `Client` (DATABASE_URL or the embedded database)."""
+
+    def __init__(self, settings: Settings | None = None, *, database_url: str | None = None):
+        self._settings = settings
+        self._database_url = database_url
+        self.tasks: dict[str, TaskSpec] = {}
+        self._client: Client | None = None
+        self._client_lock: asyncio.Lock | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env(database_url=self._database_url)
+        return self._settings
+
+    def configure(self, settings: Settings) -> None:
+        """Use these settings (the CLI calls this with its flags applied)."""
+        if self._client is not None:
+            raise RuntimeError("configure() must be called before the app connects")
+        self._settings = settings
+
+    # --- registry ---------------------------------------------------------
+    def task(
+        self,
+        kind: str,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_base_ms: int | None = None,
+        retry_cap_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[H], H]:
+        """Register a handler `fn(ctx, payload)` for `kind`."""
+
+        def register(fn: H) -> H:
+            self.register(
+                kind,
+                fn,
+                max_attempts=max_attempts,
+                retry_base_ms=retry_base_ms,
+                retry_cap_ms=retry_cap_ms,
+                timeout=timeout,
+            )
+            return fn
+
+        return register
+
+    def register(
+        self,
+        kind: str,
+        handler: Handler | Executor,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_base_ms: int | None = None,
+        retry_cap_ms: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        import re
+
+        if not re.match(KIND_PATTERN, kind):
+            raise ValueError(f"kind {kind!r} must match {KIND_PATTERN}")
+        if kind in self.tasks:
+            raise ValueError(f"kind {kind!r} is already registered")
+        if not 1 <= max_attempts <= 1000:
+            raise ValueError("max_attempts must be between 1 and 1000")
+        if retry_base_ms is not None and retry_cap_ms is not None:
+            RetryPolicy(retry_base_ms, retry_cap_ms)  # validates cap >= base now
+        executor: Executor
+        if isinstance(handler, Executor):
+            executor, is_sync = handler, False
+        else:
+            function_executor = FunctionExecutor(handler)
+            executor, is_sync = function_executor, not function_executor.is_async
+        self.tasks[kind] = TaskSpec(
+            kind=kind,
+            executor=executor,
+            max_attempts=max_attempts,
+            retry_base_ms=retry_base_ms,
+            retry_cap_ms=retry_cap_ms,
+            timeout=timeout,
+            is_sync=is_sync,
+        )
+
+    def kinds(self) -> list[str]:
+        return sorted(self.tasks)
+
+    def default_max_attempts(self, kind: str) -> int:
+        spec = self.tasks.get(kind)
+        return spec.max_attempts if spec else DEFAULT_MAX_ATTEMPTS
+
+    def retry_policy(self, kind: str) -> RetryPolicy:
+        """The kind's policy: its own base/cap where set in code, else the settings'."""
+        spec = self.tasks.get(kind)
+        base = spec.retry_base_ms if spec and spec.retry_base_ms else self.settings.retry_base_ms
+        cap = spec.retry_cap_ms if spec and spec.retry_cap_ms else self.settings.retry_cap_ms
+        return RetryPolicy(base, max(base, cap))
+
+    # --- connection ---------------------------------------------------------
+    async def client(self, *, migrate: bool = True, start_embedded: bool = True) -> Client:
+        """The app's Client, connecting (and migrating) on first use."""
+        if self._client_lock is None:
+            self._client_lock = asyncio.Lock()
+        async with self._client_lock:
+            if self._client is None:
+                self._client = await Client.connect(
+                    self.settings, self, migrate=migrate, start_embedded=start_embedded
+                )
+        return self._client
+
+    def use_client(self, client: Client) -> None:
+        """Attach an already open Client (tests, embedding in a larger program)."""
+        self._client = client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def __aenter__(self) -> App:
+        await self.client()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- library API of SPEC §6 -----------------------------------------------
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> Job:
+        """Enqueue one job; with `connection=`, inside the caller's transaction."""
+        fields: dict[str, Any] = {"kind": kind}
+        optional = {
+            "payload": dict(payload) if payload is not None else None,
+            "queue": queue,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "run_at": run_at,
+            "idempotency_key": idempotency_key,
+            "metadata": dict(metadata) if metadata is not None else None,
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        request = parse_request(fields)
+        client = await self.client()
+        return (await client.enqueue(request, connection=connection)).job
+
+    async def enqueue_many(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        connection: asyncpg.Connection | None = None,
+    ) -> list[Job]:
+        """Enqueue many jobs in one round trip and one transaction (SPEC §3 batch rules)."""
+        requests = [parse_request(dict(item), ("jobs", i)) for i, item in enumerate(items)]
+        client = await self.client()
+        return [r.job for r in await client.enqueue_many(requests, connection=connection)]
+
+    async def run_worker(
+        self,
+        concurrency: int = 10,
+        queues: list[str] | None = None,
+        *,
+        burst: bool = False,
+        install_signal_handlers: bool = False,
+    ) -> None:
+        """Run a worker in this event loop until stopped (or, with burst, until idle)."""
+        from jobq.worker.runtime import Worker
+
+        client = await self.client()
+        worker = Worker(self, client, concurrency=concurrency, queues=queues, burst=burst)
+        await worker.run(install_signal_handlers=install_signal_handlers)

@@ -1,0 +1,358 @@
+"""The queue core: the one seam the library, the HTTP API, the CLI and the workers use.
+
+`Client` owns a pool and speaks in jobq's types; every SQL call goes through
+`jobq.queries`. It validates and enqueues (idempotency of SPEC §3), and reads
+and changes jobs and queues under the state rules of SPEC §1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+
+from jobq import events
+from jobq import migrate as migrations
+from jobq.completion import PolicyFor, finish_many, prune_finished, rescue_expired_leases
+from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
+from jobq.database import create_pool, resolve_database_url
+from jobq.errors import (
+    FieldError,
+    IdempotencyConflictError,
+    InvalidRequestError,
+    InvalidStateError,
+    IsolationConflictError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    SchemaError,
+    UnknownKindError,
+)
+from jobq.ids import uuid7
+from jobq.job_request import JobRequest, dump_json, request_hash
+from jobq.queries import Claimed, Conn, Finished, FinishRow, InsertRow, Queries
+from jobq.types import Attempt, Job, JobFilter, JobPage, JobStatus, QueueInfo, WorkerInfo
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_BATCH_SIZE = 1000
+MAX_METADATA_BYTES = 64 * 1024
+
+
+class KindCatalog(Protocol):
+    """What the core needs to know of the registered kinds (an App provides it)."""
+
+    def kinds(self) -> list[str]: ...
+    def default_max_attempts(self, kind: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job: Job
+    replayed: bool
+
+
+class Client:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        catalog: KindCatalog | None = None,
+        *,
+        url: str = "",
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.catalog = catalog
+        self.url = url
+        self.queries = Queries(settings.schema)
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: Settings,
+        catalog: KindCatalog | None = None,
+        *,
+        start_embedded: bool = True,
+        migrate: bool = True,
+        pool_max_size: int = 10,
+    ) -> Client:
+        """Open a pool; apply pending migrations, or refuse if `migrate` is False."""
+        url = await resolve_database_url(settings, start_embedded=start_embedded)
+        pool = await create_pool(url, settings, max_size=pool_max_size)
+        client = cls(pool, settings, catalog, url=url)
+        try:
+            if migrate:
+                await migrations.migrate(pool, client.queries)
+            else:
+                await client.check_schema()
+        except BaseException:
+            await pool.close()
+            raise
+        return client
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def check_schema(self) -> int:
+        """The schema version, or SchemaError if it is older than this code needs."""
+        version = await migrations.schema_version(self.pool, self.queries)
+        needed = migrations.required_schema_version()
+        if version is None or version < needed:
+            raise SchemaError(
+                f"schema {self.settings.schema!r} is at version {version or 0}, this jobq "
+                f"needs {needed}: run `jobq migrate`"
+            )
+        return version
+
+    # --- enqueue ------------------------------------------------------------
+    async def enqueue(
+        self, request: JobRequest, *, connection: asyncpg.Connection | None = None
+    ) -> EnqueueResult:
+        return (await self._enqueue([request], connection, batch=False))[0]
+
+    async def enqueue_many(
+        self, requests: Sequence[JobRequest], *, connection: asyncpg.Connection | None = None
+    ) -> list[EnqueueResult]:
+        if not 1 <= len(requests) <= MAX_BATCH_SIZE:
+            raise InvalidRequestError(
+                f"a batch holds 1 to {MAX_BATCH_SIZE} jobs, got {len(requests)}",
+                [FieldError(("jobs",), f"must hold 1 to {MAX_BATCH_SIZE} items")],
+            )
+        return await self._enqueue(list(requests), connection, batch=True)
+
+    def _insert_row(self, request: JobRequest, index: int | None) -> InsertRow:
+        loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
+        if self.catalog is not None and request.kind not in self.catalog.kinds():
+            raise UnknownKindError(request.kind, self.catalog.kinds(), (*loc, "kind"))
+        payload = dump_json(request.payload)
+        size = len(payload.encode())
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLargeError(size, self.settings.max_payload_bytes, (*loc, "payload"))
+        metadata = dump_json(request.metadata)
+        if len(metadata.encode()) > MAX_METADATA_BYTES:
+            message = f"metadata is over {MAX_METADATA_BYTES} bytes serialised"
+            raise InvalidRequestError(message, [FieldError((*loc, "metadata"), message)])
+        max_attempts = request.max_attempts
+        if max_attempts is None:
+            max_attempts = (
+                self.catalog.default_max_attempts(request.kind)
+                if self.catalog
+                else DEFAULT_MAX_ATTEMPTS
+            )
+        key = request.idempotency_key
+        return InsertRow(
+            id=uuid7(),
+            queue=request.queue,
+            kind=request.kind,
+            payload_json=payload,
+            metadata_json=metadata,
+            priority=request.priority,
+            max_attempts=max_attempts,
+            run_at=request.run_at,
+            idempotency_key=key,
+            request_hash=request_hash(request) if key is not None else None,
+        )
+
+    async def _enqueue(
+        self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
+    ) -> list[EnqueueResult]:
+        rows = [self._insert_row(r, i if batch else None) for i, r in enumerate(requests)]
+        # Two items with one key must be the same request; only the first is inserted.
+        first_with_key: dict[str, int] = {}
+        to_insert: list[InsertRow] = []
+        for i, row in enumerate(rows):
+            key = row.idempotency_key
+            if key is None:
+                to_insert.append(row)
+            elif key not in first_with_key:
+                first_with_key[key] = i
+                to_insert.append(row)
+            elif rows[first_with_key[key]].request_hash != row.request_hash:
+                raise IdempotencyConflictError(key, i if batch else None)
+        if connection is not None:
+            # A savepoint inside the caller's transaction, so a failed batch
+            # undoes only its own rows.
+            async with connection.transaction():
+                return await self._insert(connection, rows, to_insert, batch)
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._insert(conn, rows, to_insert, batch)
+
+    async def _insert(
+        self, conn: Conn, rows: list[InsertRow], to_insert: list[InsertRow], batch: bool
+    ) -> list[EnqueueResult]:
+        try:
+            inserted = await self.queries.job_insert_many(conn, to_insert)
+        except asyncpg.SerializationError as exc:
+            raise IsolationConflictError(
+                "an idempotency key conflicted with a concurrent transaction; enqueue with a "
+                "key supports READ COMMITTED, retry the transaction or use READ COMMITTED"
+            ) from exc
+        _emit_enqueued(inserted)
+        by_id = {job.id: job for job in inserted}
+        skipped = {r.idempotency_key for r in to_insert if r.id not in by_id}
+        existing: dict[str, tuple[Job, bytes | None]] = {}
+        if skipped:
+            # A fresh statement, so under READ COMMITTED it sees the row that
+            # the conflicting transaction committed while our insert waited.
+            found = await self.queries.job_get_by_idempotency_keys(conn, [k for k in skipped if k])
+            existing = {job.idempotency_key or "": (job, h) for job, h in found}
+        results = []
+        for i, row in enumerate(rows):
+            if row.id in by_id:
+                results.append(EnqueueResult(by_id[row.id], replayed=False))
+                continue
+            key = row.idempotency_key or ""
+            if key not in existing:
+                # The key's row is inserted by this batch (an earlier item) ...
+                twin = next((j for j in inserted if j.idempotency_key == key), None)
+                if twin is not None:
+                    results.append(EnqueueResult(twin, replayed=True))
+                    continue
+                # ... or invisible to our snapshot (stricter isolation).
+                raise IsolationConflictError(
+                    f"idempotency key {key!r} is held by a job this transaction cannot see; "
+                    "enqueue with a key supports READ COMMITTED"
+                )
+            job, stored_hash = existing[key]
+            if stored_hash != row.request_hash:
+                raise IdempotencyConflictError(key, i if batch else None)
+            results.append(EnqueueResult(job, replayed=True))
+        return results
+
+    # --- reads ----------------------------------------------------------------
+    async def get(self, job_id: uuid.UUID) -> Job:
+        job = await self.queries.job_get(self.pool, job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    async def list_jobs(
+        self, flt: JobFilter = JobFilter(), *, cursor: str | None = None, limit: int = 50
+    ) -> JobPage:
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            message = f"must be between 1 and {MAX_PAGE_SIZE}"
+            raise InvalidRequestError(f"limit {message}", [FieldError(("limit",), message)])
+        before = decode_cursor(cursor) if cursor else None
+        jobs = await self.queries.job_list(self.pool, flt, before, limit + 1)
+        next_cursor = encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
+        return JobPage(jobs[:limit], next_cursor)
+
+    async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            job = await self.queries.job_get(conn, job_id)
+            if job is None:
+                raise JobNotFoundError(job_id)
+            return await self.queries.attempt_list(conn, job_id)
+
+    async def queues(self) -> list[QueueInfo]:
+        return await self.queries.queue_list(self.pool)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.queries.worker_list(self.pool, 2 * self.settings.lease_seconds)
+
+    # --- the worker's side -------------------------------------------------------
+    async def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int
+    ) -> list[Claimed]:
+        """Claim up to `limit` runnable jobs (one statement, FOR UPDATE SKIP LOCKED)."""
+        return await self.queries.job_claim(
+            self.pool, worker_id, queues, limit, self.settings.lease_seconds
+        )
+
+    async def finish(self, rows: Sequence[FinishRow]) -> list[Finished]:
+        """Persist many outcomes in one fenced statement; rows whose claim was lost
+        (rescued, re-claimed elsewhere) are not written and not returned."""
+        return await finish_many(self.pool, self.queries, rows)
+
+    async def rescue_expired_leases(self, policy_for: PolicyFor) -> list[Finished]:
+        return await rescue_expired_leases(self.pool, self.queries, policy_for)
+
+    async def prune_finished(self) -> int:
+        return await prune_finished(self.pool, self.queries, self.settings.retention_seconds)
+
+    # --- state changes --------------------------------------------------------
+    async def cancel(self, job_id: uuid.UUID) -> Job:
+        """Cancel a job: `cancelled` at once unless running (then `cancel_requested`)."""
+        job = await self.queries.job_cancel(self.pool, job_id)
+        if job is not None:
+            return job
+        current = await self.get(job_id)
+        if current.status is JobStatus.CANCELLED:
+            return current
+        raise InvalidStateError(f"job {job_id} is already {current.status}", current.status)
+
+    async def retry(self, job_id: uuid.UUID) -> Job:
+        job = await self.queries.job_retry(self.pool, job_id)
+        if job is not None:
+            return job
+        current = await self.get(job_id)
+        raise InvalidStateError(
+            f"job {job_id} is {current.status}; only failed_permanent or cancelled jobs "
+            "can be retried",
+            current.status,
+        )
+
+    async def delete(self, job_id: uuid.UUID) -> None:
+        if await self.queries.job_delete(self.pool, job_id):
+            return
+        current = await self.get(job_id)
+        raise InvalidStateError(
+            f"job {job_id} is {current.status}; only finished jobs can be deleted",
+            current.status,
+        )
+
+    async def cancel_many(self, flt: JobFilter) -> int:
+        _require_filter(flt)
+        return await self.queries.job_cancel_many(self.pool, flt)
+
+    async def retry_many(self, flt: JobFilter) -> int:
+        _require_filter(flt)
+        return await self.queries.job_retry_many(self.pool, flt)
+
+    async def pause(self, queue: str) -> QueueInfo:
+        await self.queries.queue_set_paused(self.pool, queue, True)
+        return await self._queue(queue)
+
+    async def resume(self, queue: str) -> QueueInfo:
+        await self.queries.queue_set_paused(self.pool, queue, False)
+        return await self._queue(queue)
+
+    async def _queue(self, name: str) -> QueueInfo:
+        for info in await self.queues():
+            if info.name == name:
+                return info
+        return QueueInfo(name, False, {}, None)
+
+
+def _emit_enqueued(jobs: list[Job]) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        counts[(job.queue, job.kind)] = counts.get((job.queue, job.kind), 0) + 1
+    for (queue, kind), count in counts.items():
+        events.emit(events.JobsEnqueued(queue, kind, count))
+
+
+def _require_filter(flt: JobFilter) -> None:
+    if flt.statuses is None and flt.queue is None and flt.kind is None:
+        message = "give at least one of queue, kind or status"
+        raise InvalidRequestError(f"empty filter: {message}", [FieldError(("filter",), message)])
+
+
+def encode_cursor(job_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(job_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (ValueError, binascii.Error):
+        message = "not a cursor returned by this API"
+        raise InvalidRequestError(
+            f"cursor: {message}", [FieldError(("cursor",), message)]
+        ) from None

@@ -1,0 +1,89 @@
+"""From an outcome to the row that persists it, and the run-once maintenance steps.
+
+The completer (worker), the rescuer and the shutdown path all turn an outcome
+into a `FinishRow` here, through the pure `states.decide()`, and write it with
+the one fenced statement `job_finish_many`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from jobq.queries import Conn, Finished, FinishRow, Queries
+from jobq.retry import RetryPolicy, Uniform
+from jobq.states import JobSnapshot, LeaseExpired, decide
+from jobq.types import Job, Outcome
+
+RESCUE_BATCH = 500
+PRUNE_BATCH = 1000
+
+PolicyFor = Callable[[str], RetryPolicy]
+
+
+def finish_row(
+    job: Job,
+    worker_id: str,
+    outcome: Outcome | LeaseExpired,
+    policy: RetryPolicy,
+    *,
+    cancel_requested: bool | None = None,
+    now: datetime | None = None,
+    uniform: Uniform = random.uniform,
+) -> FinishRow:
+    """The fenced row for `job` (as claimed: attempts counted) ending with `outcome`."""
+    snapshot = JobSnapshot(
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        cancel_requested=job.cancel_requested if cancel_requested is None else cancel_requested,
+        retry_delay_ms=job.retry_delay_ms,
+    )
+    transition = decide(snapshot, outcome, now or datetime.now(UTC), policy, uniform)
+    return FinishRow(
+        id=job.id,
+        attempt=job.attempts,
+        worker_id=worker_id,
+        status=transition.status,
+        attempt_outcome=transition.attempt_outcome,
+        error=transition.error,
+        retry_delay_ms=transition.retry_delay_ms,
+        attempts_delta=transition.attempts_delta,
+    )
+
+
+async def finish_many(conn: Conn, queries: Queries, rows: Sequence[FinishRow]) -> list[Finished]:
+    if not rows:
+        return []
+    return await queries.job_finish_many(conn, rows)
+
+
+async def rescue_expired_leases(
+    pool: Conn, queries: Queries, policy_for: PolicyFor, *, limit: int = RESCUE_BATCH
+) -> list[Finished]:
+    """Run once: every running job whose lease expired counts a failed attempt
+    (SPEC §1): retrying, failed_permanent, or cancelled if a cancel was asked."""
+    acquire = getattr(pool, "acquire", None)
+    assert acquire is not None, "rescue needs a pool (it opens its own transaction)"
+    async with acquire() as conn, conn.transaction():
+        expired = await queries.job_expired_leases(conn, limit)
+        rows = [
+            finish_row(
+                job, job.locked_by or "", LeaseExpired(job.locked_by or "?"), policy_for(job.kind)
+            )
+            for job in expired
+        ]
+        return await finish_many(conn, queries, rows)
+
+
+async def prune_finished(
+    pool: Conn, queries: Queries, retention_seconds: float, *, batch: int = PRUNE_BATCH
+) -> int:
+    """Run once: delete finished jobs older than the retention, in small batches so
+    no statement holds many row locks for long."""
+    total = 0
+    while True:
+        deleted = await queries.job_prune(pool, retention_seconds, batch)
+        total += deleted
+        if deleted < batch:
+            return total

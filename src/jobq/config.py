@@ -1,0 +1,191 @@
+"""Settings from the environment (`DATABASE_URL`, `JOBQ_*`), validated once at start.
+
+Each setting has a default constant beside it. `Settings.from_env()` reads the
+environment, applies overrides (command-line flags win), and raises one
+`ConfigError` naming the variable for any bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobq.errors import ConfigError
+
+DEFAULT_SCHEMA = "jobq"
+DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_METADATA_BYTES = 64 * 1024
+DEFAULT_RETRY_BASE_MS = 1_000
+DEFAULT_RETRY_CAP_MS = 3_600_000
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_POLL_INTERVAL_MS = 1_000
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_CANCEL_GRACE_SECONDS = 30.0
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
+DEFAULT_RETENTION_SECONDS = 7 * 86_400
+DEFAULT_HOME = ".jobq"
+DEFAULT_STATEMENT_CACHE = 100
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+VALID_SCOPES = frozenset({"read", "write", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    token: str = field(repr=False)
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    listen_database_url: str | None = None
+    schema: str = DEFAULT_SCHEMA
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    retry_base_ms: int = DEFAULT_RETRY_BASE_MS
+    retry_cap_ms: int = DEFAULT_RETRY_CAP_MS
+    poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
+    retention_seconds: float = DEFAULT_RETENTION_SECONDS
+    home: Path = Path(DEFAULT_HOME)
+    statement_cache: int = DEFAULT_STATEMENT_CACHE
+    api_tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `env` (default os.environ); non-None overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = env_name(f.name)
+            if f.name in overrides and overrides[f.name] is not None:
+                raw: Any = overrides[f.name]
+            elif var in env and env[var] != "":
+                raw = env[var]
+            else:
+                continue
+            values[f.name] = _PARSERS.get(f.name, _parse_str)(var, raw)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not _SCHEMA_RE.match(self.schema):
+            raise ConfigError(f"JOBQ_SCHEMA: {self.schema!r} is not a plain lower-case identifier")
+        if self.retry_cap_ms < self.retry_base_ms:
+            raise ConfigError(
+                f"JOBQ_RETRY_CAP_MS: cap ({self.retry_cap_ms}) must be >= "
+                f"JOBQ_RETRY_BASE_MS ({self.retry_base_ms})"
+            )
+        if self.max_request_bytes < self.max_payload_bytes:
+            raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        new = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        new.validate()
+        return new
+
+
+_ENV_NAMES = {"database_url": "DATABASE_URL", "retention_seconds": "JOBQ_RETENTION"}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a setting (SPEC §9); its flag is the kebab-case form."""
+    return _ENV_NAMES.get(field_name, f"JOBQ_{field_name.upper()}")
+
+
+def _parse_str(var: str, raw: Any) -> str:
+    return str(raw)
+
+
+def _positive_int(var: str, raw: Any, minimum: int = 1) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{var}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{var}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _positive_float(var: str, raw: Any) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{var}: expected a number of seconds, got {raw!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ConfigError(f"{var}: must be a positive number, got {raw!r}")
+    return value
+
+
+def parse_duration(var: str, raw: Any) -> float:
+    """`7d`, `12h`, `30m`, `45s` or a plain number of seconds."""
+    if isinstance(raw, int | float):
+        seconds = float(raw)
+    else:
+        match = _DURATION_RE.match(str(raw))
+        if not match:
+            raise ConfigError(
+                f"{var}: expected seconds or a number with s, m, h or d (e.g. 7d), got {raw!r}"
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"{var}: must be positive, got {raw!r}")
+    return seconds
+
+
+def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:
+    # Never echo the raw value: it holds secrets.
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{var}: not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if not isinstance(items, list):
+        raise ConfigError(f'{var}: expected a JSON list like [{{"token": "...", "scopes": [...]}}]')
+    tokens = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("token"), str):
+            raise ConfigError(f"{var}: item {i} needs a string 'token'")
+        if not item["token"]:
+            raise ConfigError(f"{var}: item {i} has an empty token")
+        scopes = item.get("scopes", [])
+        if not isinstance(scopes, list) or not set(scopes) <= VALID_SCOPES:
+            raise ConfigError(f"{var}: item {i} scopes must be a subset of read, write, admin")
+        tokens.append(ApiToken(token=item["token"], scopes=frozenset(scopes)))
+    return tuple(tokens)
+
+
+def _parse_statement_cache(var: str, raw: Any) -> int:
+    return _positive_int(var, raw, minimum=0)
+
+
+def _parse_path(var: str, raw: Any) -> Path:
+    return Path(str(raw)).expanduser()
+
+
+_PARSERS: dict[str, Any] = {
+    "max_payload_bytes": _positive_int,
+    "max_request_bytes": _positive_int,
+    "retry_base_ms": _positive_int,
+    "retry_cap_ms": _positive_int,
+    "poll_interval_ms": _positive_int,
+    "lease_seconds": _positive_float,
+    "cancel_grace_seconds": _positive_float,
+    "shutdown_grace_seconds": _positive_float,
+    "retention_seconds": parse_duration,
+    "statement_cache": _parse_statement_cache,
+    "home": _parse_path,
+    "api_tokens": parse_api_tokens,
+}

@@ -1,0 +1,106 @@
+"""Connecting to PostgreSQL: the URL (DATABASE_URL or the embedded server) and the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import asyncpg
+
+from jobq.config import Settings
+from jobq.errors import DatabaseUnavailableError, EmbeddedDatabaseError
+
+CONNECT_DEADLINE_SECONDS = 10.0
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+
+# Errors that mean "not reachable (yet)", worth retrying until the deadline:
+# refused or reset sockets, a server still starting or shutting down.
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def resolve_database_url(settings: Settings, *, start_embedded: bool) -> str:
+    """DATABASE_URL when set; else the embedded server, started only if asked."""
+    if settings.database_url:
+        return settings.database_url
+    from jobq import embedded
+
+    home = settings.home.resolve()
+    if start_embedded:
+        return await asyncio.to_thread(embedded.start, home)
+    url = await asyncio.to_thread(embedded.attach, home)
+    if url is None:
+        raise EmbeddedDatabaseError(
+            f"no embedded jobq database is running in {home}; start one with "
+            "`jobq serve`, `jobq worker` or `jobq migrate`, or set DATABASE_URL"
+        )
+    return url
+
+
+def connect_kwargs(settings: Settings) -> dict[str, Any]:
+    return {
+        "statement_cache_size": settings.statement_cache,
+        "server_settings": {"application_name": f"jobq[{os.getpid()}]"},
+    }
+
+
+async def create_pool(
+    url: str,
+    settings: Settings,
+    *,
+    min_size: int = POOL_MIN_SIZE,
+    max_size: int = POOL_MAX_SIZE,
+    deadline_seconds: float = CONNECT_DEADLINE_SECONDS,
+) -> asyncpg.Pool:
+    """A pool whose first connection is retried until a deadline (a server that
+    has just started, or the embedded one's stale socket, refuses for a moment)."""
+    deadline = time.monotonic() + deadline_seconds
+    delay = 0.05
+    while True:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, **connect_kwargs(settings)
+            )
+            assert pool is not None
+            return pool
+        except _TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailableError(
+                    f"cannot reach PostgreSQL at {redact(url)}: {exc}. "
+                    "Is the server running and DATABASE_URL right?"
+                ) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        except (
+            asyncpg.InvalidAuthorizationSpecificationError,
+            asyncpg.InvalidCatalogNameError,
+            asyncpg.InvalidPasswordError,
+        ) as exc:
+            raise DatabaseUnavailableError(f"PostgreSQL at {redact(url)} refused: {exc}") from exc
+
+
+async def connect(url: str, settings: Settings) -> asyncpg.Connection:
+    """One session connection (LISTEN needs one of its own)."""
+    try:
+        return await asyncpg.connect(url, **connect_kwargs(settings))
+    except _TRANSIENT as exc:
+        raise DatabaseUnavailableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,107 @@
+"""jobq's exceptions. Every error a caller can act on is one of these.
+
+JobqError
+├── ConfigError                 a bad setting (names the variable)
+├── DatabaseUnavailableError    the database cannot be reached
+├── SchemaError                 the schema is older than this process needs
+├── EmbeddedDatabaseError       the embedded PostgreSQL cannot start / is not running
+├── InvalidRequestError         a request breaks a rule of SPEC §1/§2 (field errors listed)
+│   ├── UnknownKindError        the kind is not registered (lists known kinds)
+│   ├── PayloadTooLargeError    payload over JOBQ_MAX_PAYLOAD_BYTES
+│   └── IdempotencyConflictError  a key reused with a different request
+├── IsolationConflictError      an idempotency key raced under REPEATABLE READ/SERIALIZABLE
+├── JobNotFoundError            no job has that id
+└── InvalidStateError           the job's state forbids the operation (409)
+JobCancelled                    raised by a handler to end its job `cancelled`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class JobqError(Exception):
+    """Base of every jobq error."""
+
+
+class ConfigError(JobqError):
+    pass
+
+
+class DatabaseUnavailableError(JobqError):
+    pass
+
+
+class SchemaError(JobqError):
+    pass
+
+
+class EmbeddedDatabaseError(JobqError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One bad field: a path such as ("jobs", 3, "kind") and a message."""
+
+    loc: tuple[str | int, ...]
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "field": ".".join(map(str, self.loc)), "msg": self.message}
+
+
+class InvalidRequestError(JobqError):
+    def __init__(self, message: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+
+
+class UnknownKindError(InvalidRequestError):
+    def __init__(self, kind: str, known: Sequence[str], loc: tuple[str | int, ...] = ("kind",)):
+        known_list = ", ".join(sorted(known)) or "(none)"
+        message = f"unknown kind {kind!r}; known kinds: {known_list}"
+        super().__init__(message, [FieldError(loc, message)])
+        self.kind = kind
+        self.known = sorted(known)
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    def __init__(self, size: int, limit: int, loc: tuple[str | int, ...] = ("payload",)):
+        message = f"payload is {size} bytes serialised; the limit is {limit}"
+        super().__init__(message, [FieldError(loc, message)])
+        self.size = size
+        self.limit = limit
+
+
+class IdempotencyConflictError(InvalidRequestError):
+    def __init__(self, key: str, index: int | None = None) -> None:
+        loc: tuple[str | int, ...] = (
+            ("idempotency_key",) if index is None else ("jobs", index, "idempotency_key")
+        )
+        message = f"idempotency key {key!r} was already used with a different request"
+        super().__init__(message, [FieldError(loc, message)])
+        self.key = key
+        self.index = index
+
+
+class IsolationConflictError(JobqError):
+    """Enqueue with an idempotency key in a caller's transaction under stricter
+    isolation than READ COMMITTED met a concurrent job with the same key."""
+
+
+class JobNotFoundError(JobqError):
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class InvalidStateError(JobqError):
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobCancelled(Exception):
+    """Raised by a handler to end its job `cancelled`."""

@@ -1,0 +1,178 @@
+"""A job request (SPEC §2's body, §6's enqueue arguments): validation and fingerprint.
+
+`JobRequest` is the one model the HTTP API, the library and the CLI validate
+with. `request_hash()` is the idempotency fingerprint of SPEC §3: the fields as
+the client sent them (an omitted field equals only an omitted field), JSON
+compared by value, timestamps compared as instants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from jobq.errors import FieldError, InvalidRequestError
+
+QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
+DEFAULT_QUEUE = "default"
+MIN_YEAR, MAX_YEAR = 1970, 9999
+
+QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN, strict=True)]
+KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN, strict=True)]
+
+# The fields compared by "the same request" (SPEC §3).
+FINGERPRINT_FIELDS = ("kind", "queue", "payload", "metadata", "priority", "max_attempts", "run_at")
+
+
+class JobRequest(BaseModel):
+    """A job to enqueue. Unknown fields are rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "send_email",
+                    "payload": {"to": "a@example.com", "subject": "Welcome"},
+                    "queue": "default",
+                    "priority": 0,
+                    "idempotency_key": "order-17-welcome",
+                }
+            ]
+        },
+    )
+
+    kind: KindName = Field(description="Which handler runs the job; must be registered.")
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="JSON object handed to the handler."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON object kept with the job; a W3C `traceparent` is carried to the worker.",
+    )
+    queue: QueueName = Field(default=DEFAULT_QUEUE, description="Queue name.")
+    priority: int = Field(
+        default=0, ge=-32768, le=32767, strict=True, description="Higher runs first."
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        strict=True,
+        description="Attempts before failed_permanent; default from the kind's retry policy.",
+    )
+    run_at: datetime | None = Field(
+        default=None, description="Earliest start, RFC 3339 with an offset; default now."
+    )
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=255, strict=True, description="See SPEC §3."
+    )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _run_at_is_a_timestamp(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an RFC 3339 timestamp string with an offset")
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_has_offset_and_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must carry a UTC offset (e.g. 2030-01-01T00:00:00Z)")
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"must be within the years {MIN_YEAR}-{MAX_YEAR} in UTC") from None
+        if not MIN_YEAR <= utc.year <= MAX_YEAR:
+            raise ValueError(f"must be within the years {MIN_YEAR}-{MAX_YEAR} in UTC")
+        return utc
+
+    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = find_unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def find_unstorable(value: Any, path: str = "") -> str | None:
+    """Why PostgreSQL could not store this JSON value (U+0000, NaN), or None."""
+    if isinstance(value, str):
+        return f"contains U+0000 at {path or 'the value'}" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"non-finite number at {path or 'the value'}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"contains U+0000 in a key at {path or 'the top level'}"
+            found = find_unstorable(item, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = find_unstorable(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _canonical(value: Any) -> Any:
+    """JSON by value: 1, 1.0 and 1e0 are the same number."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def request_hash(request: JobRequest) -> bytes:
+    """The idempotency fingerprint: only the fields the client set."""
+    sent: dict[str, Any] = {}
+    for name in FINGERPRINT_FIELDS:
+        if name not in request.model_fields_set:
+            continue
+        value = getattr(request, name)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        sent[name] = _canonical(value)
+    text = json.dumps(sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).digest()
+
+
+def field_errors(exc: Any, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """pydantic's ValidationError as our FieldErrors."""
+    return [FieldError(prefix + tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+
+
+def parse_request(data: Any, prefix: tuple[str | int, ...] = ()) -> JobRequest:
+    """Validate a mapping (library / CLI input) into a JobRequest or raise InvalidRequestError."""
+    from pydantic import ValidationError
+
+    if isinstance(data, JobRequest):
+        return data
+    try:
+        return JobRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc, prefix)
+        summary = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.message}" for e in errors)
+        raise InvalidRequestError(f"invalid job request: {summary}", errors) from None

@@ -1,0 +1,366 @@
+"""The database seam: loads `sql/queries.sql` and exposes one typed function per query.
+
+No other runtime module holds SQL. Each method is named after its query block
+(noun first: `job_claim`, `job_finish_many`) and takes the connection or pool to
+run on, so the same query serves a pool, a worker's connection and a caller's
+own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any, Protocol
+
+from jobq.types import (
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobFilter,
+    JobStatus,
+    QueueInfo,
+    WorkerInfo,
+)
+
+_BLOCK_RE = re.compile(r"^-- name: (\w+)\n((?:--.*\n)*)", re.MULTILINE)
+
+
+class Conn(Protocol):
+    """What asyncpg's Connection and Pool have in common that the queries use."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+
+def load_sql(text: str, schema: str) -> dict[str, str]:
+    """Split a queries file into {name: sql} with `{schema}` filled in."""
+    quoted = '"' + schema.replace('"', '""') + '"'
+    blocks: dict[str, str] = {}
+    matches = list(_BLOCK_RE.finditer(text))
+    for here, nxt in zip(matches, [*matches[1:], None], strict=True):
+        end = nxt.start() if nxt else len(text)
+        body = text[here.end() : end].strip()
+        blocks[here.group(1)] = body.replace("{schema}", quoted)
+    return blocks
+
+
+def read_package_sql(name: str) -> str:
+    return (resources.files("jobq") / "sql" / name).read_text(encoding="utf-8")
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def job_from_record(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        kind=row["kind"],
+        payload=_json(row["payload"]),
+        metadata=_json(row["metadata"]),
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        idempotency_key=row["idempotency_key"],
+        cancel_requested=row["cancel_requested"],
+        last_error=row["last_error"],
+        locked_by=row["locked_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        retry_delay_ms=row["retry_delay_ms"],
+        lease_expires_at=row["lease_expires_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InsertRow:
+    """One job ready for `job_insert_many` (validated and normalised)."""
+
+    id: uuid.UUID
+    queue: str
+    kind: str
+    payload_json: str
+    metadata_json: str
+    priority: int
+    max_attempts: int
+    run_at: datetime | None
+    idempotency_key: str | None
+    request_hash: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRow:
+    """One outcome for `job_finish_many`, fenced by (id, attempt, worker_id)."""
+
+    id: uuid.UUID
+    attempt: int
+    worker_id: str
+    status: JobStatus
+    attempt_outcome: AttemptOutcome
+    error: str | None
+    retry_delay_ms: int | None
+    attempts_delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A row `job_finish_many` wrote: its final state after the cancel rule."""
+
+    id: uuid.UUID
+    queue: str
+    kind: str
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    job: Job
+    claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAnswer:
+    id: uuid.UUID
+    attempts: int
+    cancel_requested: bool
+
+
+class Queries:
+    """One method per named query, with the schema's channel names."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.sql = load_sql(read_package_sql("queries.sql"), schema)
+        # NOTIFY channels are database-wide, so they carry the schema name.
+        self.enqueue_channel = f"{schema}.jobs"
+        self.control_channel = f"{schema}.control"
+
+    # --- migrations -------------------------------------------------------
+    async def migration_lock(self, conn: Conn) -> None:
+        await conn.execute(self.sql["migration_lock"], self.schema)
+
+    async def migration_bootstrap(self, conn: Conn) -> None:
+        await conn.execute(self.sql["migration_bootstrap"])
+
+    async def migration_versions(self, conn: Conn) -> list[int]:
+        return list(await conn.fetchval(self.sql["migration_versions"]))
+
+    async def migration_record(self, conn: Conn, version: int, name: str) -> None:
+        await conn.execute(self.sql["migration_record"], version, name)
+
+    async def schema_exists(self, conn: Conn) -> bool:
+        return bool(await conn.fetchval(self.sql["schema_exists"], self.schema))
+
+    # --- jobs -------------------------------------------------------------
+    async def job_insert_many(self, conn: Conn, rows: Sequence[InsertRow]) -> list[Job]:
+        records = await conn.fetch(
+            self.sql["job_insert_many"],
+            [r.id for r in rows],
+            [r.queue for r in rows],
+            [r.kind for r in rows],
+            [r.payload_json for r in rows],
+            [r.metadata_json for r in rows],
+            [r.priority for r in rows],
+            [r.max_attempts for r in rows],
+            [r.run_at for r in rows],
+            [r.idempotency_key for r in rows],
+            [r.request_hash for r in rows],
+            self.enqueue_channel,
+        )
+        return [job_from_record(r) for r in records]
+
+    async def job_get_by_idempotency_keys(
+        self, conn: Conn, keys: Sequence[str]
+    ) -> list[tuple[Job, bytes | None]]:
+        records = await conn.fetch(self.sql["job_get_by_idempotency_keys"], list(keys))
+        return [(job_from_record(r), r["request_hash"]) for r in records]
+
+    async def job_get(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
+        record = await conn.fetchrow(self.sql["job_get"], job_id)
+        return job_from_record(record) if record else None
+
+    async def job_list(
+        self, conn: Conn, flt: JobFilter, before: uuid.UUID | None, limit: int
+    ) -> list[Job]:
+        records = await conn.fetch(
+            self.sql["job_list"],
+            before,
+            [s.value for s in flt.statuses] if flt.statuses else None,
+            flt.queue,
+            flt.kind,
+            limit,
+        )
+        return [job_from_record(r) for r in records]
+
+    async def job_claim(
+        self,
+        conn: Conn,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[Claimed]:
+        records = await conn.fetch(
+            self.sql["job_claim"],
+            worker_id,
+            list(queues) if queues else None,
+            limit,
+            lease_seconds,
+        )
+        claimed = [Claimed(job_from_record(r), r["claimed_at"]) for r in records]
+        # UPDATE ... RETURNING does not keep the subquery's order.
+        claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
+        return claimed
+
+    async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
+        records = await conn.fetch(
+            self.sql["job_finish_many"],
+            [r.id for r in rows],
+            [r.attempt for r in rows],
+            [r.worker_id for r in rows],
+            [r.status.value for r in rows],
+            [r.attempt_outcome.value for r in rows],
+            [r.error for r in rows],
+            [r.retry_delay_ms for r in rows],
+            [r.attempts_delta for r in rows],
+            self.enqueue_channel,
+        )
+        return [Finished(r["id"], r["queue"], r["kind"], JobStatus(r["status"])) for r in records]
+
+    async def job_heartbeat(
+        self, conn: Conn, job_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float
+    ) -> list[HeartbeatAnswer]:
+        records = await conn.fetch(
+            self.sql["job_heartbeat"], list(job_ids), worker_id, lease_seconds
+        )
+        return [HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"]) for r in records]
+
+    async def job_expired_leases(self, conn: Conn, limit: int) -> list[Job]:
+        records = await conn.fetch(self.sql["job_expired_leases"], limit)
+        return [job_from_record(r) for r in records]
+
+    async def job_cancel(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
+        record = await conn.fetchrow(self.sql["job_cancel"], job_id, self.control_channel)
+        return job_from_record(record) if record else None
+
+    async def job_cancel_many(self, conn: Conn, flt: JobFilter) -> int:
+        return int(
+            await conn.fetchval(
+                self.sql["job_cancel_many"], *_filter_args(flt), self.control_channel
+            )
+        )
+
+    async def job_retry(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
+        record = await conn.fetchrow(self.sql["job_retry"], job_id, self.enqueue_channel)
+        return job_from_record(record) if record else None
+
+    async def job_retry_many(self, conn: Conn, flt: JobFilter) -> int:
+        return int(
+            await conn.fetchval(
+                self.sql["job_retry_many"], *_filter_args(flt), self.enqueue_channel
+            )
+        )
+
+    async def job_delete(self, conn: Conn, job_id: uuid.UUID) -> bool:
+        return bool(await conn.fetchval(self.sql["job_delete"], job_id))
+
+    async def job_prune(self, conn: Conn, older_than_seconds: float, limit: int) -> int:
+        return int(await conn.fetchval(self.sql["job_prune"], older_than_seconds, limit))
+
+    async def attempt_list(self, conn: Conn, job_id: uuid.UUID) -> list[Attempt]:
+        records = await conn.fetch(self.sql["attempt_list"], job_id)
+        return [
+            Attempt(
+                job_id=r["job_id"],
+                seq=r["seq"],
+                worker_id=r["worker_id"],
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+                outcome=AttemptOutcome(r["outcome"]),
+                error=r["error"],
+            )
+            for r in records
+        ]
+
+    # --- queues and workers -------------------------------------------------
+    async def queue_list(self, conn: Conn) -> list[QueueInfo]:
+        records = await conn.fetch(self.sql["queue_list"])
+        return [
+            QueueInfo(
+                name=r["name"],
+                paused=r["paused"],
+                counts=json.loads(r["counts"]),
+                oldest_runnable_age_seconds=(
+                    max(0.0, r["oldest_runnable_age_seconds"])
+                    if r["oldest_runnable_age_seconds"] is not None
+                    else None
+                ),
+            )
+            for r in records
+        ]
+
+    async def queue_set_paused(self, conn: Conn, name: str, paused: bool) -> None:
+        await conn.fetchrow(self.sql["queue_set_paused"], name, paused, self.enqueue_channel)
+
+    async def worker_register(self, conn: Conn, info: WorkerInfo) -> None:
+        await conn.execute(
+            self.sql["worker_register"],
+            info.id,
+            info.host,
+            info.pid,
+            info.queues,
+            info.concurrency,
+            info.version,
+        )
+
+    async def worker_heartbeat(self, conn: Conn, worker_id: str, in_flight: int) -> bool:
+        return await conn.fetchval(self.sql["worker_heartbeat"], worker_id, in_flight) is not None
+
+    async def worker_delete(self, conn: Conn, worker_id: str) -> None:
+        await conn.execute(self.sql["worker_delete"], worker_id)
+
+    async def worker_list(self, conn: Conn, seen_within_seconds: float) -> list[WorkerInfo]:
+        records = await conn.fetch(self.sql["worker_list"], seen_within_seconds)
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                queues=list(r["queues"]) if r["queues"] is not None else None,
+                concurrency=r["concurrency"],
+                in_flight=r["in_flight"],
+                version=r["version"],
+                started_at=r["started_at"],
+                last_heartbeat_at=r["last_heartbeat_at"],
+            )
+            for r in records
+        ]
+
+    async def worker_prune(self, conn: Conn, silent_for_seconds: float) -> None:
+        await conn.execute(self.sql["worker_prune"], silent_for_seconds)
+
+    async def leader_acquire(
+        self, conn: Conn, name: str, holder: str, lease_seconds: float
+    ) -> bool:
+        got = await conn.fetchval(self.sql["leader_acquire"], name, holder, lease_seconds)
+        return bool(got == holder)
+
+    async def leader_release(self, conn: Conn, name: str, holder: str) -> None:
+        await conn.execute(self.sql["leader_release"], name, holder)
+
+
+def _filter_args(flt: JobFilter) -> tuple[Any, ...]:
+    statuses = [s.value for s in flt.statuses] if flt.statuses else None
+    return statuses, flt.queue, flt.kind

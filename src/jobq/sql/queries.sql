@@ -1,0 +1,349 @@
+-- jobq's runtime SQL. Each block starts with `-- name: <name>` and a one-line
+-- description; jobq.db.queries loads them and exposes one function per name.
+-- {schema} is replaced by the quoted schema name at load time.
+-- JSON goes in and out as text, so a caller's own connection needs no codecs.
+
+-- name: migration_lock
+-- Serialise migrations across processes until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtext('jobq.migrate.' || $1::text));
+
+-- name: migration_bootstrap
+-- Create the schema and the table that records applied migrations.
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migration_versions
+-- The versions applied so far; an empty list when the schema does not exist.
+SELECT coalesce(array_agg(version ORDER BY version), '{}'::int[]) AS versions
+FROM {schema}.schema_migrations;
+
+-- name: migration_record
+-- Record one applied migration.
+INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2);
+
+-- name: schema_exists
+-- Whether jobq's migration table exists in schema $1.
+SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS exists;
+
+-- name: job_insert_many
+-- Insert a batch of jobs; a row whose idempotency key already exists is skipped.
+-- One NOTIFY per queue with a job runnable now, whatever the batch size.
+WITH input AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
+                $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[])
+         AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
+              idempotency_key, request_hash)
+),
+inserted AS (
+    INSERT INTO {schema}.jobs AS j
+        (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
+         idempotency_key, request_hash)
+    SELECT id, queue, kind, payload::jsonb, metadata::jsonb, 'queued', priority, max_attempts,
+           coalesce(run_at, now()), idempotency_key, request_hash
+    FROM input
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING j.*
+),
+notified AS (
+    SELECT pg_notify($11::text, queue)
+    FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) AS q
+)
+SELECT inserted.*, (SELECT count(*) FROM notified) AS notifications FROM inserted;
+
+-- name: job_get_by_idempotency_keys
+-- The jobs that hold these idempotency keys.
+SELECT * FROM {schema}.jobs WHERE idempotency_key = ANY($1::text[]);
+
+-- name: job_get
+-- One job by id.
+SELECT * FROM {schema}.jobs WHERE id = $1;
+
+-- name: job_list
+-- A page of jobs, newest first, after a keyset cursor, with optional filters.
+SELECT * FROM {schema}.jobs
+WHERE ($1::uuid IS NULL OR id < $1)
+  AND ($2::text[] IS NULL OR status = ANY($2))
+  AND ($3::text IS NULL OR queue = $3)
+  AND ($4::text IS NULL OR kind = $4)
+ORDER BY id DESC
+LIMIT $5;
+
+-- name: job_claim
+-- Claim up to $3 runnable jobs for worker $1: highest priority, oldest run_at,
+-- lowest id first; skips rows other claimers hold and queues that are paused.
+WITH next AS (
+    SELECT j.id
+    FROM {schema}.jobs AS j
+    WHERE j.status IN ('queued', 'retrying')
+      AND j.run_at <= now()
+      AND ($2::text[] IS NULL OR j.queue = ANY($2))
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS q WHERE q.name = j.queue AND q.paused)
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs AS j
+SET status = 'running',
+    attempts = j.attempts + 1,
+    attempt_seq = j.attempt_seq + 1,
+    locked_by = $1,
+    lease_expires_at = now() + make_interval(secs => $4::float8),
+    started_at = now(),
+    updated_at = now()
+FROM next
+WHERE j.id = next.id
+RETURNING j.*, now() AS claimed_at;
+
+-- name: job_finish_many
+-- Persist the outcomes of many attempts in one statement. Fenced: a row is
+-- written only while it is still `running` under the same worker and attempt,
+-- so a worker whose lease was lost cannot overwrite a newer attempt. A failure
+-- or a release after a cancel request ends `cancelled` (SPEC §1), decided here
+-- as well as in jobq.states because the request can land after the worker
+-- last looked.
+WITH input AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::bigint[], $8::integer[])
+         AS i(id, attempt, worker_id, status, attempt_outcome, error, retry_delay_ms,
+              attempts_delta)
+),
+updated AS (
+    -- The cancel rule reads j, the row as locked, not a snapshot: a cancel that
+    -- commits while this statement waits for the row lock is still seen.
+    UPDATE {schema}.jobs AS j
+    SET status = CASE WHEN j.cancel_requested AND i.status <> 'succeeded' THEN 'cancelled'
+                      ELSE i.status END,
+        attempts = j.attempts + i.attempts_delta,
+        last_error = coalesce(i.error, j.last_error),
+        -- The retry delay counts from the database's clock, not the worker's.
+        run_at = CASE WHEN i.status = 'retrying'
+                      THEN now() + make_interval(secs => i.retry_delay_ms / 1000.0)
+                      ELSE j.run_at END,
+        retry_delay_ms = coalesce(i.retry_delay_ms, j.retry_delay_ms),
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        finished_at = CASE WHEN i.status IN ('succeeded', 'failed_permanent', 'cancelled')
+                                OR (j.cancel_requested AND i.status <> 'succeeded')
+                           THEN now() END,
+        updated_at = now()
+    FROM input AS i
+    WHERE j.id = i.id
+      AND j.status = 'running'
+      AND j.locked_by = i.worker_id
+      AND j.attempts = i.attempt
+    RETURNING j.id, j.queue, j.kind, j.status, j.attempt_seq, j.started_at,
+              i.worker_id, i.attempt_outcome, i.error
+),
+history AS (
+    INSERT INTO {schema}.job_attempts (job_id, seq, worker_id, started_at, finished_at, outcome, error)
+    SELECT id, attempt_seq, worker_id, coalesce(started_at, now()), now(), attempt_outcome, error
+    FROM updated
+),
+notified AS (
+    SELECT pg_notify($9::text, queue)
+    FROM (SELECT DISTINCT queue FROM updated WHERE status = 'queued') AS q
+)
+SELECT u.id, u.queue, u.kind, u.status, (SELECT count(*) FROM notified) AS notifications
+FROM updated AS u;
+
+-- name: job_heartbeat
+-- Renew the leases of the jobs a worker holds; answers each job still held
+-- with its cancel flag (a job missing from the answer was lost).
+UPDATE {schema}.jobs
+SET lease_expires_at = now() + make_interval(secs => $3::float8)
+WHERE id = ANY($1::uuid[]) AND status = 'running' AND locked_by = $2
+RETURNING id, attempts, cancel_requested;
+
+-- name: job_expired_leases
+-- Running jobs whose lease ran out, locked for the rescuer's transaction.
+SELECT * FROM {schema}.jobs
+WHERE status = 'running' AND lease_expires_at < now()
+ORDER BY lease_expires_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: job_cancel
+-- Cancel one job: queued/retrying become cancelled; running gets
+-- cancel_requested and its worker is told through the control channel.
+WITH updated AS (
+    UPDATE {schema}.jobs AS j
+    SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
+        cancel_requested = j.cancel_requested OR j.status = 'running',
+        finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
+        updated_at = now()
+    WHERE j.id = $1 AND j.status IN ('queued', 'retrying', 'running')
+    RETURNING j.*
+),
+notified AS (
+    SELECT pg_notify($2::text, locked_by) FROM updated WHERE status = 'running'
+)
+SELECT updated.*, (SELECT count(*) FROM notified) AS notifications FROM updated;
+
+-- name: job_cancel_many
+-- Cancel every job matching a filter in one statement; one NOTIFY per worker.
+WITH updated AS (
+    UPDATE {schema}.jobs AS j
+    SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
+        cancel_requested = j.cancel_requested OR j.status = 'running',
+        finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
+        updated_at = now()
+    WHERE j.status IN ('queued', 'retrying', 'running')
+      AND ($1::text[] IS NULL OR j.status = ANY($1))
+      AND ($2::text IS NULL OR j.queue = $2)
+      AND ($3::text IS NULL OR j.kind = $3)
+      AND NOT (j.status = 'running' AND j.cancel_requested)
+    RETURNING j.status, j.locked_by
+),
+notified AS (
+    SELECT pg_notify($4::text, w.locked_by)
+    FROM (SELECT DISTINCT locked_by FROM updated WHERE status = 'running') AS w
+)
+SELECT count(*) AS count, (SELECT count(*) FROM notified) AS notifications FROM updated;
+
+-- name: job_retry
+-- Put a failed_permanent or cancelled job back in its queue (SPEC §1).
+WITH updated AS (
+    UPDATE {schema}.jobs
+    SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
+        started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
+        retry_delay_ms = NULL, updated_at = now()
+    WHERE id = $1 AND status IN ('failed_permanent', 'cancelled')
+    RETURNING *
+),
+notified AS (SELECT pg_notify($2::text, queue) FROM updated)
+SELECT updated.*, (SELECT count(*) FROM notified) AS notifications FROM updated;
+
+-- name: job_retry_many
+-- Retry every failed_permanent or cancelled job matching a filter.
+WITH updated AS (
+    UPDATE {schema}.jobs AS j
+    SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
+        started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
+        retry_delay_ms = NULL, updated_at = now()
+    WHERE j.status IN ('failed_permanent', 'cancelled')
+      AND ($1::text[] IS NULL OR j.status = ANY($1))
+      AND ($2::text IS NULL OR j.queue = $2)
+      AND ($3::text IS NULL OR j.kind = $3)
+    RETURNING j.queue
+),
+notified AS (
+    SELECT pg_notify($4::text, q.queue) FROM (SELECT DISTINCT queue FROM updated) AS q
+)
+SELECT count(*) AS count, (SELECT count(*) FROM notified) AS notifications FROM updated;
+
+-- name: job_delete
+-- Delete a job in a terminal state together with its attempt history.
+WITH deleted AS (
+    DELETE FROM {schema}.jobs
+    WHERE id = $1 AND status IN ('succeeded', 'failed_permanent', 'cancelled')
+    RETURNING id
+),
+history AS (
+    DELETE FROM {schema}.job_attempts AS a USING deleted AS d WHERE a.job_id = d.id
+)
+SELECT count(*) AS count FROM deleted;
+
+-- name: job_prune
+-- Delete up to $2 jobs finished more than $1 seconds ago, with their history.
+WITH doomed AS (
+    SELECT id FROM {schema}.jobs
+    WHERE finished_at < now() - make_interval(secs => $1::float8)
+      AND status IN ('succeeded', 'failed_permanent', 'cancelled')
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    DELETE FROM {schema}.jobs AS j USING doomed AS d WHERE j.id = d.id RETURNING j.id
+),
+history AS (
+    DELETE FROM {schema}.job_attempts AS a USING deleted AS d WHERE a.job_id = d.id
+)
+SELECT count(*) AS count FROM deleted;
+
+-- name: attempt_list
+-- The finished attempts of one job, oldest first.
+SELECT * FROM {schema}.job_attempts WHERE job_id = $1 ORDER BY seq;
+
+-- name: queue_list
+-- Every queue that has a job or a pause record, with counts per state and the
+-- age of its oldest job that could be claimed now.
+WITH counts AS (
+    SELECT queue, status, count(*) AS n FROM {schema}.jobs GROUP BY queue, status
+),
+oldest AS (
+    SELECT queue, min(run_at) AS run_at FROM {schema}.jobs
+    WHERE status IN ('queued', 'retrying') AND run_at <= now()
+    GROUP BY queue
+),
+names AS (
+    SELECT queue AS name FROM counts UNION SELECT name FROM {schema}.queues
+)
+SELECT n.name,
+       coalesce(q.paused, false) AS paused,
+       coalesce((SELECT jsonb_object_agg(c.status, c.n) FROM counts AS c WHERE c.queue = n.name),
+                '{}'::jsonb)::text AS counts,
+       extract(epoch FROM now() - o.run_at)::float8 AS oldest_runnable_age_seconds
+FROM names AS n
+LEFT JOIN {schema}.queues AS q ON q.name = n.name
+LEFT JOIN oldest AS o ON o.queue = n.name
+ORDER BY n.name;
+
+-- name: queue_set_paused
+-- Pause or resume a queue (a queue with no jobs may be paused); resuming
+-- wakes the workers.
+WITH upserted AS (
+    INSERT INTO {schema}.queues (name, paused) VALUES ($1, $2)
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+    RETURNING name, paused
+),
+notified AS (SELECT pg_notify($3::text, name) FROM upserted WHERE NOT paused)
+SELECT name, paused, (SELECT count(*) FROM notified) AS notifications FROM upserted;
+
+-- name: worker_register
+-- Register (or re-register) a worker process.
+INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, version)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE
+SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, version = excluded.version,
+    last_heartbeat_at = now();
+
+-- name: worker_heartbeat
+-- Mark a worker alive and record its in-flight count; false if its row is gone.
+UPDATE {schema}.workers SET last_heartbeat_at = now(), in_flight = $2 WHERE id = $1
+RETURNING id;
+
+-- name: worker_delete
+-- Remove a worker's row on a clean stop.
+DELETE FROM {schema}.workers WHERE id = $1;
+
+-- name: worker_list
+-- Workers that heartbeat within the last $1 seconds.
+SELECT * FROM {schema}.workers
+WHERE last_heartbeat_at > now() - make_interval(secs => $1::float8)
+ORDER BY started_at, id;
+
+-- name: worker_prune
+-- Remove rows of workers silent for more than $1 seconds.
+DELETE FROM {schema}.workers
+WHERE last_heartbeat_at < now() - make_interval(secs => $1::float8);
+
+-- name: leader_acquire
+-- Take or renew the lease row `$1` for holder `$2`; answers the holder after.
+INSERT INTO {schema}.leaders AS l (name, holder, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3::float8))
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE l.holder = excluded.holder OR l.expires_at < now()
+RETURNING holder;
+
+-- name: leader_release
+-- Give up the lease row `$1` if `$2` holds it.
+DELETE FROM {schema}.leaders WHERE name = $1 AND holder = $2;

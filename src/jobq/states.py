@@ -1,0 +1,100 @@
+"""The state machine of SPEC §1 as a pure function: outcome in, transition out.
+
+`decide()` is called for every finished attempt (by the completer) and every
+lost lease (by the rescuer), with the clock and the random source passed in,
+so the rules are tested without a database.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from jobq.retry import RetryPolicy, Uniform
+from jobq.types import (
+    AttemptOutcome,
+    CancelledOutcome,
+    Failed,
+    Interrupted,
+    JobStatus,
+    Outcome,
+    Succeeded,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSnapshot:
+    """What the rules need to know of a running job."""
+
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    retry_delay_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseExpired:
+    """The worker holding the job stopped heartbeating (only the rescuer sees this)."""
+
+    worker_id: str
+
+    @property
+    def message(self) -> str:
+        return f"lease expired: worker {self.worker_id} stopped renewing its lease"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    status: JobStatus
+    attempt_outcome: AttemptOutcome
+    # The metric outcome of SPEC §8, or None when the job did not finish an attempt
+    # in the metric's sense (released at shutdown).
+    finished_as: str | None
+    error: str | None = None
+    run_at: datetime | None = None
+    retry_delay_ms: int | None = None
+    # Interrupted attempts are not counted (SPEC §1): the claim's +1 is undone.
+    attempts_delta: int = 0
+
+
+def decide(
+    job: JobSnapshot,
+    outcome: Outcome | LeaseExpired,
+    now: datetime,
+    policy: RetryPolicy,
+    uniform: Uniform = random.uniform,
+) -> Transition:
+    if isinstance(outcome, Succeeded):
+        # A handler that returned after a cancel request won the race (SPEC §1).
+        return Transition(JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, "succeeded")
+    if isinstance(outcome, CancelledOutcome):
+        return Transition(JobStatus.CANCELLED, AttemptOutcome.CANCELLED, "cancelled")
+    if isinstance(outcome, Interrupted):
+        status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.QUEUED
+        return Transition(
+            status,
+            AttemptOutcome.INTERRUPTED,
+            "cancelled" if job.cancel_requested else None,
+            error=outcome.message,
+            attempts_delta=-1,
+        )
+    attempt_outcome = (
+        AttemptOutcome.LEASE_EXPIRED if isinstance(outcome, LeaseExpired) else AttemptOutcome.FAILED
+    )
+    assert isinstance(outcome, Failed | LeaseExpired)
+    if job.cancel_requested:
+        return Transition(JobStatus.CANCELLED, attempt_outcome, "cancelled", error=outcome.message)
+    if job.attempts >= job.max_attempts:
+        return Transition(
+            JobStatus.FAILED_PERMANENT, attempt_outcome, "failed_permanent", error=outcome.message
+        )
+    run_at, delay = policy.next_retry_at(now, job.retry_delay_ms, uniform)
+    return Transition(
+        JobStatus.RETRYING,
+        attempt_outcome,
+        "retried",
+        error=outcome.message,
+        run_at=run_at,
+        retry_delay_ms=delay,
+    )

@@ -1,0 +1,137 @@
+"""Handlers and how they run: the `Executor` protocol, `JobContext`, task specs.
+
+A handler is `handler(ctx, payload)`, async or sync. It returns normally
+(succeeded), raises (failed, then the retry policy), or returns
+`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionExecutor`
+maps every one of those to a closed `Outcome` and never touches the database.
+Sync handlers run in a thread; a thread cannot be interrupted, so a sync
+handler that ignores a cancel keeps running after its job is marked cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import asyncpg
+
+from jobq.errors import JobCancelled
+from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
+
+log = logging.getLogger("jobq.tasks")
+
+
+@dataclass
+class JobContext:
+    """What a handler gets besides its payload."""
+
+    job: Job
+    worker_id: str
+    pool: asyncpg.Pool | None
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    shutdown_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once a cancel of this job reached the worker (safe to read from a thread)."""
+        return self.cancel_event.is_set()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once the worker process is shutting down."""
+        return self.shutdown_event.is_set()
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempts
+
+    @property
+    def traceparent(self) -> str | None:
+        value = self.job.metadata.get("traceparent")
+        return value if isinstance(value, str) else None
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_requested:
+            raise JobCancelled(f"job {self.job.id} was cancelled")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but raise JobCancelled as soon as a cancel arrives."""
+        try:
+            await asyncio.wait_for(self.cancel_event.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise JobCancelled(f"job {self.job.id} was cancelled")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """The lower-level handler protocol of the seed: one claimed job in, one outcome out."""
+
+    async def execute(self, ctx: JobContext, job: Job) -> Outcome: ...
+
+
+Handler = Callable[[JobContext, dict[str, Any]], Any]
+
+
+class FunctionExecutor:
+    """Runs a `handler(ctx, payload)` function and maps what it does to an Outcome."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.is_async = inspect.iscoroutinefunction(handler)
+
+    async def execute(self, ctx: JobContext, job: Job) -> Outcome:
+        try:
+            if self.is_async:
+                result = await self.handler(ctx, job.payload)
+            else:
+                result = await asyncio.to_thread(self.handler, ctx, job.payload)
+                if inspect.isawaitable(result):
+                    result = await result
+        except JobCancelled:
+            return CancelledOutcome()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a handler's failure is data, not a crash
+            return Failed(describe_error(exc))
+        return outcome_of(result)
+
+
+def outcome_of(result: Any) -> Outcome:
+    if isinstance(result, Succeeded | Failed | CancelledOutcome):
+        return result
+    return Succeeded()
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered kind: how to run it and its retry policy."""
+
+    kind: str
+    executor: Executor
+    max_attempts: int
+    # Per-kind overrides of JOBQ_RETRY_BASE_MS / JOBQ_RETRY_CAP_MS (None: the setting).
+    retry_base_ms: int | None = None
+    retry_cap_ms: int | None = None
+    timeout: float | None = None
+    is_sync: bool = False
+
+
+async def run_with_timeout(spec: TaskSpec, ctx: JobContext, job: Job) -> Outcome:
+    """Run one attempt; a per-kind timeout ends it as failed."""
+    call: Awaitable[Outcome] = spec.executor.execute(ctx, job)
+    if spec.timeout is None:
+        return await call
+    try:
+        return await asyncio.wait_for(call, timeout=spec.timeout)
+    except TimeoutError:
+        return Failed(f"timed out after {spec.timeout:g}s")

@@ -1,0 +1,238 @@
+"""Leaf module of jobq's value types: job states, rows, attempts and outcomes.
+
+It imports nothing else from the package, so every other module can depend on
+it (types <- config/retry <- db <- client <- worker / api / cli).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    """The states of SPEC §1."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED_PERMANENT = "failed_permanent"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED_PERMANENT, JobStatus.CANCELLED}
+)
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one attempt ended, as recorded in the attempt history."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LEASE_EXPIRED = "lease_expired"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the jobs table, as clients see it."""
+
+    id: uuid.UUID
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    idempotency_key: str | None
+    cancel_requested: bool
+    last_error: str | None
+    locked_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    # Bookkeeping outside the SPEC §1 shape (not in to_dict()).
+    retry_delay_ms: int | None = None
+    lease_expires_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of SPEC §1 (ids as strings, timestamps in UTC with Z)."""
+        return {
+            "id": str(self.id),
+            "queue": self.queue,
+            "kind": self.kind,
+            "payload": self.payload,
+            "metadata": self.metadata,
+            "status": self.status.value,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "run_at": format_timestamp(self.run_at),
+            "idempotency_key": self.idempotency_key,
+            "cancel_requested": self.cancel_requested,
+            "last_error": self.last_error,
+            "locked_by": self.locked_by,
+            "created_at": format_timestamp(self.created_at),
+            "updated_at": format_timestamp(self.updated_at),
+            "started_at": format_timestamp(self.started_at),
+            "finished_at": format_timestamp(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One recorded attempt of a job (SPEC §1)."""
+
+    job_id: uuid.UUID
+    seq: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: AttemptOutcome | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": str(self.job_id),
+            "seq": self.seq,
+            "worker_id": self.worker_id,
+            "started_at": format_timestamp(self.started_at),
+            "finished_at": format_timestamp(self.finished_at),
+            "outcome": self.outcome.value if self.outcome else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    counts: dict[str, int]
+    oldest_runnable_age_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paused": self.paused,
+            "counts": self.counts,
+            "oldest_runnable_age_seconds": self.oldest_runnable_age_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    queues: list[str] | None
+    concurrency: int
+    in_flight: int
+    version: str
+    started_at: datetime
+    last_heartbeat_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "in_flight": self.in_flight,
+            "version": self.version,
+            "started_at": format_timestamp(self.started_at),
+            "last_heartbeat_at": format_timestamp(self.last_heartbeat_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a list or bulk operation applies to; None means any."""
+
+    statuses: tuple[JobStatus, ...] | None = None
+    queue: str | None = None
+    kind: str | None = None
+
+
+# --- outcomes ---------------------------------------------------------------
+# Every attempt ends as exactly one of these before anything is written.
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    """The handler returned normally."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The handler failed; `message` lands in `last_error`."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledOutcome:
+    """The handler observed a cancel request and stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The worker stopped before the handler finished (graceful shutdown)."""
+
+    message: str = "interrupted by worker shutdown"
+
+
+Outcome = Succeeded | Failed | CancelledOutcome | Interrupted
+
+# The value a handler returns to say "I saw the cancel and stopped".
+Cancelled = CancelledOutcome()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker holds for a running job: the fence for its outcome."""
+
+    job_id: uuid.UUID
+    attempt: int
+    worker_id: str
+
+
+@dataclass(slots=True)
+class Completion:
+    """An outcome to persist for a claimed job (the completer's unit of work)."""
+
+    claim: Claim
+    outcome: Outcome
+    queue: str = ""
+    kind: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def format_timestamp(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a trailing Z, as SPEC §1 requires."""
+    if value is None:
+        return None
+    from datetime import UTC
+
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")

@@ -1,0 +1,67 @@
+"""Test fixtures: a real PostgreSQL, a fresh schema per test.
+
+The server is DATABASE_URL when set (CI: the local PostgreSQL 15), else a
+throwaway embedded PostgreSQL 18 shared by the session's xdist workers. Each
+test gets its own schema (`JOBQ_SCHEMA`), migrated from scratch and dropped
+afterwards; NOTIFY channels carry the schema name, so tests running in
+parallel never hear each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from jobq import App, Settings
+from jobq.client import Client
+from tests.support import build_test_app
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from jobq import embedded
+
+    # The parent of basetemp is shared by every xdist worker of this run.
+    home = Path(tmp_path_factory.getbasetemp()).parent / "embedded-pg"
+    return embedded.start(home)
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def settings(database_url: str, schema: str) -> Settings:
+    return Settings(database_url=database_url, schema=schema, lease_seconds=30.0)
+
+
+@pytest.fixture
+def app(settings: Settings) -> App:
+    return build_test_app(settings)
+
+
+@pytest.fixture
+async def client(app: App, settings: Settings, database_url: str) -> AsyncIterator[Client]:
+    client = await app.client()
+    try:
+        yield client
+    finally:
+        await app.close()
+        await drop_schema(database_url, settings.schema)
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()

@@ -1,0 +1,106 @@
+"""Helpers shared by the tests: a scriptable app, factories, waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from jobq import App, JobContext, Settings
+from jobq.client import Client
+from jobq.ids import uuid7
+
+
+def build_test_app(settings: Settings) -> App:
+    """An app with a scriptable handler, as Oban's test worker:
+    payload {"action": "ok" | "fail" | "sleep" | "cancel", "seconds": float}."""
+    app = App(settings)
+
+    @app.task("script", max_attempts=3)
+    async def script(ctx: JobContext, payload: dict[str, Any]) -> Any:
+        action = payload.get("action", "ok")
+        if action == "fail":
+            raise RuntimeError(payload.get("message", "scripted failure"))
+        if action == "sleep":
+            await ctx.sleep(float(payload.get("seconds", 60)))
+        if action == "cancel":
+            from jobq import Cancelled
+
+            return Cancelled
+        return None
+
+    @app.task("noop")
+    async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
+        return None
+
+    return app
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll an async condition until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def insert_job(
+    client: Client,
+    *,
+    status: str = "queued",
+    kind: str = "script",
+    queue: str = "default",
+    payload: dict[str, Any] | None = None,
+    attempts: int = 0,
+    max_attempts: int = 3,
+    priority: int = 0,
+    run_at_offset_s: float = 0.0,
+    locked_by: str | None = None,
+    lease_offset_s: float | None = None,
+    cancel_requested: bool = False,
+    finished_offset_s: float | None = None,
+) -> uuid.UUID:
+    """A factory that writes a job row in any state, bypassing the API
+    (e.g. "running, lease expired two minutes ago": lease_offset_s=-120)."""
+    import json
+
+    job_id = uuid7()
+    s = f'"{client.settings.schema}"'
+    await client.pool.execute(
+        f"""INSERT INTO {s}.jobs (id, queue, kind, payload, status, priority, attempts,
+               max_attempts, run_at, locked_by, lease_expires_at, cancel_requested,
+               attempt_seq, started_at, finished_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8,
+                    now() + make_interval(secs => $9::float8), $10,
+                    CASE WHEN $11::float8 IS NULL THEN NULL
+                         ELSE now() + make_interval(secs => $11::float8) END,
+                    $12, $7, CASE WHEN $5 = 'running' THEN now() END,
+                    CASE WHEN $13::float8 IS NULL THEN NULL
+                         ELSE now() + make_interval(secs => $13::float8) END)""",
+        job_id,
+        queue,
+        kind,
+        json.dumps(payload or {}),
+        status,
+        priority,
+        attempts,
+        max_attempts,
+        run_at_offset_s,
+        locked_by,
+        lease_offset_s,
+        cancel_requested,
+        finished_offset_s,
+    )
+    return job_id
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -1,0 +1,159 @@
+"""Claiming with FOR UPDATE SKIP LOCKED, and fenced completion."""
+
+import asyncio
+import uuid
+
+from jobq import App, Failed, JobStatus, Succeeded
+from jobq.client import Client
+from jobq.completion import finish_row
+from jobq.types import Interrupted
+from tests.support import insert_job
+
+
+async def test_eight_concurrent_claimers_claim_every_job_exactly_once(
+    app: App, client: Client
+) -> None:
+    await app.enqueue_many([{"kind": "noop", "payload": {"i": i}} for i in range(1000)])
+    await app.enqueue_many([{"kind": "noop", "payload": {"i": i}} for i in range(1000, 2000)])
+    claimed: list[uuid.UUID] = []
+
+    async def claimer(n: int) -> None:
+        while True:
+            got = await client.claim(f"w{n}", None, 25)
+            if not got:
+                return
+            claimed.extend(c.job.id for c in got)
+
+    await asyncio.gather(*(claimer(n) for n in range(8)))
+    assert len(claimed) == 2000
+    assert len(set(claimed)) == 2000
+
+
+async def test_claim_order_priority_then_run_at_then_id(app: App, client: Client) -> None:
+    low = await insert_job(client, priority=0, run_at_offset_s=-100)
+    high = await insert_job(client, priority=5, run_at_offset_s=-1)
+    old = await insert_job(client, priority=0, run_at_offset_s=-200)
+    got = await client.claim("w", None, 10)
+    assert [c.job.id for c in got] == [high, old, low]
+    first = got[0].job
+    assert first.status is JobStatus.RUNNING
+    assert first.attempts == 1
+    assert first.locked_by == "w"
+    assert first.lease_expires_at is not None
+
+
+async def test_claim_skips_future_jobs_paused_queues_and_other_queues(
+    app: App, client: Client
+) -> None:
+    await insert_job(client, run_at_offset_s=3600)
+    await insert_job(client, queue="paused")
+    wanted = await insert_job(client, queue="mine")
+    await insert_job(client, queue="other")
+    await client.pause("paused")
+    got = await client.claim("w", ["mine", "paused"], 10)
+    assert [c.job.id for c in got] == [wanted]
+    await client.resume("paused")
+    assert len(await client.claim("w", ["paused"], 10)) == 1
+
+
+async def test_complete_records_the_attempt(app: App, client: Client) -> None:
+    job = await app.enqueue("script")
+    (claimed,) = await client.claim("w1", None, 1)
+    rows = [finish_row(claimed.job, "w1", Succeeded(), app.retry_policy("script"))]
+    (done,) = await client.finish(rows)
+    assert done.status is JobStatus.SUCCEEDED
+    final = await client.get(job.id)
+    assert final.status is JobStatus.SUCCEEDED
+    assert final.finished_at is not None and final.locked_by is None
+    (attempt,) = await client.attempts(job.id)
+    assert attempt.seq == 1 and attempt.worker_id == "w1" and attempt.outcome == "succeeded"
+
+
+async def test_failure_retries_with_the_delay_from_the_database_clock(
+    app: App, client: Client
+) -> None:
+    job = await app.enqueue("script")
+    (claimed,) = await client.claim("w1", None, 1)
+    row = finish_row(claimed.job, "w1", Failed("boom"), app.retry_policy("script"))
+    await client.finish([row])
+    after = await client.get(job.id)
+    assert after.status is JobStatus.RETRYING
+    assert after.last_error == "boom"
+    assert after.retry_delay_ms == row.retry_delay_ms
+    assert row.retry_delay_ms is not None and 1000 <= row.retry_delay_ms <= 3000
+    assert after.run_at > after.updated_at
+
+
+async def test_a_late_fenced_ack_is_rejected(app: App, client: Client) -> None:
+    """Worker A loses its lease; the job is rescued and re-claimed by B. A's late
+    success must not overwrite B's attempt."""
+    job_id = await insert_job(
+        client, status="running", attempts=1, locked_by="A", lease_offset_s=-120
+    )
+    stale = await client.get(job_id)
+    rescued = await client.rescue_expired_leases(app.retry_policy)
+    assert [r.status for r in rescued] == [JobStatus.RETRYING]
+    assert (await client.get(job_id)).last_error.startswith("lease expired")  # type: ignore[union-attr]
+    await client.pool.execute(
+        f'UPDATE "{client.settings.schema}".jobs SET run_at = now() WHERE id = $1', job_id
+    )
+    (b_claim,) = await client.claim("B", None, 1)
+    assert b_claim.job.attempts == 2
+    late = await client.finish([finish_row(stale, "A", Succeeded(), app.retry_policy("script"))])
+    assert late == []
+    current = await client.get(job_id)
+    assert current.status is JobStatus.RUNNING and current.locked_by == "B"
+    await client.finish([finish_row(b_claim.job, "B", Succeeded(), app.retry_policy("script"))])
+    assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
+    outcomes = [(a.seq, a.worker_id, a.outcome) for a in await client.attempts(job_id)]
+    assert outcomes == [(1, "A", "lease_expired"), (2, "B", "succeeded")]
+
+
+async def test_rescue_of_an_exhausted_or_cancelled_job(app: App, client: Client) -> None:
+    exhausted = await insert_job(
+        client, status="running", attempts=3, max_attempts=3, locked_by="A", lease_offset_s=-1
+    )
+    cancelled = await insert_job(
+        client,
+        status="running",
+        attempts=1,
+        locked_by="A",
+        lease_offset_s=-1,
+        cancel_requested=True,
+    )
+    alive = await insert_job(client, status="running", attempts=1, locked_by="B", lease_offset_s=60)
+    await client.rescue_expired_leases(app.retry_policy)
+    assert (await client.get(exhausted)).status is JobStatus.FAILED_PERMANENT
+    assert (await client.get(cancelled)).status is JobStatus.CANCELLED
+    assert (await client.get(alive)).status is JobStatus.RUNNING
+
+
+async def test_interrupted_job_returns_to_queued_uncounted(app: App, client: Client) -> None:
+    job = await app.enqueue("script")
+    (claimed,) = await client.claim("w", None, 1)
+    await client.finish([finish_row(claimed.job, "w", Interrupted(), app.retry_policy("script"))])
+    after = await client.get(job.id)
+    assert after.status is JobStatus.QUEUED and after.attempts == 0
+    assert [a.outcome for a in await client.attempts(job.id)] == ["interrupted"]
+
+
+async def test_failure_after_a_cancel_request_that_the_worker_did_not_see(
+    app: App, client: Client
+) -> None:
+    job = await app.enqueue("script")
+    (claimed,) = await client.claim("w", None, 1)
+    await client.cancel(job.id)  # lands after the worker last looked
+    row = finish_row(claimed.job, "w", Failed("boom"), app.retry_policy("script"))
+    assert row.status is JobStatus.RETRYING  # what the worker believed
+    (done,) = await client.finish([row])
+    assert done.status is JobStatus.CANCELLED
+    assert (await client.get(job.id)).finished_at is not None
+
+
+async def test_success_after_a_cancel_request_wins(app: App, client: Client) -> None:
+    job = await app.enqueue("script")
+    (claimed,) = await client.claim("w", None, 1)
+    await client.cancel(job.id)
+    await client.finish([finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))])
+    final = await client.get(job.id)
+    assert final.status is JobStatus.SUCCEEDED and final.cancel_requested

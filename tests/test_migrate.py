@@ -1,0 +1,65 @@
+import asyncio
+
+import asyncpg
+
+from jobq import Settings
+from jobq.client import Client
+from jobq.migrate import bundled_migrations, migrate, required_schema_version, schema_version
+from jobq.queries import Queries
+from tests.conftest import drop_schema
+
+
+async def test_migrations_give_the_expected_schema(client: Client) -> None:
+    schema = client.settings.schema
+    tables = {
+        r["table_name"]
+        for r in await client.pool.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+    }
+    assert tables == {"jobs", "job_attempts", "queues", "workers", "leaders", "schema_migrations"}
+    indexes = {
+        r["indexname"]: r["indexdef"]
+        for r in await client.pool.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1", schema
+        )
+    }
+    runnable = indexes["jobs_runnable_idx"]
+    assert "priority DESC, run_at, id" in runnable
+    assert "WHERE (status = ANY (ARRAY['queued'::text, 'retrying'::text]))" in runnable
+    assert "UNIQUE" in indexes["jobs_idempotency_key_idx"]
+    options = await client.pool.fetchval(
+        "SELECT reloptions FROM pg_class WHERE oid = ($1 || '.jobs')::regclass", schema
+    )
+    assert "fillfactor=70" in options
+    assert any(o.startswith("autovacuum_vacuum_scale_factor") for o in options)
+    assert await schema_version(client.pool, client.queries) == required_schema_version()
+
+
+async def test_migrate_twice_applies_nothing_the_second_time(client: Client) -> None:
+    assert await migrate(client.pool, client.queries) == []
+
+
+async def test_concurrent_migrations_apply_each_file_once(database_url: str, schema: str) -> None:
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=2) for _ in range(4)]
+    try:
+        queries = Queries(schema)
+        results = await asyncio.gather(*(migrate(p, queries) for p in pools))
+        applied = sorted(m.version for r in results for m in r)
+        assert applied == [m.version for m in bundled_migrations(schema)]
+    finally:
+        for p in pools:
+            await p.close()
+        await drop_schema(database_url, schema)
+
+
+async def test_no_migrate_refuses_an_old_schema(database_url: str, schema: str) -> None:
+    from jobq.errors import SchemaError
+
+    settings = Settings(database_url=database_url, schema=schema)
+    try:
+        await Client.connect(settings, migrate=False, start_embedded=False)
+    except SchemaError as exc:
+        assert "jobq migrate" in str(exc)
+    else:
+        raise AssertionError("expected SchemaError")
