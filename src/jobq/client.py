@@ -70,6 +70,7 @@ class Client:
         self.catalog = catalog
         self.url = url
         self.queries = Queries(settings.schema)
+        self.applied_migrations: list[migrations.Migration] = []
 
     @classmethod
     async def connect(
@@ -87,7 +88,7 @@ class Client:
         client = cls(pool, settings, catalog, url=url)
         try:
             if migrate:
-                await migrations.migrate(pool, client.queries)
+                client.applied_migrations = await migrations.migrate(pool, client.queries)
             else:
                 await client.check_schema()
         except BaseException:

@@ -45,15 +45,13 @@ from types import ModuleType
 from typing import Literal
 from urllib.parse import quote
 
+from jobq.errors import EmbeddedDatabaseError
+
 PG_MAJOR = 18
 PORT = 5432
 START_TIMEOUT = 30.0  # seconds pg_ctl waits for a launched server to become ready
 CONNECT_TIMEOUT = 10.0  # seconds to retry the first login: covers a dying postmaster
 POLL_INTERVAL = 0.05
-
-
-class EmbeddedDatabaseError(RuntimeError):
-    """The embedded PostgreSQL is missing, or could not be started, reached or stopped."""
 
 
 @dataclass(frozen=True)
