@@ -168,3 +168,27 @@ def test_starts_despite_stale_pid_file_naming_a_live_process(home: Path) -> None
         assert embedded.status(home).url == url  # status logs in with psql
     finally:
         other.communicate(timeout=10)  # closing its stdin ends cat
+
+
+async def test_jobq_end_to_end_on_the_embedded_default(home: Path) -> None:
+    """No DATABASE_URL: the client starts the embedded server, migrates, enqueues,
+    claims; the CLI attaches to the same server and sees the job."""
+    from jobq import App, JobStatus, Settings
+
+    app = App(Settings(database_url=None, home=home))
+    app.register("noop", lambda ctx, payload: None)
+    try:
+        job = await app.enqueue("noop", {"n": 1})
+        client = await app.client()
+        (claimed,) = await client.claim("w", None, 1)
+        assert claimed.job.id == job.id and claimed.job.status is JobStatus.RUNNING
+    finally:
+        await app.close()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "JOBQ_HOME": str(home)
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "jobq", "list", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert str(job.id) in listed.stdout
