@@ -30,8 +30,12 @@ from jobq.cli import (
 )
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN, parse_request
+from jobq.logs import configure_logging
 from jobq.types import JobFilter, JobStatus
 
+LogFormatOpt = Annotated[
+    str, typer.Option("--log-format", help="text (default) or json (one JSON object a line).")
+]
 QueuesOpt = Annotated[
     str | None, typer.Option("--queues", help="Comma-separated queues to serve (default: all).")
 ]
@@ -58,6 +62,7 @@ def serve(
         bool, typer.Option("--allow-unauthenticated", help="Bind beyond loopback with no tokens.")
     ] = False,
     no_migrate: NoMigrateOpt = False,
+    log_format: LogFormatOpt = "text",
 ) -> None:
     """Run the HTTP API, the dashboard and workers in one process.
 
@@ -66,6 +71,7 @@ def serve(
     from jobq.api.server import serve as serve_api
 
     with errors_to_exit_codes():
+        configure_logging(log_format)
         jobq_app = load_app(app)
         jobq_app.configure(settings)
         run_async(jobq_app.client(migrate=not no_migrate))
@@ -92,6 +98,7 @@ def worker(
     queues: QueuesOpt = None,
     burst: Annotated[bool, typer.Option(help="Exit once no runnable job is left.")] = False,
     no_migrate: NoMigrateOpt = False,
+    log_format: LogFormatOpt = "text",
 ) -> None:
     """Run workers until SIGTERM / SIGINT (or, with --burst, until the queue is drained).
 
@@ -100,6 +107,7 @@ def worker(
     from jobq.worker.supervisor import run_worker_command
 
     with errors_to_exit_codes():
+        configure_logging(log_format)
         jobq_app = load_app(app)
         jobq_app.configure(settings)
         run_async(_migrate_then_close(jobq_app, not no_migrate))

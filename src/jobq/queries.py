@@ -361,6 +361,15 @@ class Queries:
         await conn.execute(self.sql["leader_release"], name, holder)
 
 
+    # --- statistics for the metrics -------------------------------------------------
+    async def stats_dead_tuples(self, conn: Conn) -> dict[str, int]:
+        records = await conn.fetch(self.sql["stats_dead_tuples"], self.schema)
+        return {r["table"]: r["dead"] for r in records}
+
+    async def stats_oldest_xact_age(self, conn: Conn) -> float:
+        return float(await conn.fetchval(self.sql["stats_oldest_xact_age"]))
+
+
 def _filter_args(flt: JobFilter) -> tuple[Any, ...]:
     statuses = [s.value for s in flt.statuses] if flt.statuses else None
     return statuses, flt.queue, flt.kind

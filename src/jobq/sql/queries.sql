@@ -347,3 +347,13 @@ RETURNING holder;
 -- name: leader_release
 -- Give up the lease row `$1` if `$2` holds it.
 DELETE FROM {schema}.leaders WHERE name = $1 AND holder = $2;
+
+-- name: stats_dead_tuples
+-- Dead tuples per jobq table (how a Postgres queue fails: vacuum falling behind).
+SELECT relname AS table, n_dead_tup AS dead FROM pg_stat_user_tables WHERE schemaname = $1;
+
+-- name: stats_oldest_xact_age
+-- Age in seconds of the oldest open transaction on the server (it holds back vacuum).
+SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8 AS age
+FROM pg_stat_activity
+WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid();

@@ -1,0 +1,176 @@
+"""Prometheus metrics of SPEC §8: the only module that imports prometheus_client.
+
+`Metrics` subscribes to jobq.events and keeps its own registry (so two apps in
+one process, or two tests, never share counters). Database-read gauges are
+refreshed at scrape time at most once per `DB_CACHE_SECONDS`, so a scrape
+storm costs the database one round of queries per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from jobq import events
+
+if TYPE_CHECKING:
+    from jobq.client import Client
+
+DB_CACHE_SECONDS = 1.0
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_PICKUP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+_HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.enqueued = Counter(
+            "jobq_jobs_enqueued", "Jobs enqueued.", ["queue", "kind"], registry=r
+        )
+        self.finished = Counter(
+            "jobq_jobs_finished",
+            "Attempts finished, by outcome.",
+            ["queue", "kind", "outcome"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "jobq_job_duration_seconds",
+            "Handler run time of an attempt.",
+            ["queue", "kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.pickup = Histogram(
+            "jobq_job_pickup_delay_seconds",
+            "Claim time - max(run_at, created_at).",
+            ["queue", "kind"],
+            buckets=_PICKUP_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "jobq_jobs_in_flight",
+            "Jobs running in this process.",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.rescued = Counter(
+            "jobq_jobs_rescued",
+            "Jobs whose lease expired, handled by the rescuer.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_jobs = Gauge(
+            "jobq_queue_jobs",
+            "Jobs per queue and state (from the database).",
+            ["queue", "status"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.oldest_runnable = Gauge(
+            "jobq_queue_oldest_runnable_age_seconds",
+            "Age of the oldest job that could be claimed now (from the database).",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.workers_alive = Gauge(
+            "jobq_workers_alive",
+            "Workers that heartbeat within 2 leases (from the database).",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.dead_tuples = Gauge(
+            "jobq_db_dead_tuples",
+            "Dead tuples per jobq table (from the database).",
+            ["table"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.oldest_xact = Gauge(
+            "jobq_db_oldest_xact_age_seconds",
+            "Age of the oldest open transaction on the server (from the database).",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.http_requests = Counter(
+            "jobq_http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "jobq_http_request_duration_seconds",
+            "HTTP request duration.",
+            ["method", "route"],
+            buckets=_HTTP_BUCKETS,
+            registry=r,
+        )
+        self._db_read_at = 0.0
+        self._db_lock = asyncio.Lock()
+        self._unsubscribe = events.subscribe(self.observe)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def observe(self, event: events.Event) -> None:
+        match event:
+            case events.JobsEnqueued(queue, kind, count):
+                self.enqueued.labels(queue, kind).inc(count)
+            case events.JobClaimed(queue, kind, delay):
+                self.pickup.labels(queue, kind).observe(max(0.0, delay))
+            case events.JobFinished(queue, kind, outcome, duration):
+                self.finished.labels(queue, kind, outcome).inc()
+                self.duration.labels(queue, kind).observe(duration)
+            case events.JobsRescued(queue, count):
+                self.rescued.labels(queue).inc(count)
+            case events.InFlightChanged(queue, delta):
+                self.in_flight.labels(queue).inc(delta)
+            case events.HttpRequestDone(method, route, status, duration):
+                self.http_requests.labels(method, route, str(status)).inc()
+                self.http_duration.labels(method, route).observe(duration)
+
+    async def refresh_from_database(self, client: Client) -> None:
+        """Read the database gauges, unless they were read within DB_CACHE_SECONDS."""
+        async with self._db_lock:
+            if time.monotonic() - self._db_read_at < DB_CACHE_SECONDS:
+                return
+            queues = await client.queues()
+            workers = await client.workers()
+            dead = await client.queries.stats_dead_tuples(client.pool)
+            xact_age = await client.queries.stats_oldest_xact_age(client.pool)
+            self.queue_jobs.clear()
+            self.oldest_runnable.clear()
+            for q in queues:
+                for status, n in q.counts.items():
+                    self.queue_jobs.labels(q.name, status).set(n)
+                if q.oldest_runnable_age_seconds is not None:
+                    self.oldest_runnable.labels(q.name).set(q.oldest_runnable_age_seconds)
+            self.workers_alive.set(len(workers))
+            self.dead_tuples.clear()
+            for table, n in dead.items():
+                self.dead_tuples.labels(table).set(n)
+            self.oldest_xact.set(xact_age)
+            self._db_read_at = time.monotonic()
+
+    async def render(self, client: Client | None = None) -> bytes:
+        """The Prometheus text exposition, database gauges refreshed if `client` is given."""
+        if client is not None:
+            await self.refresh_from_database(client)
+        return generate_latest(self.registry)
+
+
+def multiprocess_dir() -> str | None:
+    """Where child processes write their samples when aggregated (--processes N)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
