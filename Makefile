@@ -40,3 +40,21 @@ lock: ## Re-pin every dependency into requirements.lock (needs uv)
 
 clean: ## Remove the virtualenv and caches (not the embedded database in .jobq/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- Deployment (docs/DEPLOY.md): the image, its end-to-end test, PgBouncer ------
+IMAGE      ?= jobq:latest
+BASE_IMAGE ?= python:3.11-slim-bookworm
+DOCKER     ?= docker
+.PHONY: image image-context image-test pgbouncer-test
+
+image-context: $(STAMP) ## Build wheels of jobq and its locked runtime deps into build/image/
+	$(BIN)/python deploy/scripts/image_context.py build/image
+
+image: image-context ## Build the image from those wheels, offline (IMAGE=, BASE_IMAGE=, DOCKER=)
+	$(DOCKER) build --network none --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+image-test: $(STAMP) ## Build a Debian base and the image, run the compose demo end to end (root)
+	bash deploy/scripts/image-test.sh
+
+pgbouncer-test: $(STAMP) ## Run jobq through a host PgBouncer in transaction mode (installs it)
+	bash deploy/scripts/pgbouncer-test.sh

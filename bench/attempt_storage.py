@@ -82,8 +82,10 @@ async def main() -> None:
     await conn.execute("DROP SCHEMA bench_attempts CASCADE")
     await conn.close()
     for name, values in results.items():
-        print(f"{name:6s} median {statistics.median(values):8.0f} jobs/s  runs "
-              + " ".join(f"{v:.0f}" for v in values))
+        print(
+            f"{name:6s} median {statistics.median(values):8.0f} jobs/s  runs "
+            + " ".join(f"{v:.0f}" for v in values)
+        )
     ratio = statistics.median(results["table"]) / statistics.median(results["array"])
     print(f"table / array = {ratio:.2f}")
 

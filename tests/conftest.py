@@ -23,14 +23,15 @@ from tests.support import build_test_app
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
     from jobq import embedded
 
-    # The parent of basetemp is shared by every xdist worker of this run.
-    home = Path(tmp_path_factory.getbasetemp()).parent / "embedded-pg"
+    # One server per checkout, shared by the xdist workers and reused by the next
+    # run (`JOBQ_HOME=.jobq-test jobq db stop` stops it).
+    home = Path(__file__).resolve().parent.parent / ".jobq-test"
     return embedded.start(home)
 
 

@@ -20,6 +20,7 @@ import asyncpg
 
 from jobq.client import Client
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
+from jobq.database import CONNECT_DEADLINE_SECONDS
 from jobq.job_request import KIND_PATTERN, parse_request
 from jobq.retry import RetryPolicy
 from jobq.tasks import Executor, FunctionExecutor, Handler, TaskSpec
@@ -126,14 +127,24 @@ class App:
         return RetryPolicy(base, max(base, cap))
 
     # --- connection ---------------------------------------------------------
-    async def client(self, *, migrate: bool = True, start_embedded: bool = True) -> Client:
+    async def client(
+        self,
+        *,
+        migrate: bool = True,
+        start_embedded: bool = True,
+        connect_deadline: float = CONNECT_DEADLINE_SECONDS,
+    ) -> Client:
         """The app's Client, connecting (and migrating) on first use."""
         if self._client_lock is None:
             self._client_lock = asyncio.Lock()
         async with self._client_lock:
             if self._client is None:
                 self._client = await Client.connect(
-                    self.settings, self, migrate=migrate, start_embedded=start_embedded
+                    self.settings,
+                    self,
+                    migrate=migrate,
+                    start_embedded=start_embedded,
+                    connect_deadline=connect_deadline,
                 )
         return self._client
 

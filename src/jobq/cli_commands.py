@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
 
 from jobq.cli import (
     DEFAULT_APP,
+    EXIT_CODES_HELP,
     EXIT_USAGE,
     AppOpt,
     JsonOpt,
@@ -19,6 +21,8 @@ from jobq.cli import (
     db_cli,
     err,
     errors_to_exit_codes,
+    fail,
+    job_detail,
     job_table,
     load_app,
     open_client,
@@ -26,10 +30,12 @@ from jobq.cli import (
     parse_id,
     print_json,
     run_async,
+    short_time,
     with_settings,
 )
 from jobq.config import Settings
-from jobq.job_request import QUEUE_PATTERN, parse_request
+from jobq.errors import InvalidRequestError
+from jobq.job_request import QUEUE_PATTERN, JobRequest, parse_request
 from jobq.logs import configure_logging
 from jobq.types import JobFilter, JobStatus
 
@@ -48,7 +54,7 @@ def _queues(raw: str | None) -> list[str] | None:
     return [q.strip() for q in raw.split(",") if q.strip()] if raw else None
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def serve(
     settings: Settings,
@@ -74,7 +80,6 @@ def serve(
         configure_logging(log_format)
         jobq_app = load_app(app)
         jobq_app.configure(settings)
-        run_async(jobq_app.client(migrate=not no_migrate))
         code = serve_api(
             jobq_app,
             settings,
@@ -84,11 +89,12 @@ def serve(
             concurrency=concurrency,
             queues=_queues(queues),
             allow_unauthenticated=allow_unauthenticated,
+            migrate=not no_migrate,
         )
     raise typer.Exit(code)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def worker(
     settings: Settings,
@@ -97,6 +103,13 @@ def worker(
     processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     queues: QueuesOpt = None,
     burst: Annotated[bool, typer.Option(help="Exit once no runnable job is left.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Serve /metrics and /healthz on this port (off unless given)."
+        ),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
     no_migrate: NoMigrateOpt = False,
     log_format: LogFormatOpt = "text",
 ) -> None:
@@ -119,6 +132,8 @@ def worker(
             queues=_queues(queues),
             burst=burst,
             app_ref=app,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     raise typer.Exit(code)
 
@@ -128,7 +143,7 @@ async def _migrate_then_close(jobq_app: Any, migrate: bool) -> None:
     await jobq_app.close()
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def migrate(settings: Settings, json_out: JsonOpt = False) -> None:
     """Apply pending schema migrations (every command also does this on start).
@@ -152,34 +167,121 @@ def migrate(settings: Settings, json_out: JsonOpt = False) -> None:
         out.print("schema is up to date")
 
 
-@cli.command()
+ENQUEUE_BATCH = 500  # jobs per round trip (enqueue_many) for --count and --jsonl
+MAX_COUNT = 1_000_000
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+PAYLOAD_EXAMPLE = """give a JSON object such as '{"to": "a@example.com"}'"""
+
+
+def _payload_texts(payload: str | None, jsonl: bool) -> list[tuple[str, str]]:
+    """(where, text) of each payload: the argument, all of stdin, or each stdin line."""
+    if jsonl:
+        if payload not in (None, "-"):
+            fail("--jsonl reads one payload per line from stdin: give no PAYLOAD", EXIT_USAGE)
+        texts = [(f"stdin line {n}", line) for n, line in enumerate(sys.stdin, 1) if line.strip()]
+        if not texts:
+            fail("--jsonl: stdin holds no payload (one JSON object per line)", EXIT_USAGE)
+        return texts
+    if payload == "-":
+        return [("stdin", sys.stdin.read())]
+    return [("payload", payload if payload is not None else "{}")]
+
+
+def _job_requests(texts: list[tuple[str, str]], fields: dict[str, Any]) -> list[JobRequest]:
+    """Validate every payload before anything is enqueued; one line for the first bad one."""
+    requests = []
+    for where, text in texts:
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            fail(f"{where} is not valid JSON ({exc}): {PAYLOAD_EXAMPLE}", EXIT_USAGE)
+        if not isinstance(body, dict):
+            what = _JSON_TYPES.get(type(body), "value")
+            fail(f"{where} is a JSON {what}, not an object: {PAYLOAD_EXAMPLE}", EXIT_USAGE)
+        try:
+            requests.append(parse_request(fields | {"payload": body}))
+        except InvalidRequestError as exc:
+            fail(f"{where}: {exc}" if len(texts) > 1 else str(exc), EXIT_USAGE)
+    return requests
+
+
+async def _enqueue_all(client: Any, requests: list[JobRequest], kind: str) -> list[Any]:
+    """Enqueue in batches of ENQUEUE_BATCH (one transaction each) with a progress bar."""
+    if len(requests) == 1:
+        return [await client.enqueue(requests[0])]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    results: list[Any] = []
+    columns = (f"enqueue {kind}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # Only stderr shows it (stdout carries the ids), and only on a terminal.
+    with Progress(
+        *columns,
+        console=err,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(kind, total=len(requests))
+        for start in range(0, len(requests), ENQUEUE_BATCH):
+            try:
+                batch = await client.enqueue_many(requests[start : start + ENQUEUE_BATCH])
+            except Exception:
+                if results:
+                    err.print(
+                        f"note: {len(results)} of {len(requests)} jobs were enqueued "
+                        "before the error below",
+                        highlight=False,
+                    )
+                raise
+            results.extend(batch)
+            progress.advance(task, len(batch))
+    return results
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def enqueue(
     settings: Settings,
     kind: Annotated[str, typer.Argument(help="The job's kind (a registered handler).")],
     payload: Annotated[
-        str | None, typer.Argument(help="JSON object, or - to read it from stdin.")
+        str | None,
+        typer.Argument(help="The payload, a JSON object (default {}), or - to read it from stdin."),
     ] = None,
-    queue: Annotated[str | None, typer.Option(help="Queue name.")] = None,
-    priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
-    run_at: Annotated[str | None, typer.Option(help="RFC 3339 time with offset.")] = None,
-    max_attempts: Annotated[int | None, typer.Option(help="Attempts before giving up.")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(help="Deduplication key.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue name (default: default).")] = None,
+    priority: Annotated[int | None, typer.Option(help="Higher runs first (default 0).")] = None,
+    run_at: Annotated[
+        str | None, typer.Option(help="Earliest start, RFC 3339 with an offset.")
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="Attempts before failed_permanent (1-1000).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Enqueue once per key; a repeat prints the same job.")
+    ] = None,
+    count: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Enqueue this many jobs with the payload.")
+    ] = 1,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Read one payload per line from stdin; a job each.")
+    ] = False,
     app: AppOpt = None,
     json_out: JsonOpt = False,
     no_migrate: NoMigrateOpt = False,
 ) -> None:
-    """Enqueue one job and print its id.
+    """Enqueue a job and print its id (or many: --count N, --jsonl; one id a line).
 
     Example: jobq enqueue send_email '{"to": "a@example.com"}' --queue emails
+
+    Example: echo '{"to": "a@example.com"}' | jobq enqueue send_email -
+
+    Example: jobq enqueue noop --count 10000   (a progress bar shows on a terminal)
+
+    Example: jq -c '.[]' users.json | jobq enqueue send_email --jsonl
     """
-    text = sys.stdin.read() if payload == "-" else payload
-    try:
-        body = json.loads(text) if text else {}
-    except json.JSONDecodeError as exc:
-        err.print(f"[red]error:[/red] payload is not valid JSON: {exc}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from None
-    fields: dict[str, Any] = {"kind": kind, "payload": body}
+    if jsonl and count != 1:
+        fail("--count and --jsonl do not mix: --jsonl enqueues one job per line", EXIT_USAGE)
+    fields: dict[str, Any] = {"kind": kind}
     for name, value in {
         "queue": queue,
         "priority": priority,
@@ -189,82 +291,107 @@ def enqueue(
     }.items():
         if value is not None:
             fields[name] = value
+    requests = _job_requests(_payload_texts(payload, jsonl), fields) * count
+    if idempotency_key is not None and len(requests) > 1:
+        fail("--idempotency-key names one job: it cannot go with --count or --jsonl", EXIT_USAGE)
 
-    async def go() -> Any:
+    async def go() -> tuple[list[Any], float]:
         _, client = await open_client(
             settings, app or DEFAULT_APP, migrate=not no_migrate, start_embedded=False
         )
         try:
-            return await client.enqueue(parse_request(fields))
+            began = time.monotonic()
+            return await _enqueue_all(client, requests, kind), time.monotonic() - began
         finally:
             await client.close()
 
-    result = run_async(go())
-    if json_out:
-        print_json(result.job.to_dict() | {"replayed": result.replayed})
+    results, took = run_async(go())
+    if json_out and len(results) == 1:
+        print_json(results[0].job.to_dict() | {"replayed": results[0].replayed})
+    elif json_out:
+        print_json({"jobs": [r.job.to_dict() | {"replayed": r.replayed} for r in results]})
     else:
-        print(result.job.id)
+        sys.stdout.write("".join(f"{r.job.id}\n" for r in results))
+    if len(results) > 1:
+        err.print(f"enqueued {len(results)} {kind} jobs in {took:.2f} s", highlight=False)
 
 
-def _one_job_command(action: str) -> Any:
-    async def go(settings: Settings, job_id: str, no_migrate: bool) -> Any:
-        parsed = parse_id(job_id)
+IdArg = Annotated[
+    str, typer.Argument(metavar="ID", help="The job's id (a UUID, as jobq list shows).")
+]
+
+
+def _one_job(settings: Settings, job_id: str, no_migrate: bool, action: str) -> Any:
+    """Run `client.<action>(id)`; with "get", also read the attempts."""
+    parsed = parse_id(job_id)
+
+    async def go() -> Any:
         _, client = await open_client(settings, None, migrate=not no_migrate, start_embedded=False)
         try:
-            return await getattr(client, action)(parsed)
+            job = await getattr(client, action)(parsed)
+            return (job, await client.attempts(parsed)) if action == "get" else (job, [])
         finally:
             await client.close()
 
-    return go
+    return run_async(go())
 
 
-def _show_job(job: Any, json_out: bool) -> None:
+@cli.command(epilog=EXIT_CODES_HELP)
+@with_settings
+def get(
+    settings: Settings, job_id: IdArg, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
+) -> None:
+    """Show one job: its fields, payload and attempts.
+
+    Example: jobq get 01a2279d-1791-70a8-a34a-d601a6fa85aa --json
+    """
+    job, attempts = _one_job(settings, job_id, no_migrate, "get")
     if json_out:
         print_json(job.to_dict())
     else:
-        out.print(job_table([job]))
+        for part in job_detail(job, attempts):
+            out.print(part, highlight=False)
 
 
-@cli.command()
-@with_settings
-def get(
-    settings: Settings,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
-    json_out: JsonOpt = False,
-    no_migrate: NoMigrateOpt = False,
-) -> None:
-    """Show one job.  Example: jobq get 0190c5a2-...."""
-    _show_job(run_async(_one_job_command("get")(settings, job_id, no_migrate)), json_out)
-
-
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def cancel(
-    settings: Settings,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
-    json_out: JsonOpt = False,
-    no_migrate: NoMigrateOpt = False,
+    settings: Settings, job_id: IdArg, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
 ) -> None:
-    """Cancel a job (a running one is asked to stop).  Example: jobq cancel 0190c5a2-...."""
-    _show_job(run_async(_one_job_command("cancel")(settings, job_id, no_migrate)), json_out)
+    """Cancel a queued or retrying job; a running one is asked to stop.
+
+    Exits 4 if the job already succeeded or failed for good.
+
+    Example: jobq cancel 01a2279d-1791-70a8-a34a-d601a6fa85aa
+    """
+    job, _ = _one_job(settings, job_id, no_migrate, "cancel")
+    if json_out:
+        print_json(job.to_dict())
+    elif job.status is JobStatus.RUNNING:
+        out.print(f"cancel requested: job {job.id} is running; its worker will stop it")
+    else:
+        out.print(f"job {job.id} is cancelled")
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def retry(
-    settings: Settings,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
-    json_out: JsonOpt = False,
-    no_migrate: NoMigrateOpt = False,
+    settings: Settings, job_id: IdArg, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
 ) -> None:
-    """Put a failed_permanent or cancelled job back in its queue.
+    """Put a failed_permanent or cancelled job back in its queue (attempts start again).
 
-    Example: jobq retry 0190c5a2-...
+    Exits 4 if the job is in any other state.
+
+    Example: jobq retry 01a2279d-1791-70a8-a34a-d601a6fa85aa
     """
-    _show_job(run_async(_one_job_command("retry")(settings, job_id, no_migrate)), json_out)
+    job, _ = _one_job(settings, job_id, no_migrate, "retry")
+    if json_out:
+        print_json(job.to_dict())
+    else:
+        out.print(f"job {job.id} is queued again in {job.queue}")
 
 
-@cli.command(name="list")
+@cli.command(name="list", epilog=EXIT_CODES_HELP)
 @with_settings
 def list_jobs(
     settings: Settings,
@@ -278,7 +405,12 @@ def list_jobs(
     json_out: JsonOpt = False,
     no_migrate: NoMigrateOpt = False,
 ) -> None:
-    """List jobs, newest first.  Example: jobq list --status failed_permanent --limit 20"""
+    """List jobs, newest first, a page at a time.
+
+    Example: jobq list --status failed_permanent --status cancelled --queue emails --limit 20
+    """
+    if queue is not None and not re.match(QUEUE_PATTERN, queue):
+        fail(f"--queue: {queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
 
     async def go() -> Any:
         _, client = await open_client(settings, None, migrate=not no_migrate, start_embedded=False)
@@ -292,15 +424,21 @@ def list_jobs(
     if json_out:
         print_json({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
         return
-    out.print(job_table(page.jobs))
+    if page.jobs:
+        out.print(job_table(page.jobs))
+    else:
+        out.print("no jobs" + (" match these filters" if status or queue or kind else ""))
     if page.next_cursor:
-        out.print(f"more: --cursor {page.next_cursor}")
+        out.print(f"more: --cursor {page.next_cursor}", highlight=False)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
-    """Show every queue with its counts per state.  Example: jobq queues --json"""
+    """Show every queue: its jobs per state, paused or not, and its oldest runnable job's age.
+
+    Example: jobq queues --json
+    """
     from rich.table import Table
 
     async def go() -> Any:
@@ -314,24 +452,33 @@ def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateO
     if json_out:
         print_json({"queues": [q.to_dict() for q in infos]})
         return
-    table = Table("queue", "paused", *[s.value for s in JobStatus], "oldest runnable (s)")
+    if not infos:
+        out.print("no queues yet: enqueue a job (jobq enqueue KIND) or pause a queue")
+        return
+    headers = [s.value.replace("failed_permanent", "failed") for s in JobStatus]
+    table = Table("queue", "paused", *headers, "oldest runnable")
+    for column in table.columns[2:]:
+        column.justify = "right"
     for q in infos:
         age = q.oldest_runnable_age_seconds
         table.add_row(
             q.name,
             "yes" if q.paused else "",
             *[str(q.counts.get(s.value, 0)) for s in JobStatus],
-            f"{age:.1f}" if age is not None else "",
+            f"{age:.1f} s" if age is not None else "",
         )
     out.print(table)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def workers(
     settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
 ) -> None:
-    """Show live worker processes.  Example: jobq workers"""
+    """Show live worker processes (seen within the last two leases).
+
+    Example: jobq workers --json
+    """
     from rich.table import Table
 
     async def go() -> Any:
@@ -345,16 +492,19 @@ def workers(
     if json_out:
         print_json({"workers": [w.to_dict() for w in infos]})
         return
-    table = Table("id", "host", "pid", "queues", "concurrency", "in flight", "last heartbeat")
+    if not infos:
+        out.print("no live workers: start some with jobq worker or jobq serve")
+        return
+    table = Table("id", "host", "pid", "queues", "in flight", "started (UTC)", "last heartbeat")
     for w in infos:
         table.add_row(
             w.id,
             w.host,
             str(w.pid),
-            ",".join(w.queues or ["*"]),
-            str(w.concurrency),
-            str(w.in_flight),
-            w.to_dict()["last_heartbeat_at"],
+            ",".join(w.queues or ["(all)"]),
+            f"{w.in_flight}/{w.concurrency}",
+            short_time(w.started_at),
+            short_time(w.last_heartbeat_at),
         )
     out.print(table)
 
@@ -367,8 +517,7 @@ def _pause_command(paused: bool) -> Any:
         no_migrate: NoMigrateOpt = False,
     ) -> None:
         if not re.match(QUEUE_PATTERN, queue):
-            err.print(f"[red]error:[/red] {queue!r} is not a queue name", highlight=False)
-            raise typer.Exit(EXIT_USAGE)
+            fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
 
         async def go() -> Any:
             _, client = await open_client(
@@ -388,18 +537,26 @@ def _pause_command(paused: bool) -> Any:
     return command
 
 
-cli.command(name="pause", help="Stop workers claiming from a queue.  Example: jobq pause emails")(
-    with_settings(_pause_command(True))
-)
 cli.command(
-    name="resume", help="Let workers claim from a queue again.  Example: jobq resume emails"
+    name="pause",
+    help="Stop workers claiming from a queue (running jobs finish; enqueue still works)."
+    "\n\nExample: jobq pause emails",
+    epilog=EXIT_CODES_HELP,
+)(with_settings(_pause_command(True)))
+cli.command(
+    name="resume",
+    help="Let workers claim from a paused queue again.\n\nExample: jobq resume emails",
+    epilog=EXIT_CODES_HELP,
 )(with_settings(_pause_command(False)))
 
 
-@db_cli.command("status")
+@db_cli.command("status", epilog=EXIT_CODES_HELP)
 @with_settings
 def db_status(settings: Settings, json_out: JsonOpt = False) -> None:
-    """Is the embedded PostgreSQL running?  Example: jobq db status"""
+    """Is the embedded PostgreSQL running?
+
+    Example: jobq db status --json
+    """
     from jobq import embedded
 
     with errors_to_exit_codes():
@@ -414,7 +571,7 @@ def db_status(settings: Settings, json_out: JsonOpt = False) -> None:
         out.print(f"not running\ndata: {st.data_dir}", highlight=False)
 
 
-@db_cli.command("url")
+@db_cli.command("url", epilog=EXIT_CODES_HELP)
 @with_settings
 def db_url(settings: Settings) -> None:
     """Print the embedded database's URL (for psql or DATABASE_URL).
@@ -426,20 +583,24 @@ def db_url(settings: Settings) -> None:
     with errors_to_exit_codes():
         url = embedded.attach(settings.home)
     if url is None:
-        err.print(
-            "error: the embedded database is not running; start it with `jobq serve` "
-            "or `jobq migrate`"
-        )
-        raise typer.Exit(1)
+        fail("the embedded database is not running; start it with `jobq serve` or `jobq migrate`")
     print(url)
 
 
-@db_cli.command("stop")
+@db_cli.command("stop", epilog=EXIT_CODES_HELP)
 @with_settings
 def db_stop(settings: Settings) -> None:
-    """Stop the embedded PostgreSQL (exits 0 if it was not running).  Example: jobq db stop"""
+    """Stop the embedded PostgreSQL (exits 0 if it was not running).
+
+    Example: jobq db stop
+    """
     from jobq import embedded
 
     with errors_to_exit_codes():
         stopped = embedded.stop(settings.home)
     out.print("stopped" if stopped else "already stopped")
+
+
+from jobq.bench.command import bench_command  # noqa: E402  - the bench package owns it
+
+cli.command(name="bench", epilog=EXIT_CODES_HELP)(with_settings(bench_command))

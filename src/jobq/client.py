@@ -20,7 +20,7 @@ from jobq import events
 from jobq import migrate as migrations
 from jobq.completion import PolicyFor, finish_many, prune_finished, rescue_expired_leases
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
-from jobq.database import create_pool, resolve_database_url
+from jobq.database import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
 from jobq.errors import (
     FieldError,
     IdempotencyConflictError,
@@ -81,10 +81,13 @@ class Client:
         start_embedded: bool = True,
         migrate: bool = True,
         pool_max_size: int = 10,
+        connect_deadline: float = CONNECT_DEADLINE_SECONDS,
     ) -> Client:
         """Open a pool; apply pending migrations, or refuse if `migrate` is False."""
         url = await resolve_database_url(settings, start_embedded=start_embedded)
-        pool = await create_pool(url, settings, max_size=pool_max_size)
+        pool = await create_pool(
+            url, settings, max_size=pool_max_size, deadline_seconds=connect_deadline
+        )
         client = cls(pool, settings, catalog, url=url)
         try:
             if migrate:

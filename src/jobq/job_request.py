@@ -106,16 +106,16 @@ class JobRequest(BaseModel):
 
 
 def find_unstorable(value: Any, path: str = "") -> str | None:
-    """Why PostgreSQL could not store this JSON value (U+0000, NaN), or None."""
+    """Why PostgreSQL could not store this JSON value (U+0000, a lone surrogate, NaN),
+    or None."""
     if isinstance(value, str):
-        return f"contains U+0000 at {path or 'the value'}" if "\x00" in value else None
+        return _unstorable_text(value, f"at {path or 'the value'}")
     if isinstance(value, float):
         return None if math.isfinite(value) else f"non-finite number at {path or 'the value'}"
     if isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                return f"contains U+0000 in a key at {path or 'the top level'}"
-            found = find_unstorable(item, f"{path}.{key}" if path else key)
+            found = _unstorable_text(key, f"in a key at {path or 'the top level'}")
+            found = found or find_unstorable(item, f"{path}.{key}" if path else key)
             if found:
                 return found
     elif isinstance(value, list):
@@ -123,6 +123,18 @@ def find_unstorable(value: Any, path: str = "") -> str | None:
             found = find_unstorable(item, f"{path}[{i}]")
             if found:
                 return found
+    return None
+
+
+def _unstorable_text(text: str, where: str) -> str | None:
+    if "\x00" in text:
+        return f"contains U+0000 {where}"
+    if not text.isascii():
+        # JSON may carry a lone surrogate ("\ud800"): not text PostgreSQL can store.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"contains a lone UTF-16 surrogate {where}"
     return None
 
 

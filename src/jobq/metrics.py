@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -21,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 
 from jobq import events
 
@@ -35,7 +37,11 @@ _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, multiprocess_path: str | None = None
+    ) -> None:
+        # Set in the process that serves a multi-process scrape (the supervisor).
+        self.multiprocess_path = multiprocess_path
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.enqueued = Counter(
@@ -165,12 +171,71 @@ class Metrics:
             self._db_read_at = time.monotonic()
 
     async def render(self, client: Client | None = None) -> bytes:
-        """The Prometheus text exposition, database gauges refreshed if `client` is given."""
+        """The Prometheus text exposition, database gauges refreshed if `client` is given.
+
+        Under `--processes N` (PROMETHEUS_MULTIPROC_DIR set) every process writes its
+        samples to that folder and the scrape sums them into one answer."""
         if client is not None:
             await self.refresh_from_database(client)
+        folder = self.multiprocess_path or multiprocess_dir()
+        if folder:
+            return generate_latest(_Merged(self, folder))
         return generate_latest(self.registry)
+
+
+# Families read from the database: in a multi-process scrape they come from the
+# scraping process alone, not summed over the children's files.
+_DB_FAMILIES = frozenset(
+    {
+        "jobq_queue_jobs",
+        "jobq_queue_oldest_runnable_age_seconds",
+        "jobq_workers_alive",
+        "jobq_db_dead_tuples",
+        "jobq_db_oldest_xact_age_seconds",
+    }
+)
+
+
+class _Merged:
+    """The children's samples (PROMETHEUS_MULTIPROC_DIR) plus this process's database
+    gauges: one scrape for `jobq worker --processes N`."""
+
+    def __init__(self, metrics: Metrics, folder: str) -> None:
+        self.metrics = metrics
+        self.folder = folder
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client import multiprocess
+
+        collector = multiprocess.MultiProcessCollector(None, path=self.folder)  # type: ignore[no-untyped-call]
+        for family in collector.collect():  # type: ignore[no-untyped-call]
+            if family.name not in _DB_FAMILIES:
+                yield family
+        for family in self.metrics.registry.collect():
+            if family.name in _DB_FAMILIES:
+                yield family
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead child's live gauges from the multi-process scrape."""
+    folder = multiprocess_dir()
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
 
 
 def multiprocess_dir() -> str | None:
     """Where child processes write their samples when aggregated (--processes N)."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+_default: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """The process's metrics: the API and the workers of one process share them."""
+    global _default
+    if _default is None:
+        _default = Metrics()
+    return _default

@@ -351,6 +351,12 @@ class Queries:
     async def worker_prune(self, conn: Conn, silent_for_seconds: float) -> None:
         await conn.execute(self.sql["worker_prune"], silent_for_seconds)
 
+    async def listener_probe(self, conn: Conn, channel: str, payload: str) -> None:
+        await conn.execute(self.sql["listener_probe"], channel, payload)
+
+    async def connection_ping(self, conn: Conn) -> None:
+        await conn.execute(self.sql["connection_ping"])
+
     async def leader_acquire(
         self, conn: Conn, name: str, holder: str, lease_seconds: float
     ) -> bool:

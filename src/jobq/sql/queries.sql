@@ -335,6 +335,14 @@ ORDER BY started_at, id;
 DELETE FROM {schema}.workers
 WHERE last_heartbeat_at < now() - make_interval(secs => $1::float8);
 
+-- name: listener_probe
+-- NOTIFY channel $1 with payload $2: a worker's check that its LISTEN hears it.
+SELECT pg_notify($1::text, $2::text);
+
+-- name: connection_ping
+-- One round trip, proving a long-lived session connection (LISTEN) is alive.
+SELECT 1;
+
 -- name: leader_acquire
 -- Take or renew the lease row `$1` for holder `$2`; answers the holder after.
 INSERT INTO {schema}.leaders AS l (name, holder, expires_at)

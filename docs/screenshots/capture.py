@@ -1,0 +1,276 @@
+"""Take the dashboard screenshots in this folder, with real data.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python docs/screenshots/capture.py
+
+Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
+it a mix of demo jobs through the public API (some fail and retry, some fail
+for good, some run long, one is cancelled while running, one queue is
+paused), waits for the workers to get through them, and photographs each page
+in headless Debian chromium. Then a second server with API tokens shows the
+token prompt. The schema is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from playwright.sync_api import Page, sync_playwright
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve(
+    schema: str, *extra: str, tokens: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "JOBQ_SCHEMA": schema,
+        "JOBQ_RETRY_BASE_MS": "300",
+        "JOBQ_RETRY_CAP_MS": "1500",
+    }
+    if tokens:
+        env["JOBQ_API_TOKENS"] = tokens
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobq", "serve", "--port", str(port), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: ready(base), 30)
+    return process, base
+
+
+def ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the demo to get there")
+        time.sleep(0.2)
+
+
+def post(base: str, path: str, body: Any = None) -> Any:
+    response = httpx.post(f"{base}{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def get(base: str, path: str) -> Any:
+    response = httpx.get(f"{base}{path}", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def seed(base: str) -> dict[str, str]:
+    jobs: list[dict[str, Any]] = []
+    jobs += [
+        {
+            "kind": "send_email",
+            "queue": "emails",
+            "payload": {"to": f"user{n}@example.com", "template": "welcome"},
+        }
+        for n in range(60)
+    ]
+    jobs += [
+        {
+            "kind": "resize_image",
+            "queue": "images",
+            "payload": {"image": f"s3://uploads/{n}.jpg", "width": 640},
+        }
+        for n in range(30)
+    ]
+    jobs += [
+        {
+            "kind": "webhook_delivery",
+            "queue": "webhooks",
+            "payload": {
+                "url": "https://hooks.example.com/orders",
+                "event": "order.paid",
+                "order": n,
+            },
+        }
+        for n in range(25)
+    ]
+    jobs += [
+        {"kind": "summarize_text", "queue": "reports", "payload": {"document": f"doc-{n}"}}
+        for n in range(12)
+    ]
+    post(base, "/v1/jobs/batch", {"jobs": jobs})
+    # Fails every attempt: ends failed_permanent with three recorded errors.
+    doomed = post(
+        base,
+        "/v1/jobs",
+        {
+            "kind": "sleep",
+            "queue": "webhooks",
+            "max_attempts": 3,
+            "payload": {"seconds": 0.1, "fail_attempts": 10},
+        },
+    )
+    # Long runners: the workers show jobs in flight; one is cancelled mid-run.
+    long = [
+        post(base, "/v1/jobs", {"kind": "sleep", "queue": "images", "payload": {"seconds": 600}})
+        for _ in range(3)
+    ]
+    later = "2030-01-01T09:00:00Z"
+    post(
+        base,
+        "/v1/jobs",
+        {
+            "kind": "send_email",
+            "queue": "emails",
+            "run_at": later,
+            "payload": {"to": "newyear@example.com"},
+        },
+    )
+    return {"doomed": doomed["id"], "cancel": long[0]["id"]}
+
+
+def settle(base: str, ids: dict[str, str]) -> None:
+    def counts() -> dict[str, int]:
+        total: dict[str, int] = {}
+        for q in get(base, "/v1/queues")["queues"]:
+            for state, n in q["counts"].items():
+                total[state] = total.get(state, 0) + n
+        return total
+
+    wait_until(lambda: get(base, f"/v1/jobs/{ids['doomed']}")["status"] == "failed_permanent", 60)
+    wait_until(lambda: get(base, f"/v1/jobs/{ids['cancel']}")["status"] == "running", 30)
+    post(base, f"/v1/jobs/{ids['cancel']}/cancel")
+    wait_until(lambda: get(base, f"/v1/jobs/{ids['cancel']}")["status"] == "cancelled", 30)
+    wait_until(lambda: counts().get("retrying", 0) == 0 and counts().get("queued", 0) <= 1, 60)
+    # A paused queue with work waiting, for the overview.
+    post(base, "/v1/queues/reports/pause")
+    post(
+        base,
+        "/v1/jobs/batch",
+        {
+            "jobs": [
+                {"kind": "summarize_text", "queue": "reports", "payload": {"document": f"late-{n}"}}
+                for n in range(7)
+            ]
+        },
+    )
+    post(
+        base,
+        "/v1/jobs/batch",
+        {
+            "jobs": [
+                {"kind": "send_email", "queue": "emails", "payload": {"to": f"late{n}@example.com"}}
+                for n in range(4)
+            ]
+        },
+    )
+
+
+def retried_job(base: str) -> str:
+    """A send_email that failed once, then succeeded: a two-step timeline."""
+    page = get(base, "/v1/jobs?kind=send_email&status=succeeded&limit=200")
+    for job in page["jobs"]:
+        if job["last_error"]:
+            return str(job["id"])
+    raise SystemExit("no send_email job failed once this time; run again")
+
+
+def shoot(page: Page, base: str, fragment: str, name: str, ready_selector: str) -> None:
+    page.goto(f"{base}/{fragment}")
+    page.wait_for_selector(ready_selector)
+    page.wait_for_function("document.querySelector('#live').textContent.startsWith('live')")
+    page.screenshot(path=str(HERE / name), full_page=True)
+    print("wrote", HERE / name)
+
+
+def main() -> None:
+    if not os.environ.get("DATABASE_URL"):
+        raise SystemExit("set DATABASE_URL (a PostgreSQL this script may add a schema to)")
+    schema = f"shots_{uuid.uuid4().hex[:8]}"
+    process, base = serve(schema, "--concurrency", "4")
+    secured = None
+    try:
+        ids = seed(base)
+        settle(base, ids)
+        tokens = json.dumps([{"token": "demo-admin", "scopes": ["read", "write", "admin"]}])
+        secured, secured_base = serve(schema, "--no-workers", tokens=tokens)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            shoot(page, base, "#/", "overview.png", "#workers tbody tr td.mono")
+            shoot(page, base, "#/jobs?limit=25", "jobs.png", "#jobs tbody tr[data-job-id]")
+            shoot(
+                page,
+                base,
+                "#/jobs?status=failed_permanent&status=cancelled",
+                "jobs-filtered.png",
+                "#jobs tbody tr[data-job-id]",
+            )
+            shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", "#attempts li")
+            shoot(page, base, f"#/jobs/{retried_job(base)}", "job-retried.png", "#attempts li")
+            page.goto(f"{base}/#/jobs/{ids['cancel']}")
+            page.wait_for_selector("#attempts li")
+            page.get_by_role("button", name="Retry job").click()
+            page.screenshot(path=str(HERE / "confirm.png"))
+            print("wrote", HERE / "confirm.png")
+            page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
+            fresh = browser.new_page(viewport={"width": 1360, "height": 700})
+            fresh.goto(f"{secured_base}/")
+            fresh.wait_for_selector("#token-dialog[open]")
+            fresh.screenshot(path=str(HERE / "token.png"))
+            print("wrote", HERE / "token.png")
+            browser.close()
+    finally:
+        for proc in (process, secured):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=40)
+        asyncio.run(drop(os.environ["DATABASE_URL"], schema))
+
+
+async def drop(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The API's documented shapes: request bodies beside `JobRequest`, and responses.
+
+Responses are built from the core types' `to_dict()`; these models document
+them in the OpenAPI document (the schemathesis test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
+from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
+from jobq.types import AttemptOutcome, JobStatus
+
+# A cursor is a job id, base64url without padding (jobq.client.encode_cursor).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{22}$"
+
+_JOB_EXAMPLE: dict[str, Any] = {
+    "id": "01964f4e-8c5a-7b3c-9d2e-4f6a8b0c2d4e",
+    "queue": "default",
+    "kind": "send_email",
+    "payload": {"to": "a@example.com", "subject": "Welcome"},
+    "metadata": {},
+    "status": "queued",
+    "priority": 0,
+    "attempts": 0,
+    "max_attempts": 5,
+    "run_at": "2030-01-01T09:00:00Z",
+    "idempotency_key": "order-17-welcome",
+    "cancel_requested": False,
+    "last_error": None,
+    "locked_by": None,
+    "created_at": "2030-01-01T09:00:00Z",
+    "updated_at": "2030-01-01T09:00:00Z",
+    "started_at": None,
+    "finished_at": None,
+}
+
+
+def job_example(**changes: Any) -> dict[str, Any]:
+    return {**_JOB_EXAMPLE, **changes}
+
+
+class JobOut(BaseModel):
+    """A job (SPEC §1). Timestamps are RFC 3339 in UTC."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_JOB_EXAMPLE]})
+
+    id: UUID
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    idempotency_key: str | None
+    cancel_requested: bool
+    last_error: str | None
+    locked_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"jobs": [_JOB_EXAMPLE], "next_cursor": "AZZPToxaezydLk9qiwwtTg"}]
+        },
+    )
+
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class BatchOut(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobs": [
+                        _JOB_EXAMPLE,
+                        {
+                            **_JOB_EXAMPLE,
+                            "id": "01964f4e-8c5a-7b3c-9d2e-4f6a8b0c2d4f",
+                            "kind": "resize_image",
+                            "payload": {"url": "https://example.com/cat.png"},
+                            "idempotency_key": "img-17",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    jobs: list[JobOut] = Field(description="One job per request item, in request order.")
+
+
+class AttemptOut(BaseModel):
+    """One attempt. An attempt in progress has `finished_at` and `outcome` null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: UUID
+    seq: int
+    worker_id: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: AttemptOutcome | None
+    error: str | None
+
+
+_ATTEMPT_EXAMPLE: dict[str, Any] = {
+    "job_id": _JOB_EXAMPLE["id"],
+    "seq": 1,
+    "worker_id": "web-1:4242:9f3a1c",
+    "started_at": "2030-01-01T09:00:01Z",
+    "finished_at": "2030-01-01T09:00:02Z",
+    "outcome": "failed",
+    "error": "ConnectionError: SMTP server did not answer",
+}
+
+
+class AttemptList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "attempts": [
+                        _ATTEMPT_EXAMPLE,
+                        {
+                            **_ATTEMPT_EXAMPLE,
+                            "seq": 2,
+                            "started_at": "2030-01-01T09:00:04Z",
+                            "finished_at": None,
+                            "outcome": None,
+                            "error": None,
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    attempts: list[AttemptOut] = Field(description="Oldest first.")
+
+
+class QueueOut(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "default",
+                    "paused": False,
+                    "counts": {"queued": 12, "running": 3, "succeeded": 340},
+                    "oldest_runnable_age_seconds": 1.5,
+                }
+            ]
+        },
+    )
+
+    name: str
+    paused: bool
+    counts: dict[str, int] = Field(description="Jobs per status; statuses with none are absent.")
+    oldest_runnable_age_seconds: float | None = Field(
+        description="Now minus run_at of the oldest job that could be claimed now, or null."
+    )
+
+
+class QueueList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "queues": [
+                        {
+                            "name": "default",
+                            "paused": False,
+                            "counts": {"queued": 12, "running": 3, "succeeded": 340},
+                            "oldest_runnable_age_seconds": 1.5,
+                        },
+                        {
+                            "name": "emails",
+                            "paused": True,
+                            "counts": {},
+                            "oldest_runnable_age_seconds": None,
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    queues: list[QueueOut]
+
+
+class WorkerOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str] | None = Field(description="The queues served; null means every queue.")
+    concurrency: int
+    in_flight: int
+    version: str
+    started_at: datetime
+    last_heartbeat_at: datetime
+
+
+class WorkerList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "workers": [
+                        {
+                            "id": "web-1:4242:9f3a1c",
+                            "host": "web-1",
+                            "pid": 4242,
+                            "queues": None,
+                            "concurrency": 10,
+                            "in_flight": 3,
+                            "version": "0.1.0",
+                            "started_at": "2030-01-01T08:00:00Z",
+                            "last_heartbeat_at": "2030-01-01T09:00:00Z",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    workers: list[WorkerOut]
+
+
+class CountOut(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"count": 42}]})
+
+    count: int = Field(description="How many jobs the operation changed.")
+
+
+class StatusOut(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: str
+
+
+# --- requests -------------------------------------------------------------------
+
+
+class BatchRequest(BaseModel):
+    """Up to 1000 job requests enqueued in one transaction, all or nothing."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobs": [
+                        {"kind": "send_email", "payload": {"to": "a@example.com"}},
+                        {
+                            "kind": "resize_image",
+                            "payload": {"url": "https://example.com/cat.png"},
+                            "idempotency_key": "img-17",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    jobs: list[JobRequest] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class BulkFilter(BaseModel):
+    """Which jobs a bulk operation applies to: at least one of the fields, not null
+    (a null field counts as absent)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "minProperties": 1,
+            "examples": [{"queue": "emails", "status": ["failed_permanent"]}],
+        },
+    )
+
+    queue: Annotated[str, Field(pattern=QUEUE_PATTERN)] | None = None
+    kind: Annotated[str, Field(pattern=KIND_PATTERN)] | None = None
+    status: Annotated[list[JobStatus], Field(min_length=1)] | None = None
+
+
+class JobListQuery(BaseModel):
+    """Filters of GET /v1/jobs; unknown parameters are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[JobStatus] | None = Field(
+        default=None, description="Only jobs in these states (repeat the parameter)."
+    )
+    queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
+    kind: str | None = Field(default=None, pattern=KIND_PATTERN)
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(
+        default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."
+    )
+
+
+# --- problems (documentation of jobq.api.problems) ---------------------------------
+
+
+class ProblemFieldError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description='Path to the bad field, e.g. ["jobs", 3, "kind"].')
+    field: str = Field(description="The same path joined with dots.")
+    msg: str
+    index: int | None = Field(default=None, description="The batch item, for batch requests.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (application/problem+json)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:jobq:problem:job-not-found",
+                    "title": "Job not found",
+                    "status": 404,
+                    "detail": "no job with id 01964f4e-8c5a-7b3c-9d2e-4f6a8b0c2d4e",
+                }
+            ]
+        },
+    )
+
+    type: str = Field(description="A URI naming the kind of problem (see jobq.api.problems).")
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldError] | None = Field(
+        default=None, description="Validation errors: one per bad field."
+    )

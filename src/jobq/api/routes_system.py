@@ -1,0 +1,133 @@
+"""Open routes outside /v1: health, readiness, metrics and the docs page.
+
+The dashboard at / is jobq.dashboard, mounted by create_app().
+
+/docs is Swagger UI served from the `fastapi-offline` package's copy of its
+assets (no CDN): jobq must work on a machine with no internet access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.staticfiles import StaticFiles
+
+from jobq.api.endpoints import error_responses
+from jobq.api.models import StatusOut
+from jobq.api.problems import problem
+from jobq.client import Client
+from jobq.errors import SchemaError
+from jobq.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("jobq.api")
+
+READY_TIMEOUT_SECONDS = 5.0
+DOCS_ASSETS_PATH = "/docs/assets"
+_SWAGGER_ASSETS_PACKAGE = "fastapi_offline"
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    response_model=StatusOut,
+    summary="Liveness",
+    description="200 while the process is up; does not touch the database.",
+)
+async def healthz() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=StatusOut,
+    summary="Readiness",
+    description=(
+        "200 when the database answers and its schema is at least the version this process "
+        "needs; 503 otherwise."
+    ),
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ready", "schema": 1}}}},
+        **error_responses(503),
+    },
+)
+async def readyz(request: Request) -> Response:
+    client: Client | None = getattr(request.app.state, "jobq_client", None)
+    if client is None:
+        return _not_ready("jobq is not connected to its database yet")
+    try:
+        version = await asyncio.wait_for(client.check_schema(), READY_TIMEOUT_SECONDS)
+    except SchemaError as exc:
+        return _not_ready(str(exc))
+    except Exception as exc:  # anything else also means "do not send traffic here"
+        log.warning("readiness check failed: %r", exc)
+        return _not_ready("the database does not answer")
+    return JSONResponse({"status": "ready", "schema": version})
+
+
+def _not_ready(detail: str) -> Response:
+    return problem(
+        503, detail, type_="unavailable", title="Not ready", headers={"Retry-After": "1"}
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Prometheus text exposition format.",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    client: Client | None = getattr(request.app.state, "jobq_client", None)
+    try:
+        body = await registry.render(client)
+    except Exception as exc:  # the database gauges are stale, the process's own are not
+        log.warning("metrics: database gauges not refreshed: %r", exc)
+        body = await registry.render(None)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+def swagger_assets_dir() -> Path | None:
+    """Swagger UI's files as shipped by the fastapi-offline package, or None."""
+    try:
+        folder = resources.files(_SWAGGER_ASSETS_PACKAGE) / "static"
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(folder))
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
+
+
+def install_docs(api: FastAPI) -> None:
+    """/docs: Swagger UI with every asset served by this process."""
+    assets = swagger_assets_dir()
+    if assets is not None:
+        api.mount(DOCS_ASSETS_PATH, StaticFiles(directory=assets), name="docs-assets")
+
+    @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    async def docs(request: Request) -> Response:
+        if assets is None:
+            return problem(
+                503,
+                "Swagger UI's files are not installed (pip install fastapi-offline); "
+                "/openapi.json works without them",
+                type_="unavailable",
+            )
+        root = request.scope.get("root_path", "")
+        parameters: dict[str, Any] = {"persistAuthorization": True, "tryItOutEnabled": True}
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{api.openapi_url}",
+            title=f"{api.title} API",
+            swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+            swagger_ui_parameters=parameters,
+        )

@@ -1,0 +1,191 @@
+"""`serve()`: what `jobq serve` runs — uvicorn with the API and, unless told
+otherwise, the worker runtime, in one process and one event loop.
+
+Signals are handled here, not by uvicorn (which would re-raise SIGTERM at the
+end and make the exit status 143): the first SIGTERM/SIGINT stops the HTTP
+server (in-flight requests finish) and asks the worker to stop gracefully
+(SPEC §5); a second one stops both at once. A clean stop exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import uvicorn
+
+import jobq
+from jobq.api.app import create_app
+from jobq.client import Client
+from jobq.config import Settings
+from jobq.errors import ConfigError
+
+log = logging.getLogger("jobq.serve")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_CONCURRENCY = 10
+POOL_SIZE = 10  # for the API; the worker's concurrency is added when it runs here
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Worker(Protocol):
+    async def run(self, *, install_signal_handlers: bool = ...) -> Any: ...
+    def request_stop(self) -> Any: ...
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, port: int, settings: Settings, allow_unauthenticated: bool) -> None:
+    """Refuse to expose an open API (no tokens) beyond this machine unless asked to."""
+    if settings.api_tokens or allow_unauthenticated or is_loopback(host):
+        return
+    raise ConfigError(
+        f"refusing to serve on {host}:{port} without authentication: JOBQ_API_TOKENS is not "
+        "set, so anyone who can reach that address could enqueue, cancel and delete jobs. "
+        "Set JOBQ_API_TOKENS, bind to 127.0.0.1, or pass --allow-unauthenticated."
+    )
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # serve() owns the signals (see the module docstring).
+        yield
+
+
+def serve(
+    jobq_app: jobq.App,
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: bool = True,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    queues: list[str] | None = None,
+    allow_unauthenticated: bool = False,
+    migrate: bool = True,
+) -> int:
+    """Run the API (and the workers) until SIGTERM/SIGINT; returns the exit status.
+
+    Opens its own client in its own event loop (with `migrate=False` it refuses a
+    database whose schema is behind instead of migrating it)."""
+    check_bind(host, port, settings, allow_unauthenticated)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    with contextlib.suppress(RuntimeError):  # already connected: the caller configured it
+        jobq_app.configure(settings)
+    options = _Options(host, port, workers, concurrency, queues, migrate)
+    return asyncio.run(_serve(jobq_app, settings, options))
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    host: str
+    port: int
+    workers: bool
+    concurrency: int
+    queues: list[str] | None
+    migrate: bool
+
+
+async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> int:
+    # A client of this event loop: one the caller opened in another loop (asyncio.run)
+    # cannot be used here, so it is replaced.
+    pool_size = POOL_SIZE + (options.concurrency if options.workers else 0)
+    client = await Client.connect(
+        settings, jobq_app, migrate=options.migrate, pool_max_size=pool_size
+    )
+    jobq_app.use_client(client)
+    try:
+        api = create_app(jobq_app, client=client, settings=settings)
+        config = uvicorn.Config(api, host=options.host, port=options.port, lifespan="on")
+        server = _Server(config)
+        worker: _Worker | None = None
+        if options.workers:
+            from jobq.worker.runtime import Worker  # imported late: API-only needs none of it
+
+            worker = Worker(
+                jobq_app, client, concurrency=options.concurrency, queues=options.queues
+            )
+        shutdown = _Shutdown(server, worker)
+        with _stop_on_signals(shutdown):
+            return await _run_both(server, worker, shutdown)
+    finally:
+        await jobq_app.close()
+
+
+class _Shutdown:
+    """The first request stops both gracefully; a second one stops them at once."""
+
+    def __init__(self, server: uvicorn.Server, worker: _Worker | None) -> None:
+        self.server = server
+        self.worker = worker
+        self.requests = 0
+
+    def request(self, reason: str) -> None:
+        self.requests += 1
+        if self.requests == 1:
+            log.info("%s: stopping gracefully (send the signal again to stop at once)", reason)
+            self.server.should_exit = True
+        else:
+            log.warning("%s again: stopping at once", reason)
+            self.server.force_exit = True
+        if self.worker is not None:
+            self.worker.request_stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(shutdown: _Shutdown) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, shutdown.request, sig.name)
+    try:
+        yield
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _run_both(server: uvicorn.Server, worker: _Worker | None, shutdown: _Shutdown) -> int:
+    async def run_server() -> int:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
+            return exc.code if isinstance(exc.code, int) else 1
+        return 0
+
+    async def run_worker() -> int:
+        assert worker is not None
+        try:
+            await worker.run(install_signal_handlers=False)
+        except Exception:
+            log.exception("the worker runtime failed; stopping the server")
+            return 1
+        return 0
+
+    tasks = {asyncio.create_task(run_server(), name="jobq-http")}
+    if worker is not None:
+        tasks.add(asyncio.create_task(run_worker(), name="jobq-worker"))
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    if shutdown.requests == 0:
+        # One stopped on its own (a failure, or uvicorn could not bind): stop the other.
+        shutdown.request("the " + next(iter(done)).get_name().removeprefix("jobq-") + " stopped")
+    codes = [task.result() for task in done]
+    if pending:
+        finished, _ = await asyncio.wait(pending)
+        codes += [task.result() for task in finished]
+    return max(codes)

@@ -1,0 +1,166 @@
+// One job: its fields, payload and metadata, the attempts timeline (outcome,
+// worker, duration, error), and cancel / retry with confirmation.
+
+import { ApiError, get, post } from "./api.js";
+import { badge, confirmAction, duration, h, notify, pretty, problemText, shortId, sig, swap, when } from "./ui.js";
+
+const CANCELLABLE = ["queued", "retrying", "running"];
+const RETRYABLE = ["failed_permanent", "cancelled"];
+const OUTCOME_LABELS = {
+  succeeded: "succeeded",
+  failed: "failed",
+  cancelled: "cancelled",
+  lease_expired: "lease expired",
+  interrupted: "interrupted",
+};
+
+function field(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+function seconds(from, to) {
+  return (Date.parse(to) - Date.parse(from)) / 1000;
+}
+
+export function jobView(root, ctx, id) {
+  let head = h("div");
+  let fields = h("div");
+  let attemptsBox = h("div");
+
+  root.append(h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " / ", h("span", { class: "mono" }, id)), head, fields, attemptsBox);
+
+  async function act(job, action) {
+    const running = job.status === "running";
+    const ok = await confirmAction(
+      action === "cancel"
+        ? {
+            title: `Cancel job ${shortId(job.id)}?`,
+            body: running
+              ? "The job is running: its worker is asked to stop it. A handler that finishes first still succeeds."
+              : "The job will not run. You can retry it later.",
+            confirm: "Cancel job",
+          }
+        : {
+            title: `Retry job ${shortId(job.id)}?`,
+            body: "The job goes back to its queue with its attempts reset to 0; its history is kept.",
+            confirm: "Retry job",
+          },
+    );
+    if (!ok) return;
+    try {
+      const { status, data } = await post(`jobs/${encodeURIComponent(job.id)}/${action}`);
+      if (action === "retry") notify("ok", `Job ${shortId(data.id)} is queued again.`);
+      else if (status === 202) notify("ok", `Cancel requested: job ${shortId(data.id)} is running and its worker has been asked to stop.`);
+      else notify("ok", `Job ${shortId(data.id)} cancelled.`);
+    } catch (error) {
+      notify("error", `Could not ${action} job ${shortId(job.id)}: ${problemText(error)}`);
+    }
+    ctx.refresh();
+  }
+
+  function renderHead(job) {
+    const canCancel = CANCELLABLE.includes(job.status) && !(job.status === "running" && job.cancel_requested);
+    const canRetry = RETRYABLE.includes(job.status);
+    return h(
+      "div",
+      { class: "job-head", dataset: { sig: sig([job.kind, job.status, job.cancel_requested]) } },
+      h("h1", {}, job.kind, " ", badge(job.status), job.cancel_requested && job.status === "running" ? h("span", { class: "badge paused" }, "cancel requested") : null),
+      h(
+        "div",
+        { class: "actions" },
+        canCancel ? h("button", { type: "button", class: "danger", onclick: () => act(job, "cancel") }, "Cancel job") : null,
+        canRetry ? h("button", { type: "button", class: "primary", onclick: () => act(job, "retry") }, "Retry job") : null,
+      ),
+    );
+  }
+
+  function renderFields(job) {
+    return h(
+      "div",
+      { class: "job-body", dataset: { sig: sig(job) } },
+      h(
+        "section",
+        { "aria-labelledby": "fields-title" },
+        h("h2", { id: "fields-title" }, "Fields"),
+        h(
+          "dl",
+          { class: "fields", id: "job-fields" },
+          field("ID", h("span", { class: "mono" }, job.id)),
+          field("State", badge(job.status)),
+          field("Queue", h("a", { href: `#/jobs?queue=${encodeURIComponent(job.queue)}` }, job.queue)),
+          field("Kind", h("a", { href: `#/jobs?kind=${encodeURIComponent(job.kind)}` }, job.kind)),
+          field("Priority", job.priority),
+          field("Attempts", `${job.attempts} of ${job.max_attempts}`),
+          field("Runs at", when(job.run_at)),
+          field("Created", when(job.created_at)),
+          field("Updated", when(job.updated_at)),
+          field("Started", when(job.started_at)),
+          field("Finished", when(job.finished_at)),
+          field("Worker", job.locked_by ? h("span", { class: "mono" }, job.locked_by) : h("span", { class: "muted" }, "—")),
+          field("Idempotency key", job.idempotency_key ? h("span", { class: "mono" }, job.idempotency_key) : h("span", { class: "muted" }, "—")),
+          field("Cancel requested", job.cancel_requested ? "yes" : "no"),
+        ),
+      ),
+      job.last_error
+        ? h(
+            "section",
+            { "aria-labelledby": "error-title" },
+            h("h2", { id: "error-title" }, "Last error ", job.status === "succeeded" ? h("span", { class: "small muted" }, "from an earlier attempt; a later one succeeded") : null),
+            h("pre", { class: "error" }, job.last_error),
+          )
+        : null,
+      h("section", { "aria-labelledby": "payload-title" }, h("h2", { id: "payload-title" }, "Payload"), pretty(job.payload)),
+      Object.keys(job.metadata || {}).length
+        ? h("section", { "aria-labelledby": "metadata-title" }, h("h2", { id: "metadata-title" }, "Metadata"), pretty(job.metadata))
+        : null,
+    );
+  }
+
+  function renderAttempts(attempts) {
+    const items = attempts.map((a) => {
+      const outcome = a.outcome || "running";
+      const took = a.finished_at ? `took ${duration(seconds(a.started_at, a.finished_at))}` : "still running";
+      return h(
+        "li",
+        { class: `attempt outcome-${outcome}`, dataset: { seq: a.seq } },
+        h(
+          "div",
+          { class: "attempt-line" },
+          h("strong", {}, `#${a.seq}`),
+          h("span", { class: `badge outcome-${outcome}` }, OUTCOME_LABELS[outcome] || outcome),
+          h("span", {}, "on ", a.worker_id ? h("span", { class: "mono" }, a.worker_id) : h("span", { class: "muted" }, "unknown worker")),
+          h("span", { class: "muted" }, "started ", when(a.started_at), ", ", took),
+        ),
+        a.error ? h("pre", { class: "error" }, a.error) : null,
+      );
+    });
+    return h(
+      "section",
+      { "aria-labelledby": "attempts-title", dataset: { sig: sig(attempts) } },
+      h("h2", { id: "attempts-title" }, `Attempts (${attempts.length})`),
+      items.length ? h("ol", { class: "timeline", id: "attempts" }, items) : h("p", { class: "muted", id: "attempts" }, "No attempt yet."),
+    );
+  }
+
+  async function refresh() {
+    let job;
+    let attempts;
+    try {
+      [job, attempts] = await Promise.all([get(`jobs/${encodeURIComponent(id)}`), get(`jobs/${encodeURIComponent(id)}/attempts`)]);
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
+        const text = error.status === 404 ? "No job has this id. Finished jobs are deleted after the retention period." : problemText(error);
+        head = swap(head, h("div", { dataset: { sig: sig(["missing", error.status]) } }, h("h1", {}, "Job not found"), h("p", { class: "inline-error" }, text)));
+        fields = swap(fields, h("div", { dataset: { sig: "" } }));
+        attemptsBox = swap(attemptsBox, h("div", { dataset: { sig: "" } }));
+        return;
+      }
+      throw error;
+    }
+    head = swap(head, renderHead(job));
+    fields = swap(fields, renderFields(job));
+    attemptsBox = swap(attemptsBox, renderAttempts(attempts.attempts));
+  }
+
+  return { refresh };
+}

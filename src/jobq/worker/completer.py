@@ -1,0 +1,167 @@
+"""The completer: persists outcomes in batches, one fenced statement for many jobs.
+
+Outcomes arrive from the executor as jobs settle. The first one starts a short
+timer (`COMPLETER_FLUSH_SECONDS`); everything that arrives meanwhile, up to
+`COMPLETER_BATCH_SIZE`, is written with one `job_finish_many`. A batch that
+fails on a database error is kept and retried with backoff: the jobs keep
+their leases (the heartbeat still renews them) until it lands. A row the fence
+rejects belonged to a job whose lease was lost; it is logged and dropped.
+
+Events: JobFinished for every row written (outcome from the row's final
+status; a job released at shutdown emits none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+
+from jobq import events
+from jobq.client import Client
+from jobq.completion import PolicyFor, finish_row
+from jobq.queries import Finished, FinishRow
+from jobq.types import JobStatus, Outcome
+from jobq.worker.backoff import Backoff
+from jobq.worker.config import COMPLETER_BATCH_SIZE, COMPLETER_FLUSH_SECONDS
+from jobq.worker.executor import RunningJob
+
+log = logging.getLogger("jobq.worker")
+
+# Finished.status -> the `outcome` label of jobq_jobs_finished_total (SPEC §8).
+FINISHED_AS = {
+    JobStatus.SUCCEEDED: "succeeded",
+    JobStatus.RETRYING: "retried",
+    JobStatus.FAILED_PERMANENT: "failed_permanent",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+@dataclass(slots=True)
+class Pending:
+    running: RunningJob
+    outcome: Outcome
+    row: FinishRow
+
+
+class Completer:
+    def __init__(
+        self,
+        client: Client,
+        policy_for: PolicyFor,
+        on_written: Callable[[RunningJob], None],
+        *,
+        batch_size: int = COMPLETER_BATCH_SIZE,
+        flush_seconds: float = COMPLETER_FLUSH_SECONDS,
+    ) -> None:
+        self.client = client
+        self.policy_for = policy_for
+        self.on_written = on_written
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.counts: Counter[str] = Counter()
+        self._buffer: list[Pending] = []
+        self._writing = 0
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._backoff = Backoff(log, "writing job outcomes")
+
+    def submit(self, running: RunningJob, outcome: Outcome) -> None:
+        row = finish_row(
+            running.job,
+            running.ctx.worker_id,
+            outcome,
+            self.policy_for(running.job.kind),
+            cancel_requested=running.ctx.cancel_requested or running.job.cancel_requested,
+        )
+        self._buffer.append(Pending(running, outcome, row))
+        self._idle.clear()
+        self._arrived.set()
+        if len(self._buffer) >= self.batch_size:
+            self._full.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + self._writing
+
+    async def flush(self) -> None:
+        """Wait until every outcome submitted so far is written (or dropped)."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Write what is left, then let run() return."""
+        self._closing = True
+        self._arrived.set()
+        self._full.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self._buffer:
+                self._idle.set()
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if len(self._buffer) < self.batch_size and not self._closing:
+                # Let a batch gather, but write as soon as it is full.
+                self._full.clear()
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_seconds):
+                        await self._full.wait()
+            batch = self._buffer[: self.batch_size]
+            del self._buffer[: self.batch_size]
+            self._writing = len(batch)
+            try:
+                written = await self.client.finish([p.row for p in batch])
+            except Exception as exc:
+                self._buffer[:0] = batch  # keep them, in order, for the retry
+                self._writing = 0
+                await self._backoff.failed(exc)
+                continue
+            self._backoff.succeeded()
+            self._writing = 0
+            self._report(batch, written)
+
+    def _report(self, batch: list[Pending], written: list[Finished]) -> None:
+        by_id: dict[uuid.UUID, Finished] = {f.id: f for f in written}
+        for pending in batch:
+            running = pending.running
+            finished = by_id.get(running.id)
+            extra = running.log_extra()
+            if finished is None:
+                log.warning(
+                    "outcome %s not written: the job's lease was lost and another worker "
+                    "may run it",
+                    type(pending.outcome).__name__,
+                    extra=extra,
+                )
+            else:
+                self._announce(running, pending, finished, extra)
+            self.on_written(running)
+
+    def _announce(
+        self, running: RunningJob, pending: Pending, finished: Finished, extra: dict[str, object]
+    ) -> None:
+        label = FINISHED_AS.get(finished.status)
+        extra["status"] = finished.status.value
+        extra["duration_s"] = round(running.duration, 6)
+        if label is None:  # released at shutdown: back to queued
+            self.counts["interrupted"] += 1
+            log.info("job released to the queue", extra=extra)
+            return
+        self.counts[label] += 1
+        events.emit(events.JobFinished(finished.queue, finished.kind, label, running.duration))
+        if label == "succeeded":
+            log.debug("job succeeded", extra=extra)
+        elif label == "failed_permanent":
+            log.warning("job failed permanently: %s", pending.row.error, extra=extra)
+        else:
+            log.info("job %s: %s", label, pending.row.error or "", extra=extra)

@@ -1,0 +1,149 @@
+"""The executor: runs one claimed job's handler and settles it to one Outcome.
+
+It never writes SQL. Each job runs in its own asyncio task; the task's result
+(or its exception) becomes an `Outcome` through `jobq.tasks`, and three things
+can settle a job before its handler returns:
+
+- the cancel grace (`JOBQ_CANCEL_GRACE_SECONDS`) running out after a cancel
+  request reached the job: the task is cancelled and the job ends
+  `CancelledOutcome`. A sync handler's thread cannot be stopped; the job is
+  settled anyway and the thread is left to finish on its own;
+- shutdown past its grace: `Interrupted`, the job goes back to `queued`;
+- the lease being lost (the heartbeat no longer finds the job ours): the
+  handler is left to run, its outcome is dropped, since another worker owns
+  the job now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jobq.tasks import JobContext, TaskSpec, describe_error, run_with_timeout
+from jobq.types import CancelledOutcome, Failed, Job, Outcome
+
+log = logging.getLogger("jobq.worker")
+
+# Errors land in `last_error` and the attempt history: PostgreSQL text cannot
+# hold U+0000, and a megabyte traceback message helps nobody.
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(eq=False)
+class RunningJob:
+    """A job this worker holds, from its claim until its outcome is written."""
+
+    job: Job
+    spec: TaskSpec | None  # None: the kind is not registered in this worker's app
+    ctx: JobContext
+    claimed_at: datetime
+    started: float = field(default_factory=time.monotonic)
+    duration: float = 0.0
+    task: asyncio.Task[Outcome] | None = None
+    cancel_timer: asyncio.TimerHandle | None = None
+    settled: bool = False
+    lost: bool = False
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.job.id
+
+    def log_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "job_id": str(self.job.id),
+            "kind": self.job.kind,
+            "queue": self.job.queue,
+            "attempt": self.job.attempts,
+            "worker_id": self.ctx.worker_id,
+        }
+        if self.ctx.traceparent:
+            extra["traceparent"] = self.ctx.traceparent
+        return extra
+
+
+Settled = Callable[[RunningJob, Outcome], None]
+
+
+class JobExecutor:
+    def __init__(self, cancel_grace_seconds: float, on_settled: Settled) -> None:
+        self.cancel_grace_seconds = cancel_grace_seconds
+        self.on_settled = on_settled
+
+    def start(self, running: RunningJob) -> None:
+        task = asyncio.create_task(self._run(running), name=f"jobq-job-{running.id}")
+        running.task = task
+        task.add_done_callback(lambda t: self._task_done(running, t))
+
+    async def _run(self, running: RunningJob) -> Outcome:
+        if running.spec is None:
+            return Failed(f"kind {running.job.kind!r} is not registered in this worker's app")
+        return await run_with_timeout(running.spec, running.ctx, running.job)
+
+    def _task_done(self, running: RunningJob, task: asyncio.Task[Outcome]) -> None:
+        if task.cancelled():
+            outcome: Outcome = Failed("the handler's task was cancelled")
+        elif (exc := task.exception()) is not None:
+            # FunctionExecutor turns handler errors into Failed; this is a
+            # custom Executor (or jobq) raising.
+            if not running.settled:
+                log.error("executor raised", exc_info=exc, extra=running.log_extra())
+            outcome = Failed(describe_error(exc))
+        else:
+            outcome = task.result()
+        self._settle(running, outcome)
+
+    def request_cancel(self, running: RunningJob) -> None:
+        """A cancel reached this job: set its flag and start the grace period."""
+        if running.ctx.cancel_event.is_set() or running.settled:
+            return
+        running.ctx.cancel_event.set()
+        log.info("cancel requested", extra=running.log_extra())
+        loop = asyncio.get_running_loop()
+        running.cancel_timer = loop.call_later(
+            self.cancel_grace_seconds, self._cancel_grace_over, running
+        )
+
+    def _cancel_grace_over(self, running: RunningJob) -> None:
+        if running.settled:
+            return
+        sync = running.spec is not None and running.spec.is_sync
+        log.warning(
+            "handler ignored the cancel for %gs; %s",
+            self.cancel_grace_seconds,
+            "its thread is left to finish" if sync else "interrupting it",
+            extra=running.log_extra(),
+        )
+        self.force(running, CancelledOutcome())
+
+    def force(self, running: RunningJob, outcome: Outcome) -> None:
+        """Settle the job now with `outcome` and cancel its task."""
+        if running.settled:
+            return
+        self._settle(running, outcome)
+        if running.task is not None:
+            running.task.cancel()
+
+    def _settle(self, running: RunningJob, outcome: Outcome) -> None:
+        if running.settled:
+            return
+        running.settled = True
+        running.duration = time.monotonic() - running.started
+        if running.cancel_timer is not None:
+            running.cancel_timer.cancel()
+        self.on_settled(running, storable(outcome))
+
+
+def storable(outcome: Outcome) -> Outcome:
+    if isinstance(outcome, Failed):
+        message = outcome.message.replace("\x00", "\\x00")
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 15] + "… (truncated)"
+        if message != outcome.message:
+            return Failed(message)
+    return outcome

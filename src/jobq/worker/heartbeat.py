@@ -1,0 +1,87 @@
+"""The heartbeat: one statement renews every lease this process holds.
+
+Its answer carries each job's `cancel_requested`, so a cancel reaches the job
+even when its NOTIFY was missed; a job missing from the answer (or held under
+a newer attempt) was rescued from us and is marked lost. The same tick marks
+the worker row alive, re-registering it if maintenance pruned it meanwhile.
+A NOTIFY on the control channel naming this worker runs a tick at once, which
+is how a cancel arrives within a second (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+
+from jobq.client import Client
+from jobq.worker.backoff import Backoff
+from jobq.worker.executor import RunningJob
+
+log = logging.getLogger("jobq.worker")
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        client: Client,
+        worker_id: str,
+        interval: float,
+        *,
+        held: Callable[[], Mapping[uuid.UUID, RunningJob]],
+        in_flight: Callable[[], int],
+        request_cancel: Callable[[RunningJob], None],
+        mark_lost: Callable[[RunningJob], None],
+        register: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.worker_id = worker_id
+        self.interval = interval
+        self._held = held
+        self._in_flight = in_flight
+        self._request_cancel = request_cancel
+        self._mark_lost = mark_lost
+        self._register = register
+        self._now = asyncio.Event()
+        self._backoff = Backoff(log, "heartbeat", maximum=interval)
+
+    def trigger(self) -> None:
+        """Run a tick now (a control NOTIFY named this worker)."""
+        self._now.set()
+
+    async def beat_once(self) -> None:
+        """Renew leases, deliver cancels, find lost jobs, mark the worker alive."""
+        self._now.clear()
+        snapshot = [r for r in self._held().values() if not r.lost]
+        queries, pool = self.client.queries, self.client.pool
+        if snapshot:
+            answers = await queries.job_heartbeat(
+                pool, [r.id for r in snapshot], self.worker_id, self.client.settings.lease_seconds
+            )
+            by_id = {a.id: a for a in answers}
+            for running in snapshot:
+                answer = by_id.get(running.id)
+                if answer is None or answer.attempts != running.job.attempts:
+                    if not running.settled:
+                        self._mark_lost(running)
+                elif answer.cancel_requested:
+                    self._request_cancel(running)
+        if not await queries.worker_heartbeat(pool, self.worker_id, self._in_flight()):
+            log.warning("worker row was gone (silent too long?); registering again")
+            await self._register()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                # A tick that hangs longer than a lease has lost the leases anyway.
+                async with asyncio.timeout(self.client.settings.lease_seconds):
+                    await self.beat_once()
+            except Exception as exc:
+                await self._backoff.failed(exc, {"worker_id": self.worker_id})
+                continue
+            self._backoff.succeeded()
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._now.wait()

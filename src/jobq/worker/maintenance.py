@@ -1,0 +1,118 @@
+"""Maintenance, run by one elected worker at a time: rescuer, pruner, worker rows.
+
+The leader is elected through a lease row (`leader_acquire`), renewed every
+tick and given up on a clean stop, never a session advisory lock: those break
+behind a transaction-mode pooler (SPEC §5). A leader that dies loses the row
+when its lease runs out, and the next worker to tick takes over.
+
+Each service has a run-once step, so tests drive them without timers:
+- rescue_once: running jobs whose lease expired count a failed attempt
+  (SPEC §1: retrying / failed_permanent / cancelled, `last_error` starting
+  `lease expired` and naming the worker). Emits JobsRescued per queue.
+- prune_once: finished jobs older than JOBQ_RETENTION, in small batches.
+- prune_workers_once: worker rows silent for many leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from contextlib import suppress
+
+from jobq import events
+from jobq.client import Client
+from jobq.completion import PolicyFor
+from jobq.worker.backoff import Backoff
+from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
+
+log = logging.getLogger("jobq.worker.maintenance")
+
+LEADER_NAME = "maintenance"
+
+
+class Maintenance:
+    def __init__(
+        self, client: Client, worker_id: str, config: WorkerConfig, policy_for: PolicyFor
+    ) -> None:
+        self.client = client
+        self.worker_id = worker_id
+        self.config = config
+        self.policy_for = policy_for
+        self.is_leader = False
+        self.rescued_total = 0
+        self._next_prune = 0.0
+        self._backoff = Backoff(log, "maintenance", maximum=config.maintenance_interval)
+
+    async def elect_once(self) -> bool:
+        """Take or renew the leader row; True while this worker holds it."""
+        queries = self.client.queries
+        leader = await queries.leader_acquire(
+            self.client.pool, LEADER_NAME, self.worker_id, self.config.lease_seconds
+        )
+        if leader != self.is_leader:
+            log.info(
+                "maintenance leader: %s",
+                "this worker" if leader else "another worker",
+                extra={"worker_id": self.worker_id},
+            )
+        self.is_leader = leader
+        return leader
+
+    async def rescue_once(self) -> int:
+        rescued = await self.client.rescue_expired_leases(self.policy_for)
+        per_queue = Counter(f.queue for f in rescued)
+        for queue, count in per_queue.items():
+            events.emit(events.JobsRescued(queue, count))
+        for f in rescued:
+            log.warning(
+                "rescued a job whose lease expired: now %s",
+                f.status.value,
+                extra={
+                    "job_id": str(f.id),
+                    "kind": f.kind,
+                    "queue": f.queue,
+                    "worker_id": self.worker_id,
+                },
+            )
+        self.rescued_total += len(rescued)
+        return len(rescued)
+
+    async def prune_once(self) -> int:
+        pruned = await self.client.prune_finished()
+        if pruned:
+            log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
+        return pruned
+
+    async def prune_workers_once(self) -> None:
+        await self.client.queries.worker_prune(self.client.pool, self.config.worker_row_ttl_seconds)
+
+    async def tick(self) -> None:
+        if not await self.elect_once():
+            return
+        await self.rescue_once()
+        now = time.monotonic()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_SECONDS
+            await self.prune_workers_once()
+            await self.prune_once()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.config.lease_seconds):
+                    await self.tick()
+            except Exception as exc:
+                await self._backoff.failed(exc, {"worker_id": self.worker_id})
+                continue
+            self._backoff.succeeded()
+            await asyncio.sleep(self.config.maintenance_interval)
+
+    async def release(self) -> None:
+        """Give the leader row up on a clean stop, so another worker takes over at once."""
+        if not self.is_leader:
+            return
+        with suppress(Exception):
+            await self.client.queries.leader_release(self.client.pool, LEADER_NAME, self.worker_id)
+        self.is_leader = False

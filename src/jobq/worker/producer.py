@@ -1,0 +1,150 @@
+"""The producer: claims jobs into free slots, woken by NOTIFY or a jittered poll.
+
+It asks for no more jobs than the executor has free slots, several per round
+trip. After a claim that filled every slot it waits for a slot; after one that
+found fewer jobs than slots it waits for a NOTIFY of an enqueue (or a job
+becoming runnable again) or for the poll interval. The poll is jittered by
+±20% so that a fleet started together does not query in lockstep, and it runs
+even while LISTEN works: retries whose `run_at` arrives send no NOTIFY.
+
+In burst mode it returns once a claim finds nothing, no job is running and
+every outcome is written (so a job released or made runnable by a completion
+is seen by one last claim).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Protocol
+
+from jobq.client import Client
+from jobq.queries import Claimed
+from jobq.worker.backoff import Backoff
+from jobq.worker.config import WorkerConfig
+
+log = logging.getLogger("jobq.worker")
+
+POLL_JITTER = 0.2
+
+
+class Slots(Protocol):
+    """The executor's side as the producer sees it."""
+
+    def free(self) -> int: ...
+    def busy(self) -> int: ...
+    async def wait_free(self) -> None: ...
+    async def wait_idle(self) -> None: ...
+
+
+class Producer:
+    def __init__(
+        self,
+        client: Client,
+        worker_id: str,
+        config: WorkerConfig,
+        slots: Slots,
+        start: Callable[[Claimed], None],
+        flush: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.worker_id = worker_id
+        self.config = config
+        self.slots = slots
+        self.start = start
+        self.flush = flush
+        self.claims = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._claiming = False
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = Backoff(log, "claiming jobs")
+
+    def wake(self, queue: str = "") -> None:
+        """An enqueue NOTIFY (payload: the queue; "" for any)."""
+        if not queue or self.config.queues is None or queue in self.config.queues:
+            self._wake.set()
+
+    async def claim_once(self) -> int:
+        """Claim into every free slot; returns how many slots were asked for minus
+        how many jobs came back (0: there may be more)."""
+        free = self.slots.free()
+        if free <= 0:
+            return 0
+        # Cleared before the claim: a NOTIFY that lands during it wakes the next wait.
+        self._wake.clear()
+        self._claiming = True
+        try:
+            claimed = await self.client.claim(self.worker_id, self.config.queues, free)
+        finally:
+            self._claiming = False
+        self.claims += 1
+        for c in claimed:
+            self.start(c)
+        return free - len(claimed)
+
+    def stop(self) -> None:
+        """Stop claiming. A claim in flight is let finish, never cancelled: its
+        UPDATE may have committed, and jobs claimed but never started would stay
+        `running` until their lease ran out."""
+        self._stopping = True
+        if self._task is not None and not self._claiming:
+            self._task.cancel()
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        while not self._stopping:
+            if self.slots.free() <= 0:
+                await self.slots.wait_free()
+                # Let the other jobs that finish in this same loop turn free their
+                # slots too, so the next claim asks for several at once.
+                await asyncio.sleep(0)
+                continue
+            try:
+                shortfall = await self.claim_once()
+            except Exception as exc:
+                await self._backoff.failed(exc, {"worker_id": self.worker_id})
+                continue
+            self._backoff.succeeded()
+            if self._stopping:
+                return
+            if shortfall == 0:
+                continue
+            if self.config.burst:
+                if await self._burst_done():
+                    return
+                continue
+            await self._wait_for_work()
+
+    async def _wait_for_work(self) -> None:
+        interval = self.config.poll_interval_seconds
+        timeout = interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+        with suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+
+    async def _burst_done(self) -> bool:
+        """Nothing was left to claim just now: done once nothing runs and every
+        outcome is written, and a last claim still finds nothing."""
+        if self.slots.busy():
+            # Running jobs may end (and free slots) before new work appears.
+            idle = asyncio.ensure_future(self.slots.wait_idle())
+            woken = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait(
+                {idle, woken},
+                timeout=self.config.poll_interval_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            idle.cancel()
+            woken.cancel()
+            return False
+        await self.flush()
+        try:
+            shortfall = await self.claim_once()
+        except Exception as exc:
+            await self._backoff.failed(exc, {"worker_id": self.worker_id})
+            return False
+        return shortfall > 0 and not self.slots.busy()

@@ -1,0 +1,205 @@
+"""The auth matrix of SPEC §2: no token, bad token, wrong scope, right scope, per group."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from jobq import App, Settings
+from jobq.api import auth
+from jobq.client import Client
+from jobq.config import ApiToken
+from jobq.types import Job
+from tests.api_support import assert_problem, http_client, with_tokens
+from tests.support import insert_job
+
+SECRET = "s3cret-Token-7f1b"
+
+# (method, path template, body, the group's scope)
+ENDPOINTS = [
+    ("GET", "/v1/jobs", None, "read"),
+    ("GET", "/v1/jobs/{id}", None, "read"),
+    ("GET", "/v1/jobs/{id}/attempts", None, "read"),
+    ("GET", "/v1/queues", None, "read"),
+    ("GET", "/v1/workers", None, "read"),
+    ("POST", "/v1/jobs", {"kind": "noop"}, "write"),
+    ("POST", "/v1/jobs/batch", {"jobs": [{"kind": "noop"}]}, "write"),
+    ("POST", "/v1/jobs/{id}/cancel", None, "admin"),
+    ("POST", "/v1/jobs/{id}/retry", None, "admin"),
+    ("DELETE", "/v1/jobs/{id}", None, "admin"),
+    ("POST", "/v1/jobs/bulk/cancel", {"queue": "default"}, "admin"),
+    ("POST", "/v1/jobs/bulk/retry", {"queue": "default"}, "admin"),
+    ("POST", "/v1/queues/{name}/pause", None, "admin"),
+    ("POST", "/v1/queues/{name}/resume", None, "admin"),
+]
+OPEN_PATHS = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/assets/swagger-ui-bundle.js",
+    "/",
+]
+
+
+@pytest.fixture
+async def secured(app: App, client: Client, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    tokens = with_tokens(
+        settings,
+        reader={"read"},
+        writer={"write"},
+        admin={"admin"},
+        everything={"read", "write", "admin"},
+    )
+    async with http_client(app, client, tokens) as http:
+        yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), ENDPOINTS)
+async def test_auth_matrix(
+    secured: httpx.AsyncClient,
+    client: Client,
+    method: str,
+    path: str,
+    body: object,
+    scope: str,
+) -> None:
+    # A cancelled job: every admin route has something legal to do with it.
+    job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
+    url = path.format(id=job_id, name="default")
+
+    async def call(headers: dict[str, str]) -> httpx.Response:
+        return await secured.request(method, url, json=body, headers=headers)
+
+    missing = assert_problem(await call({}), 401, type_="unauthorized")
+    assert (await call({})).headers["www-authenticate"] == "Bearer"
+    assert "Bearer" in missing["detail"]
+    for headers in (
+        bearer("nope"),
+        bearer(SECRET),
+        {"Authorization": "Basic cmVhZGVyOg=="},
+        {"Authorization": "Bearer"},
+        {"Authorization": "reader"},
+    ):
+        response = await call(headers)
+        assert_problem(response, 401, type_="unauthorized")
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+    wrong = {"read": ["writer", "admin"], "write": ["reader", "admin"], "admin": ["reader"]}
+    for token in wrong[scope]:
+        problem = assert_problem(await call(bearer(token)), 403, type_="forbidden")
+        assert problem["required_scope"] == scope
+
+    right = {"read": "reader", "write": "writer", "admin": "admin"}[scope]
+    response = await call(bearer(right))
+    assert response.status_code in {200, 201, 204}, response.text
+    # Past auth (a repeated retry or delete may now be a 409 or 404, never a 401/403).
+    response = await call(bearer("everything"))
+    assert response.status_code in {200, 201, 204, 404, 409}, response.text
+
+
+async def test_scheme_is_case_insensitive(secured: httpx.AsyncClient) -> None:
+    response = await secured.get("/v1/queues", headers={"Authorization": "bearer reader"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", OPEN_PATHS)
+async def test_open_paths_need_no_token(secured: httpx.AsyncClient, path: str) -> None:
+    response = await secured.get(path)
+    assert response.status_code == 200, response.text
+
+
+async def test_unauthenticated_requests_are_answered_before_the_body_is_read(
+    app: App, client: Client, settings: Settings
+) -> None:
+    tiny = with_tokens(settings, writer={"write"})
+    tiny = tiny.with_overrides(max_request_bytes=1000, max_payload_bytes=1000)
+    async with http_client(app, client, tiny) as http:
+        headers = {"content-type": "application/json"}
+        response = await http.post("/v1/jobs", content=b"{" * 5000, headers=headers)
+        assert_problem(response, 401)
+        response = await http.post("/v1/jobs", content=b"{not json", headers=headers)
+        assert_problem(response, 401)
+        headers.update(bearer("writer"))
+        response = await http.post("/v1/jobs", content=b"{" * 5000, headers=headers)
+        assert_problem(response, 413)
+
+
+async def test_unknown_routes_under_v1_also_need_a_token(secured: httpx.AsyncClient) -> None:
+    assert_problem(await secured.get("/v1/nothing"), 401)
+    assert_problem(await secured.get("/v1/nothing", headers=bearer("reader")), 404)
+
+
+async def test_tokens_are_never_logged(
+    secured: httpx.AsyncClient, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def boom(job_id: uuid.UUID) -> Job:
+        raise RuntimeError("unexpected")
+
+    client.get = boom  # type: ignore[method-assign]
+    for token in (SECRET, "everything"):
+        await secured.get("/v1/jobs", headers=bearer(token))
+        await secured.get(f"/v1/jobs/{uuid.uuid4()}", headers=bearer(token))  # a logged 500
+    assert "unexpected error" in caplog.text
+    assert SECRET not in caplog.text
+    assert "everything" not in caplog.text
+
+
+def test_every_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = [ApiToken(token=f"t{i}", scopes=frozenset({"read"})) for i in range(4)]
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append(b)
+        return bool(real(a, b))
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    assert auth.find_token(b"t0", tokens) is tokens[0]
+    assert len(compared) == 4  # no early exit on the first match
+    assert auth.find_token(b"t9", tokens) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/v1/jobs", "read"),
+        ("HEAD", "/v1/queues", "read"),
+        ("POST", "/v1/jobs", "write"),
+        ("POST", "/v1/jobs/", "write"),
+        ("POST", "/v1/jobs/batch", "write"),
+        ("POST", "/v1/jobs/bulk/cancel", "admin"),
+        ("DELETE", "/v1/jobs/x", "admin"),
+        ("PUT", "/v1/jobs", "admin"),
+    ],
+)
+def test_required_scope(method: str, path: str, scope: str) -> None:
+    assert auth.required_scope(method, path) == scope
+
+
+async def test_openapi_documents_each_operations_scope(secured: httpx.AsyncClient) -> None:
+    doc = (await secured.get("/openapi.json")).json()
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    seen = set()
+    for method, path, _, scope in ENDPOINTS:
+        operation = doc["paths"][path][method.lower()]
+        assert operation["x-required-scope"] == scope
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403"} <= set(operation["responses"])
+        seen.add((method.lower(), path))
+    v1 = {(m, p) for p, ops in doc["paths"].items() if p.startswith("/v1") for m in ops}
+    assert v1 == seen  # the matrix above covers every /v1 operation
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert "security" not in doc["paths"][path]["get"]

@@ -1,0 +1,448 @@
+"""The dashboard in a real headless browser: Debian's chromium driven by Playwright.
+
+A real `jobq serve --no-workers` runs on 127.0.0.1 (a free port, this module's
+own schema); jobs are made through the public API (or, for states a worker
+would reach, written by the factory). No fixed sleeps: Playwright's expect()
+waits for the page, which refreshes every two seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import (  # noqa: E402 - only once chromium is known to be there
+    Browser,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from jobq import Settings  # noqa: E402
+from jobq.client import Client  # noqa: E402
+from tests.support import insert_job  # noqa: E402
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ADMIN_TOKEN = "admin-s3cret"
+READER_TOKEN = "reader-s3cret"
+START_TIMEOUT = 30.0
+# The page polls every 2 s; allow a few rounds on a loaded CI machine.
+expect.set_options(timeout=10_000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    base_url: str
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+    token: str | None = None
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token or self.token}"} if token or self.token else {}
+        response = httpx.request(
+            method, f"{self.base_url}{path}", json=body, headers=headers, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def enqueue(self, kind: str, queue: str, payload: dict[str, Any] | None = None) -> str:
+        body = {"kind": kind, "queue": queue, "payload": payload or {}}
+        job_id: str = self.api("POST", "/v1/jobs", body)["id"]
+        return job_id
+
+
+def start_server(database_url: str, schema: str, tokens: list[dict[str, Any]] | None) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    env.update(DATABASE_URL=database_url, JOBQ_SCHEMA=schema)
+    if tokens:
+        env["JOBQ_API_TOKENS"] = json.dumps(tokens)
+    command = [sys.executable, "-m", "jobq", "serve", "--no-workers"]
+    # The log goes to a file: a pipe nobody reads would fill and stall the server.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop_server()
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    settings = Settings(database_url, schema=schema)
+    server = Server(f"http://127.0.0.1:{port}", settings, process, log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:  # wait on a condition (the process answers), not a fixed time
+        if process.poll() is not None:
+            log.seek(0)
+            output = log.read().decode()
+            log.close()
+            raise AssertionError(f"jobq serve exited: {output}")
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop_server(server)
+            raise AssertionError("jobq serve did not become ready")
+        time.sleep(0.05)
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    server.log.close()
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from a sync test. In a thread of its own:
+    Playwright's sync API keeps an event loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    run_async(drop)
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str) -> Iterator[Server]:
+    schema = f"t_dash_{uuid.uuid4().hex[:12]}"
+    server = start_server(database_url, schema, None)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        drop_schema(database_url, schema)
+
+
+@pytest.fixture(scope="module")
+def secured_server(database_url: str) -> Iterator[Server]:
+    schema = f"t_dash_{uuid.uuid4().hex[:12]}"
+    tokens = [
+        {"token": ADMIN_TOKEN, "scopes": ["read", "write", "admin"]},
+        {"token": READER_TOKEN, "scopes": ["read"]},
+    ]
+    server = start_server(database_url, schema, tokens)
+    server.token = ADMIN_TOKEN
+    try:
+        yield server
+    finally:
+        stop_server(server)
+        drop_schema(database_url, schema)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh context (its own sessionStorage); fails the test on a JavaScript error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == [], errors
+
+
+def unique_queue() -> str:
+    return f"q-{uuid.uuid4().hex[:8]}"
+
+
+def queue_row(page: Page, queue: str) -> Any:
+    return page.locator(f'#queues tr[data-queue="{queue}"]')
+
+
+def confirm(page: Page, title: str) -> None:
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(title)
+    dialog.locator("#confirm-ok").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_a_new_job_appears_live_then_is_opened_and_cancelled(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    page.goto(server.base_url + "/")
+    expect(page.locator("#live")).to_contain_text("live")
+    expect(queue_row(page, queue)).to_have_count(0)
+
+    job_id = server.enqueue("noop", queue, {"to": "a@example.com"})
+    # No reload: the overview refreshes itself.
+    row = queue_row(page, queue)
+    expect(row.locator('td[data-state="queued"]')).to_have_text("1")
+    expect(row).to_contain_text("active")
+    latest = page.locator(f'#latest tr[data-job-id="{job_id}"]')
+    expect(latest).to_contain_text("queued")
+
+    latest.get_by_role("link").click()
+    expect(page).to_have_url(f"{server.base_url}/#/jobs/{job_id}")
+    expect(page.locator("h1")).to_contain_text("noop")
+    expect(page.locator("h1 .badge")).to_have_text("queued")
+    expect(page.locator("#job-fields")).to_contain_text(job_id)
+    expect(page.locator("#job-fields")).to_contain_text(queue)
+    expect(page.locator("pre.json")).to_contain_text('"to": "a@example.com"')
+    expect(page.locator("#attempts")).to_have_text("No attempt yet.")
+
+    page.get_by_role("button", name="Cancel job").click()
+    confirm(page, "Cancel job")
+    expect(page.locator("#notices")).to_contain_text("cancelled")
+    expect(page.locator("h1 .badge")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Retry job")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
+    assert server.api("GET", f"/v1/jobs/{job_id}")["status"] == "cancelled"
+
+
+def test_pause_and_resume_a_queue(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    server.enqueue("noop", queue)
+    page.goto(server.base_url + "/")
+    row = queue_row(page, queue)
+    expect(row).to_contain_text("active")
+
+    # Changing one's mind changes nothing.
+    row.get_by_role("button", name="Pause").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
+    expect(page.locator("#confirm-dialog")).to_be_hidden()
+    assert not _queue(server, queue)["paused"]
+
+    row.get_by_role("button", name="Pause").click()
+    confirm(page, f"Pause queue “{queue}”?")
+    expect(page.locator("#notices")).to_contain_text(f"Queue “{queue}” paused.")
+    expect(row.locator(".badge")).to_have_text("paused")
+    assert _queue(server, queue)["paused"]
+
+    row.get_by_role("button", name="Resume").click()
+    confirm(page, f"Resume queue “{queue}”?")
+    expect(page.locator("#notices")).to_contain_text(f"Queue “{queue}” resumed.")
+    expect(row.locator(".badge")).to_have_text("active")
+    assert not _queue(server, queue)["paused"]
+
+
+def _queue(server: Server, name: str) -> dict[str, Any]:
+    queues = server.api("GET", "/v1/queues")["queues"]
+    queue: dict[str, Any] = next(q for q in queues if q["name"] == name)
+    return queue
+
+
+def test_the_job_list_filters_and_pages(server: Server, page: Page) -> None:
+    queue, other = unique_queue(), unique_queue()
+    mine = [server.enqueue("noop", queue, {"n": n}) for n in range(5)]
+    emails = [server.enqueue("send_email", other, {"to": f"{n}@example.com"}) for n in range(2)]
+    server.api("POST", f"/v1/jobs/{mine[0]}/cancel")
+    rows = page.locator("#jobs tbody tr[data-job-id]")
+
+    page.goto(f"{server.base_url}/#/jobs")
+    expect(page.locator("#filter-queue")).to_contain_text(queue)
+    page.locator("#filter-queue").select_option(queue)
+    expect(page).to_have_url(f"{server.base_url}/#/jobs?queue={queue}")
+    expect(rows).to_have_count(5)
+
+    page.locator("label.chip", has_text="cancelled").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job-id", mine[0])
+
+    page.goto(f"{server.base_url}/#/jobs?kind=send_email&queue={other}")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#filter-kind")).to_have_value("send_email")
+    page.locator("#filter-kind").fill("noop")
+    page.locator("#filter-kind").press("Enter")
+    expect(page.locator("#jobs")).to_contain_text("No job matches these filters.")
+
+    # Pages of two, newest first, by next_cursor.
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}&limit=2")
+    newest_first = list(reversed(mine))
+    for start in (0, 2, 4):
+        expect(rows).to_have_count(min(2, 5 - start))
+        expect(rows.first).to_have_attribute("data-job-id", newest_first[start])
+        if start < 4:
+            page.get_by_role("button", name="Older →").click()
+    expect(page.get_by_role("button", name="Older →")).to_have_count(0)
+    page.get_by_role("button", name="← Newer").click()
+    expect(rows.first).to_have_attribute("data-job-id", newest_first[2])
+    assert emails  # made so the queue filter has something to leave out
+
+
+def test_the_job_page_shows_the_attempts_with_errors_and_workers(
+    server: Server, page: Page
+) -> None:
+    queue = unique_queue()
+
+    async def make() -> str:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            job_id = await insert_job(
+                client,
+                status="failed_permanent",
+                kind="send_email",
+                queue=queue,
+                payload={"to": "bounce@example.com"},
+                attempts=2,
+                max_attempts=2,
+                finished_offset_s=0,
+            )
+            await client.pool.execute(
+                f"""UPDATE "{server.settings.schema}".jobs SET last_error = $2 WHERE id = $1""",
+                job_id,
+                "SMTP 550: mailbox unavailable",
+            )
+            await client.pool.executemany(
+                f"""INSERT INTO "{server.settings.schema}".job_attempts
+                    (job_id, seq, worker_id, started_at, finished_at, outcome, error)
+                    VALUES ($1, $2, $3, now() - make_interval(secs => $4),
+                            now() - make_interval(secs => $4 - 1.5), $5, $6)""",
+                [
+                    (job_id, 1, "host-a:101:w1", 60.0, "lease_expired", "lease expired (w1)"),
+                    (job_id, 2, "host-b:202:w2", 10.0, "failed", "SMTP 550: mailbox unavailable"),
+                ],
+            )
+            return str(job_id)
+        finally:
+            await client.close()
+
+    job_id = run_async(make)
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    expect(page.locator("pre.error").first).to_have_text("SMTP 550: mailbox unavailable")
+    attempts = page.locator("#attempts li")
+    expect(attempts).to_have_count(2)
+    expect(attempts.nth(0)).to_contain_text("#1")
+    expect(attempts.nth(0)).to_contain_text("lease expired")
+    expect(attempts.nth(0)).to_contain_text("host-a:101:w1")
+    expect(attempts.nth(0)).to_contain_text("took 1.5 s")
+    expect(attempts.nth(1)).to_contain_text("host-b:202:w2")
+    expect(attempts.nth(1).locator("pre.error")).to_have_text("SMTP 550: mailbox unavailable")
+
+    page.get_by_role("button", name="Retry job").click()
+    confirm(page, "Retry job")
+    expect(page.locator("#notices")).to_contain_text("queued again")
+    expect(page.locator("h1 .badge")).to_have_text("queued")
+    expect(page.locator("#job-fields")).to_contain_text("0 of 2")
+    expect(attempts).to_have_count(2)  # the history is kept
+
+
+def test_an_unknown_job_says_so(server: Server, page: Page) -> None:
+    page.goto(f"{server.base_url}/#/jobs/{uuid.uuid4()}")
+    expect(page.locator("h1")).to_have_text("Job not found")
+    page.goto(f"{server.base_url}/#/jobs/not-a-uuid")
+    expect(page.locator("h1")).to_have_text("Job not found")
+    expect(page.locator(".inline-error")).to_contain_text("422")
+
+
+def test_a_lost_connection_shows_a_banner_and_recovers(server: Server, page: Page) -> None:
+    page.goto(server.base_url + "/")
+    expect(page.locator("#live")).to_contain_text("live")
+    page.route("**/v1/**", lambda route: route.abort())
+    expect(page.locator("#banner")).to_contain_text("Cannot reach jobq")
+    expect(page.locator("#live")).to_have_text("offline")
+    page.unroute("**/v1/**")
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(page.locator("#live")).to_contain_text("live")
+
+
+def test_with_auth_on_it_asks_for_a_token_and_keeps_it_in_the_session(
+    secured_server: Server, page: Page
+) -> None:
+    queue = unique_queue()
+    secured_server.enqueue("noop", queue)
+    page.goto(secured_server.base_url + "/")
+    dialog = page.locator("#token-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("needs a bearer token")
+
+    page.locator("#token-input").fill("wrong")
+    page.locator("#token-input").press("Enter")
+    expect(dialog).to_contain_text("not accepted")
+    page.locator("#token-input").fill(READER_TOKEN)
+    dialog.get_by_role("button", name="Use token").click()
+    expect(dialog).to_be_hidden()
+    expect(queue_row(page, queue).locator('td[data-state="queued"]')).to_have_text("1")
+    assert page.evaluate("sessionStorage.getItem('jobq.token')") == READER_TOKEN
+    assert page.evaluate("localStorage.length") == 0
+
+    # A read-only token cannot pause: the refusal is shown, nothing changes.
+    queue_row(page, queue).get_by_role("button", name="Pause").click()
+    confirm(page, "Pause queue")
+    expect(page.locator(".notice-error")).to_contain_text("admin")
+    assert not _queue(secured_server, queue)["paused"]
+
+    # The token survives a reload of the tab, and can be forgotten.
+    page.reload()
+    expect(queue_row(page, queue)).to_be_visible()
+    expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="Forget token").click()
+    expect(dialog).to_be_visible()
+    page.locator("#token-input").fill(ADMIN_TOKEN)
+    page.locator("#token-input").press("Enter")
+    queue_row(page, queue).get_by_role("button", name="Pause").click()
+    confirm(page, "Pause queue")
+    expect(queue_row(page, queue).locator(".badge")).to_have_text("paused")
+    assert _queue(secured_server, queue)["paused"]
