@@ -211,3 +211,27 @@ async def test_events_balance_in_flight_and_measure_pickup(app: App, client: Cli
     assert [(e.queue, e.kind, e.outcome) for e in finished] == [
         ("default", "noop", "succeeded")
     ] * 10
+
+
+async def test_maintenance_analyzes_the_jobs_table_after_a_burst(app: App, client: Client) -> None:
+    cfg = Worker(app, client).config
+    leader = Maintenance(client, "w1", cfg, app.retry_policy)
+    await app.enqueue_many([{"kind": "noop"} for _ in range(1000)])
+    await app.enqueue_many([{"kind": "noop"} for _ in range(1000)])
+
+    async def stale() -> bool:  # the cumulative statistics arrive within a second or so
+        return await client.queries.jobs_statistics_stale(client.pool)
+
+    await wait_for(stale, timeout=15, interval=0.2)
+    assert await leader.analyze_once() is True
+    reltuples = await client.pool.fetchval(
+        "SELECT reltuples FROM pg_class WHERE oid = ($1 || '.jobs')::regclass",
+        client.settings.schema,
+    )
+    assert reltuples == 2000  # the planner now knows the table's size
+
+    async def fresh() -> bool:
+        return not await stale()
+
+    await wait_for(fresh, timeout=15, interval=0.2)
+    assert await leader.analyze_once() is False

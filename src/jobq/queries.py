@@ -367,6 +367,12 @@ class Queries:
         await conn.execute(self.sql["leader_release"], name, holder)
 
 
+    async def jobs_statistics_stale(self, conn: Conn) -> bool:
+        return bool(await conn.fetchval(self.sql["jobs_statistics_stale"], self.schema))
+
+    async def jobs_analyze(self, conn: Conn) -> None:
+        await conn.execute(self.sql["jobs_analyze"])
+
     # --- statistics for the metrics -------------------------------------------------
     async def stats_dead_tuples(self, conn: Conn) -> dict[str, int]:
         records = await conn.fetch(self.sql["stats_dead_tuples"], self.schema)

@@ -365,3 +365,16 @@ SELECT relname AS table, n_dead_tup AS dead FROM pg_stat_user_tables WHERE schem
 SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8 AS age
 FROM pg_stat_activity
 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid();
+
+-- name: jobs_statistics_stale
+-- Whether the jobs table changed so much since its last ANALYZE that the claim
+-- may be planned from stale statistics (a burst after a quiet period).
+SELECT coalesce(n_mod_since_analyze > greatest(1000, 0.2 * coalesce(c.reltuples, 0)), false)
+       AS stale
+FROM pg_stat_user_tables AS s
+JOIN pg_class AS c ON c.oid = s.relid
+WHERE s.schemaname = $1 AND s.relname = 'jobs';
+
+-- name: jobs_analyze
+-- Refresh the planner's statistics of the jobs table (samples a bounded number of rows).
+ANALYZE {schema}.jobs;

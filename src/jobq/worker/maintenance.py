@@ -11,6 +11,11 @@ Each service has a run-once step, so tests drive them without timers:
   `lease expired` and naming the worker). Emits JobsRescued per queue.
 - prune_once: finished jobs older than JOBQ_RETENTION, in small batches.
 - prune_workers_once: worker rows silent for many leases.
+- analyze_once: ANALYZE the jobs table when it changed a lot since the last one.
+  Autovacuum looks at most once a minute (autovacuum_naptime); until then a
+  burst into a quiet table is claimed with a plan made for the old, small table
+  (a bitmap scan and a sort of every runnable row instead of reading the first
+  rows of the runnable index): 4x slower claims, measured on 20,000 jobs.
 """
 
 from __future__ import annotations
@@ -85,6 +90,13 @@ class Maintenance:
             log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
         return pruned
 
+    async def analyze_once(self) -> bool:
+        queries = self.client.queries
+        if not await queries.jobs_statistics_stale(self.client.pool):
+            return False
+        await queries.jobs_analyze(self.client.pool)
+        return True
+
     async def prune_workers_once(self) -> None:
         await self.client.queries.worker_prune(self.client.pool, self.config.worker_row_ttl_seconds)
 
@@ -92,6 +104,7 @@ class Maintenance:
         if not await self.elect_once():
             return
         await self.rescue_once()
+        await self.analyze_once()
         now = time.monotonic()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_SECONDS
