@@ -297,7 +297,7 @@ def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
     return parts
 
 
-from jobq import cli_commands  # noqa: E402,F401  - registers the commands on `cli`
+from jobq import cli_commands, cli_db, cli_enqueue  # noqa: E402,F401  - they register the commands on `cli`
 
 
 def main() -> None:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-import time
 from typing import Annotated, Any
 
 import typer
 
 from jobq.cli import (
-    DEFAULT_APP,
     EXIT_CODES_HELP,
     EXIT_USAGE,
     AppOpt,
     JsonOpt,
     NoMigrateOpt,
     cli,
-    db_cli,
-    err,
     errors_to_exit_codes,
     fail,
     job_detail,
@@ -34,8 +28,7 @@ from jobq.cli import (
     with_settings,
 )
 from jobq.config import Settings
-from jobq.errors import InvalidRequestError
-from jobq.job_request import QUEUE_PATTERN, JobRequest, parse_request
+from jobq.job_request import QUEUE_PATTERN
 from jobq.logs import configure_logging
 from jobq.types import JobFilter, JobStatus
 
@@ -44,6 +37,9 @@ LogFormatOpt = Annotated[
 ]
 QueuesOpt = Annotated[
     str | None, typer.Option("--queues", help="Comma-separated queues to serve (default: all).")
+]
+IdArg = Annotated[
+    str, typer.Argument(metavar="ID", help="The job's id (a UUID, as jobq list shows).")
 ]
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", min=1, help="Jobs at once per process.")
@@ -165,160 +161,6 @@ def migrate(settings: Settings, json_out: JsonOpt = False) -> None:
             out.print(f"applied {m.version:04d}_{m.name}")
     else:
         out.print("schema is up to date")
-
-
-ENQUEUE_BATCH = 500  # jobs per round trip (enqueue_many) for --count and --jsonl
-MAX_COUNT = 1_000_000
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-PAYLOAD_EXAMPLE = """give a JSON object such as '{"to": "a@example.com"}'"""
-
-
-def _payload_texts(payload: str | None, jsonl: bool) -> list[tuple[str, str]]:
-    """(where, text) of each payload: the argument, all of stdin, or each stdin line."""
-    if jsonl:
-        if payload not in (None, "-"):
-            fail("--jsonl reads one payload per line from stdin: give no PAYLOAD", EXIT_USAGE)
-        texts = [(f"stdin line {n}", line) for n, line in enumerate(sys.stdin, 1) if line.strip()]
-        if not texts:
-            fail("--jsonl: stdin holds no payload (one JSON object per line)", EXIT_USAGE)
-        return texts
-    if payload == "-":
-        return [("stdin", sys.stdin.read())]
-    return [("payload", payload if payload is not None else "{}")]
-
-
-def _job_requests(texts: list[tuple[str, str]], fields: dict[str, Any]) -> list[JobRequest]:
-    """Validate every payload before anything is enqueued; one line for the first bad one."""
-    requests = []
-    for where, text in texts:
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            fail(f"{where} is not valid JSON ({exc}): {PAYLOAD_EXAMPLE}", EXIT_USAGE)
-        if not isinstance(body, dict):
-            what = _JSON_TYPES.get(type(body), "value")
-            fail(f"{where} is a JSON {what}, not an object: {PAYLOAD_EXAMPLE}", EXIT_USAGE)
-        try:
-            requests.append(parse_request(fields | {"payload": body}))
-        except InvalidRequestError as exc:
-            fail(f"{where}: {exc}" if len(texts) > 1 else str(exc), EXIT_USAGE)
-    return requests
-
-
-async def _enqueue_all(client: Any, requests: list[JobRequest], kind: str) -> list[Any]:
-    """Enqueue in batches of ENQUEUE_BATCH (one transaction each) with a progress bar."""
-    if len(requests) == 1:
-        return [await client.enqueue(requests[0])]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    results: list[Any] = []
-    columns = (f"enqueue {kind}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # Only stderr shows it (stdout carries the ids), and only on a terminal.
-    with Progress(
-        *columns,
-        console=err,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task(kind, total=len(requests))
-        for start in range(0, len(requests), ENQUEUE_BATCH):
-            try:
-                batch = await client.enqueue_many(requests[start : start + ENQUEUE_BATCH])
-            except Exception:
-                if results:
-                    err.print(
-                        f"note: {len(results)} of {len(requests)} jobs were enqueued "
-                        "before the error below",
-                        highlight=False,
-                    )
-                raise
-            results.extend(batch)
-            progress.advance(task, len(batch))
-    return results
-
-
-@cli.command(epilog=EXIT_CODES_HELP)
-@with_settings
-def enqueue(
-    settings: Settings,
-    kind: Annotated[str, typer.Argument(help="The job's kind (a registered handler).")],
-    payload: Annotated[
-        str | None,
-        typer.Argument(help="The payload, a JSON object (default {}), or - to read it from stdin."),
-    ] = None,
-    queue: Annotated[str | None, typer.Option(help="Queue name (default: default).")] = None,
-    priority: Annotated[int | None, typer.Option(help="Higher runs first (default 0).")] = None,
-    run_at: Annotated[
-        str | None, typer.Option(help="Earliest start, RFC 3339 with an offset.")
-    ] = None,
-    max_attempts: Annotated[
-        int | None, typer.Option(help="Attempts before failed_permanent (1-1000).")
-    ] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Enqueue once per key; a repeat prints the same job.")
-    ] = None,
-    count: Annotated[
-        int, typer.Option(min=1, max=MAX_COUNT, help="Enqueue this many jobs with the payload.")
-    ] = 1,
-    jsonl: Annotated[
-        bool, typer.Option("--jsonl", help="Read one payload per line from stdin; a job each.")
-    ] = False,
-    app: AppOpt = None,
-    json_out: JsonOpt = False,
-    no_migrate: NoMigrateOpt = False,
-) -> None:
-    """Enqueue a job and print its id (or many: --count N, --jsonl; one id a line).
-
-    Example: jobq enqueue send_email '{"to": "a@example.com"}' --queue emails
-
-    Example: echo '{"to": "a@example.com"}' | jobq enqueue send_email -
-
-    Example: jobq enqueue noop --count 10000   (a progress bar shows on a terminal)
-
-    Example: jq -c '.[]' users.json | jobq enqueue send_email --jsonl
-    """
-    if jsonl and count != 1:
-        fail("--count and --jsonl do not mix: --jsonl enqueues one job per line", EXIT_USAGE)
-    fields: dict[str, Any] = {"kind": kind}
-    for name, value in {
-        "queue": queue,
-        "priority": priority,
-        "run_at": run_at,
-        "max_attempts": max_attempts,
-        "idempotency_key": idempotency_key,
-    }.items():
-        if value is not None:
-            fields[name] = value
-    requests = _job_requests(_payload_texts(payload, jsonl), fields) * count
-    if idempotency_key is not None and len(requests) > 1:
-        fail("--idempotency-key names one job: it cannot go with --count or --jsonl", EXIT_USAGE)
-
-    async def go() -> tuple[list[Any], float]:
-        _, client = await open_client(
-            settings, app or DEFAULT_APP, migrate=not no_migrate, start_embedded=False
-        )
-        try:
-            began = time.monotonic()
-            return await _enqueue_all(client, requests, kind), time.monotonic() - began
-        finally:
-            await client.close()
-
-    results, took = run_async(go())
-    if json_out and len(results) == 1:
-        print_json(results[0].job.to_dict() | {"replayed": results[0].replayed})
-    elif json_out:
-        print_json({"jobs": [r.job.to_dict() | {"replayed": r.replayed} for r in results]})
-    else:
-        sys.stdout.write("".join(f"{r.job.id}\n" for r in results))
-    if len(results) > 1:
-        err.print(f"enqueued {len(results)} {kind} jobs in {took:.2f} s", highlight=False)
-
-
-IdArg = Annotated[
-    str, typer.Argument(metavar="ID", help="The job's id (a UUID, as jobq list shows).")
-]
 
 
 def _one_job(settings: Settings, job_id: str, no_migrate: bool, action: str) -> Any:
@@ -548,57 +390,6 @@ cli.command(
     help="Let workers claim from a paused queue again.\n\nExample: jobq resume emails",
     epilog=EXIT_CODES_HELP,
 )(with_settings(_pause_command(False)))
-
-
-@db_cli.command("status", epilog=EXIT_CODES_HELP)
-@with_settings
-def db_status(settings: Settings, json_out: JsonOpt = False) -> None:
-    """Is the embedded PostgreSQL running?
-
-    Example: jobq db status --json
-    """
-    from jobq import embedded
-
-    with errors_to_exit_codes():
-        st = embedded.status(settings.home)
-    if json_out:
-        print_json(
-            {"running": st.running, "url": st.url, "pid": st.pid, "data_dir": str(st.data_dir)}
-        )
-    elif st.running:
-        out.print(f"running (pid {st.pid}) at {st.url}\ndata: {st.data_dir}", highlight=False)
-    else:
-        out.print(f"not running\ndata: {st.data_dir}", highlight=False)
-
-
-@db_cli.command("url", epilog=EXIT_CODES_HELP)
-@with_settings
-def db_url(settings: Settings) -> None:
-    """Print the embedded database's URL (for psql or DATABASE_URL).
-
-    Example: psql "$(jobq db url)"
-    """
-    from jobq import embedded
-
-    with errors_to_exit_codes():
-        url = embedded.attach(settings.home)
-    if url is None:
-        fail("the embedded database is not running; start it with `jobq serve` or `jobq migrate`")
-    print(url)
-
-
-@db_cli.command("stop", epilog=EXIT_CODES_HELP)
-@with_settings
-def db_stop(settings: Settings) -> None:
-    """Stop the embedded PostgreSQL (exits 0 if it was not running).
-
-    Example: jobq db stop
-    """
-    from jobq import embedded
-
-    with errors_to_exit_codes():
-        stopped = embedded.stop(settings.home)
-    out.print("stopped" if stopped else "already stopped")
 
 
 from jobq.bench.command import bench_command  # noqa: E402  - the bench package owns it
