@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import inspect
 import json
 import os
-import sys
 import typing
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobq.app import App
+from jobq.appref import DEMO_APP_REF, load_app
 from jobq.client import Client
 from jobq.config import Settings
 from jobq.errors import (
@@ -43,7 +42,7 @@ from jobq.errors import (
 from jobq.types import Attempt, Job, format_timestamp
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
-DEFAULT_APP = "jobq.demo:app"
+DEFAULT_APP = DEMO_APP_REF
 ONE_SHOT_CONNECT_DEADLINE = 3.0
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage (bad flag, id or payload), 3 not found, 4 conflict."
@@ -177,25 +176,6 @@ def fail(message: str, code: int = EXIT_ERROR) -> typing.NoReturn:
 
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
-
-
-def load_app(ref: str | None) -> App:
-    """`module:attribute` → the App (default: the demo app)."""
-    ref = ref or DEFAULT_APP
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"--app: expected module:attribute, got {ref!r}")
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"--app: cannot import {module_name!r}: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    app = getattr(module, attr, None)
-    if not isinstance(app, App):
-        raise ConfigError(f"--app: {ref!r} is not a jobq.App")
-    return app
 
 
 def run_async(coro: Awaitable[Any]) -> Any:

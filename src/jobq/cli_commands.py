@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from jobq.appref import load_app
 from jobq.cli import (
     EXIT_CODES_HELP,
     EXIT_USAGE,
@@ -18,7 +19,6 @@ from jobq.cli import (
     fail,
     job_detail,
     job_table,
-    load_app,
     open_client,
     out,
     parse_id,

@@ -366,7 +366,6 @@ class Queries:
     async def leader_release(self, conn: Conn, name: str, holder: str) -> None:
         await conn.execute(self.sql["leader_release"], name, holder)
 
-
     async def jobs_statistics_stale(self, conn: Conn) -> bool:
         return bool(await conn.fetchval(self.sql["jobs_statistics_stale"], self.schema))
 

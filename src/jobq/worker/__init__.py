@@ -12,7 +12,6 @@ Modules, each one part:
 - supervisor   `jobq worker`: one process, or N supervised children
 - config       WorkerConfig and the tuning constants
 - backoff      retrying database errors in every loop
-- appref       `module:attribute` app references for child processes
 
 Events emitted (jobq.events): JobClaimed, InFlightChanged, JobFinished, JobsRescued.
 """

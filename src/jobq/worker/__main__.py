@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jobq.appref import load_app
 from jobq.config import Settings
 from jobq.errors import ConfigError, JobqError
 from jobq.logs import configure_logging
-from jobq.worker.appref import load_app
 from jobq.worker.process import run_in_process
 
 

@@ -33,10 +33,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobq.appref import find_app_ref
 from jobq.config import Settings, env_name
 from jobq.errors import ConfigError
 from jobq.metrics import mark_process_dead
-from jobq.worker.appref import find_app_ref
 from jobq.worker.process import DEFAULT_METRICS_HOST, run_in_process
 
 if TYPE_CHECKING:
