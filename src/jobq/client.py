@@ -129,10 +129,12 @@ class Client:
             )
         return await self._enqueue(list(requests), connection, batch=True)
 
-    def _insert_row(self, request: JobRequest, index: int | None) -> InsertRow:
+    def _insert_row(
+        self, request: JobRequest, index: int | None, known: frozenset[str] | None
+    ) -> InsertRow:
         loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
-        if self.catalog is not None and request.kind not in self.catalog.kinds():
-            raise UnknownKindError(request.kind, self.catalog.kinds(), (*loc, "kind"))
+        if known is not None and request.kind not in known:
+            raise UnknownKindError(request.kind, sorted(known), (*loc, "kind"))
         payload = dump_json(request.payload)
         size = len(payload.encode())
         if size > self.settings.max_payload_bytes:
@@ -165,7 +167,8 @@ class Client:
     async def _enqueue(
         self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
     ) -> list[EnqueueResult]:
-        rows = [self._insert_row(r, i if batch else None) for i, r in enumerate(requests)]
+        known = frozenset(self.catalog.kinds()) if self.catalog is not None else None
+        rows = [self._insert_row(r, i if batch else None, known) for i, r in enumerate(requests)]
         # Two items with one key must be the same request; only the first is inserted.
         first_with_key: dict[str, int] = {}
         to_insert: list[InsertRow] = []
