@@ -77,9 +77,12 @@ FROM generate_series(1, $1) AS g
 
 
 def pgbench() -> str:
-    path = shutil.which("pgbench") or next(
-        (p for p in sorted(os.popen("ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null"))), ""
-    ).strip()
+    path = (
+        shutil.which("pgbench")
+        or next(
+            (p for p in sorted(os.popen("ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null"))), ""
+        ).strip()
+    )
     if not path:
         raise SystemExit("pgbench not found: apt-get install postgresql-client (or -contrib)")
     return path
@@ -111,12 +114,27 @@ async def completed(dsn: str) -> int:
         await conn.close()
 
 
-def run_pgbench(dsn: str, script: str, k: int, clients: int, transactions: int) -> tuple[float, int]:
+def run_pgbench(
+    dsn: str, script: str, k: int, clients: int, transactions: int
+) -> tuple[float, int]:
     """(tps without connection time, transactions done)."""
     args = [
-        pgbench(), "-n", "-M", "prepared", "-f", script, "-D", f"k={k}",
-        "-c", str(clients), "-j", str(min(clients, 2)), "-t", str(transactions), dsn,
-    ]  # fmt: skip
+        pgbench(),
+        "-n",
+        "-M",
+        "prepared",
+        "-f",
+        script,
+        "-D",
+        f"k={k}",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-t",
+        str(transactions),
+        dsn,
+    ]
     done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         raise SystemExit(f"pgbench failed ({done.returncode}):\n{done.stderr}\n{done.stdout}")
@@ -164,8 +182,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 10])
     args = parser.parse_args()
-    print(json.dumps({"system": "sql_floor", "floor": asyncio.run(
-        measure(args.dsn, args.k, args.clients))}), flush=True)  # fmt: skip
+    print(
+        json.dumps(
+            {"system": "sql_floor", "floor": asyncio.run(measure(args.dsn, args.k, args.clients))}
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

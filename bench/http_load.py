@@ -54,6 +54,7 @@ class Load:
         self.statuses: Counter[int] = Counter()
         self.latencies: list[float] = []
         self.counted = 0
+        self.errors = 0
 
     async def client(self) -> None:
         reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -67,6 +68,8 @@ class Load:
                     self.statuses[status] += 1
                     self.counted += 1
                     self.latencies.append((ended - began) * 1000)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.errors += 1  # the server closed the connection: this client stops
         finally:
             writer.close()
 
@@ -100,6 +103,7 @@ class Load:
                 "max": round(max(self.latencies, default=float("nan")), 3),
             },
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "connection_errors": self.errors,
         }
 
 

@@ -103,8 +103,12 @@ class Check:
         return self.done_once == self.expected
 
     def to_json(self) -> dict[str, Any]:
-        return {"phase": self.phase, "ok": self.ok, "expected": self.expected,
-                "succeeded_once": self.done_once}  # fmt: skip
+        return {
+            "phase": self.phase,
+            "ok": self.ok,
+            "expected": self.expected,
+            "succeeded_once": self.done_once,
+        }
 
 
 class System(Protocol):
@@ -129,8 +133,8 @@ class Worker:
     """This runner started again in `worker` mode, as a separate process."""
 
     def __init__(self, script: str, cfg: Config, concurrency: int, burst: bool) -> None:
-        self.args = [sys.executable, script, "worker", "--dsn", cfg.dsn,
-                     "--concurrency", str(concurrency)] + (["--burst"] if burst else [])  # fmt: skip
+        self.args = [sys.executable, script, "worker", "--dsn", cfg.dsn]
+        self.args += ["--concurrency", str(concurrency)] + (["--burst"] if burst else [])
         handle, name = tempfile.mkstemp(prefix="peer-worker-", suffix=".log")
         os.close(handle)
         self.log = Path(name)
@@ -197,7 +201,9 @@ class Probes(asyncio.DatagramProtocol):
             async with asyncio.timeout(within):
                 started = await future
         except TimeoutError:
-            raise RuntimeError(f"probe {seq} did not start in {within}s:\n{worker.tail()}") from None
+            raise RuntimeError(
+                f"probe {seq} did not start in {within}s:\n{worker.tail()}"
+            ) from None
         return started - committed
 
 
@@ -226,89 +232,120 @@ async def run_bench(system: System, script: str, cfg: Config) -> dict[str, Any]:
 
 
 async def _phases(system: System, script: str, cfg: Config) -> dict[str, Any]:
-    result: dict[str, Any] = {"system": system.name, "version": system.version,
-                              "config": {**cfg.__dict__, "dsn": None}}  # fmt: skip
+    result: dict[str, Any] = {
+        "system": system.name,
+        "version": system.version,
+        "config": {**cfg.__dict__, "dsn": None},
+        "drain": {},
+    }
     checks: list[Check] = []
-    result["drain"] = {}
     if cfg.jobs:
-        single = min(cfg.single, cfg.jobs)
-        began = time.perf_counter()
-        for _ in range(single):
-            await system.enqueue_one("noop", {})
-        result["enqueue_single_jobs_per_s"] = round(single / (time.perf_counter() - began), 1)
-        rest = cfg.jobs - single
-        began = time.perf_counter()
-        await _enqueue_batches(system, cfg, "noop", {}, rest)
-        result["enqueue_batch_jobs_per_s"] = round(rest / (time.perf_counter() - began), 1)
-        for index, processes in enumerate(cfg.processes):
-            if index:
-                await _enqueue_batches(system, cfg, "noop", {}, cfg.jobs)
-            if cfg.analyze:
-                await system.analyze()
-            workers = [Worker(script, cfg, cfg.concurrency, burst=True) for _ in range(processes)]
-            began = time.perf_counter()
-            for w in workers:
-                await w.start()
-            codes = [await w.wait() for w in workers]
-            wall = time.perf_counter() - began
-            if any(codes):
-                raise RuntimeError(f"a burst worker exited with {codes}:\n{workers[0].tail()}")
-            seconds = await system.drain_window()
-            result["drain"][str(processes)] = {
-                "jobs": cfg.jobs, "jobs_per_s": round(cfg.jobs / seconds, 1),
-                "seconds": round(seconds, 4), "wall_seconds": round(wall, 4),
-            }  # fmt: skip
-            checks.append(Check(f"drain P={processes}", cfg.jobs, await system.succeeded_once()))
-            await system.reset()
+        await _enqueue_and_drain(system, script, cfg, result, checks)
     if cfg.latency_samples:
-        samples: list[float] = []
-        worker = Worker(script, cfg, cfg.concurrency, burst=False)
-        async with Probes() as probes:
-            await worker.start()
-            try:
-                await probes.send(system, READY_TIMEOUT, worker)
-                for _ in range(LATENCY_WARMUP):
-                    await probes.send(system, PROBE_TIMEOUT, worker)
-                for _ in range(cfg.latency_samples):
-                    samples.append(1000 * await probes.send(system, PROBE_TIMEOUT, worker))
-                    await asyncio.sleep(cfg.latency_gap_ms / 1000)
-                await _until_finished(system)
-            finally:
-                await worker.stop()
-        result["pickup_latency_ms"] = {
-            "samples": len(samples), "p50": round(percentile(samples, 50), 3),
-            "p95": round(percentile(samples, 95), 3), "p99": round(percentile(samples, 99), 3),
-            "max": round(max(samples), 3), "mean": round(sum(samples) / len(samples), 3),
-        }  # fmt: skip
-        checks.append(Check("pickup latency", probes.sent, await system.succeeded_once()))
-        await system.reset()
+        await _latency(system, script, cfg, result, checks)
     if cfg.in_flight:
-        worker = Worker(script, cfg, cfg.in_flight, burst=False)
-        async with Probes() as probes:
-            await worker.start()
-            try:
-                await probes.send(system, READY_TIMEOUT, worker)
-                await _until_finished(system)
-                assert worker.process is not None
-                idle = rss_bytes(worker.process.pid)
-                payload = {"seconds": cfg.in_flight_seconds}
-                await _enqueue_batches(system, cfg, "sleep", payload, cfg.in_flight)
-                await _until(system.running, cfg.in_flight, cfg.in_flight_seconds, "in flight")
-                await asyncio.sleep(0.5)
-                busy = rss_bytes(worker.process.pid)
-                await _until_finished(system, cfg.in_flight_seconds + READY_TIMEOUT)
-            finally:
-                await worker.stop()
-        result["worker_rss"] = {
-            "jobs_in_flight": cfg.in_flight,
-            "idle_mb": round(idle / MB, 1) if idle else None,
-            "busy_mb": round(busy / MB, 1) if busy else None,
-        }
-        checks.append(Check(f"{cfg.in_flight} in flight", cfg.in_flight + probes.sent,
-                            await system.succeeded_once()))  # fmt: skip
-        await system.reset()
-    result["self_check"] = {"ok": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]}
+        await _rss(system, script, cfg, result, checks)
+    result["self_check"] = {
+        "ok": all(c.ok for c in checks),
+        "checks": [c.to_json() for c in checks],
+    }
     return result
+
+
+async def _enqueue_and_drain(
+    system: System, script: str, cfg: Config, result: dict[str, Any], checks: list[Check]
+) -> None:
+    single = min(cfg.single, cfg.jobs)
+    began = time.perf_counter()
+    for _ in range(single):
+        await system.enqueue_one("noop", {})
+    if single:
+        result["enqueue_single_jobs_per_s"] = round(single / (time.perf_counter() - began), 1)
+    rest = cfg.jobs - single
+    began = time.perf_counter()
+    await _enqueue_batches(system, cfg, "noop", {}, rest)
+    if rest:
+        result["enqueue_batch_jobs_per_s"] = round(rest / (time.perf_counter() - began), 1)
+    for index, processes in enumerate(cfg.processes):
+        if index:
+            await _enqueue_batches(system, cfg, "noop", {}, cfg.jobs)
+        if cfg.analyze:
+            await system.analyze()
+        workers = [Worker(script, cfg, cfg.concurrency, burst=True) for _ in range(processes)]
+        began = time.perf_counter()
+        for w in workers:
+            await w.start()
+        codes = [await w.wait() for w in workers]
+        wall = time.perf_counter() - began
+        if any(codes):
+            raise RuntimeError(f"a burst worker exited with {codes}:\n{workers[0].tail()}")
+        seconds = await system.drain_window()
+        result["drain"][str(processes)] = {
+            "jobs": cfg.jobs,
+            "jobs_per_s": round(cfg.jobs / seconds, 1),
+            "seconds": round(seconds, 4),
+            "wall_seconds": round(wall, 4),
+        }
+        checks.append(Check(f"drain P={processes}", cfg.jobs, await system.succeeded_once()))
+        await system.reset()
+
+
+async def _latency(
+    system: System, script: str, cfg: Config, result: dict[str, Any], checks: list[Check]
+) -> None:
+    samples: list[float] = []
+    worker = Worker(script, cfg, cfg.concurrency, burst=False)
+    async with Probes() as probes:
+        await worker.start()
+        try:
+            await probes.send(system, READY_TIMEOUT, worker)
+            for _ in range(LATENCY_WARMUP):
+                await probes.send(system, PROBE_TIMEOUT, worker)
+            for _ in range(cfg.latency_samples):
+                samples.append(1000 * await probes.send(system, PROBE_TIMEOUT, worker))
+                await asyncio.sleep(cfg.latency_gap_ms / 1000)
+            await _until_finished(system)
+        finally:
+            await worker.stop()
+    result["pickup_latency_ms"] = {
+        "samples": len(samples),
+        "p50": round(percentile(samples, 50), 3),
+        "p95": round(percentile(samples, 95), 3),
+        "p99": round(percentile(samples, 99), 3),
+        "max": round(max(samples), 3),
+        "mean": round(sum(samples) / len(samples), 3),
+    }
+    checks.append(Check("pickup latency", probes.sent, await system.succeeded_once()))
+    await system.reset()
+
+
+async def _rss(
+    system: System, script: str, cfg: Config, result: dict[str, Any], checks: list[Check]
+) -> None:
+    worker = Worker(script, cfg, cfg.in_flight, burst=False)
+    async with Probes() as probes:
+        await worker.start()
+        try:
+            await probes.send(system, READY_TIMEOUT, worker)
+            await _until_finished(system)
+            assert worker.process is not None
+            idle = rss_bytes(worker.process.pid)
+            payload = {"seconds": cfg.in_flight_seconds}
+            await _enqueue_batches(system, cfg, "sleep", payload, cfg.in_flight)
+            await _until(system.running, cfg.in_flight, cfg.in_flight_seconds, "in flight")
+            await asyncio.sleep(0.5)
+            busy = rss_bytes(worker.process.pid)
+            await _until_finished(system, cfg.in_flight_seconds + READY_TIMEOUT)
+        finally:
+            await worker.stop()
+    result["worker_rss"] = {
+        "jobs_in_flight": cfg.in_flight,
+        "idle_mb": round(idle / MB, 1) if idle else None,
+        "busy_mb": round(busy / MB, 1) if busy else None,
+    }
+    expected = cfg.in_flight + probes.sent
+    checks.append(Check(f"{cfg.in_flight} in flight", expected, await system.succeeded_once()))
+    await system.reset()
 
 
 async def _enqueue_batches(

@@ -6,7 +6,9 @@ Configured as its docs recommend for throughput: an asyncpg connection per
 worker, LISTEN/NOTIFY on (always, in PgQueuer), dequeue batches of
 PGQ_BATCH_SIZE (default 10, PgQueuer's own default), `max_concurrent_tasks` =
 the concurrency (PgQueuer needs it >= 2 x the batch, so the batch is capped at
-half the concurrency: 5 at concurrency 10). Drains use `mode=drain`.
+half the concurrency: 5 at concurrency 10). `--concurrency 0` runs PgQueuer at
+its defaults instead: batches of 10 and no cap on tasks (compare.py reports
+that drain too, as "PgQueuer at its defaults"). Drains use `mode=drain`.
 
 Bookkeeping used for the drain window: `pgqueuer_log` rows, written by the
 dequeue ('picked') and by the completion buffer ('successful'), each stamped
@@ -94,7 +96,9 @@ class PgQueuerSystem:
 
     async def running(self) -> int:
         assert self.conn is not None
-        return int(await self.conn.fetchval("SELECT count(*) FROM pgqueuer WHERE status = 'picked'"))
+        return int(
+            await self.conn.fetchval("SELECT count(*) FROM pgqueuer WHERE status = 'picked'")
+        )
 
     async def unfinished(self) -> int:
         assert self.conn is not None
@@ -123,11 +127,12 @@ async def worker(dsn: str, concurrency: int, burst: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, pgq.shutdown.set)
-    batch = max(1, min(BATCH_SIZE, concurrency // 2))
+    # 0: PgQueuer's defaults (no cap on tasks, full batches).
+    batch = max(1, min(BATCH_SIZE, concurrency // 2)) if concurrency else BATCH_SIZE
     try:
         await pgq.qm.run(
             batch_size=batch,
-            max_concurrent_tasks=concurrency,
+            max_concurrent_tasks=concurrency or None,
             mode=QueueExecutionMode.drain if burst else QueueExecutionMode.continuous,
             dequeue_timeout=timedelta(seconds=30),
         )

@@ -181,9 +181,15 @@ class Client:
                 to_insert.append(row)
             elif rows[first_with_key[key]].request_hash != row.request_hash:
                 raise IdempotencyConflictError(key, i if batch else None)
+        # The insert is one statement, so it is atomic by itself. Only a batch with
+        # keys can fail after rows went in (an item whose key holds a different
+        # request), so only that needs a transaction (a savepoint in the caller's)
+        # to be all or nothing; everything else saves BEGIN and COMMIT.
+        needs_transaction = batch and bool(first_with_key)
+        target = connection if connection is not None else self.pool
+        if not needs_transaction:
+            return await self._insert(target, rows, to_insert, batch)
         if connection is not None:
-            # A savepoint inside the caller's transaction, so a failed batch
-            # undoes only its own rows.
             async with connection.transaction():
                 return await self._insert(connection, rows, to_insert, batch)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,95 @@
+"""Where a drain's time goes: every claim and every completion of one in-process worker, timed.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python bench/trace_drain.py --jobs 20000 --concurrency 10
+
+Enqueues `--jobs` noop jobs into a scratch schema (dropped at the end),
+ANALYZEs the table, runs one burst `Worker` in this process with
+`Client.claim` and `Client.finish` wrapped in timers, and prints the drain
+rate, the number of claims and completions, their mean/median round trip and
+how much of the wall time the claims add up to (the producer claims one batch
+at a time, so that share is the critical path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from jobq import Settings
+from jobq.bench.app import build_app
+from jobq.client import Client
+from jobq.database import resolve_database_url
+from jobq.worker.runtime import Worker
+
+CLAIMS: list[tuple[float, int, int]] = []  # (seconds, asked, got)
+FINISHES: list[tuple[float, int]] = []  # (seconds, rows)
+
+
+def instrument() -> None:
+    claim, finish = Client.claim, Client.finish
+
+    async def timed_claim(
+        self: Client, worker_id: str, queues: Sequence[str] | None, limit: int
+    ) -> Any:
+        began = time.perf_counter()
+        claimed = await claim(self, worker_id, queues, limit)
+        CLAIMS.append((time.perf_counter() - began, limit, len(claimed)))
+        return claimed
+
+    async def timed_finish(self: Client, rows: Sequence[Any]) -> Any:
+        began = time.perf_counter()
+        written = await finish(self, rows)
+        FINISHES.append((time.perf_counter() - began, len(rows)))
+        return written
+
+    Client.claim = timed_claim  # type: ignore[method-assign]
+    Client.finish = timed_finish  # type: ignore[method-assign]
+
+
+async def main(jobs: int, concurrency: int) -> None:
+    base = Settings.from_env()
+    url = await resolve_database_url(base, start_embedded=True)
+    schema = f"trace_{uuid.uuid4().hex[:10]}"
+    app = build_app()
+    app.configure(base.with_overrides(database_url=url, schema=schema))
+    client = await app.client()
+    try:
+        for start in range(0, jobs, 1000):
+            await app.enqueue_many([{"kind": "noop"}] * min(1000, jobs - start))
+        await client.pool.execute(f'ANALYZE "{schema}".jobs')
+        instrument()
+        worker = Worker(app, client, concurrency=concurrency, burst=True)
+        began = time.perf_counter()
+        await worker.run()
+        wall = time.perf_counter() - began
+    finally:
+        await client.pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await app.close()
+    claim_s = [c[0] for c in CLAIMS]
+    finish_s = [f[0] for f in FINISHES]
+    print(f"drained {jobs} jobs in {wall:.2f} s: {jobs / wall:,.0f} jobs/s")
+    print(
+        f"claims: {len(CLAIMS)}, asked {statistics.mean(c[1] for c in CLAIMS):.1f} / got "
+        f"{statistics.mean(c[2] for c in CLAIMS):.1f} jobs each, round trip mean "
+        f"{1000 * statistics.mean(claim_s):.2f} ms, median {1000 * statistics.median(claim_s):.2f}"
+        f" ms; together {sum(claim_s):.2f} s = {100 * sum(claim_s) / wall:.0f}% of the wall time"
+    )
+    print(
+        f"completions: {len(FINISHES)}, {statistics.mean(f[1] for f in FINISHES):.1f} rows each, "
+        f"round trip mean {1000 * statistics.mean(finish_s):.2f} ms, median "
+        f"{1000 * statistics.median(finish_s):.2f} ms; together {sum(finish_s):.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.concurrency))
