@@ -31,7 +31,8 @@ def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[st
     return out
 
 
-def get_client(request: Request) -> Client:
+async def get_client(request: Request) -> Client:
+    # async: FastAPI runs a sync dependency in its thread pool, a hop per request.
     client: Client | None = getattr(request.app.state, "jobq_client", None)
     if client is None:
         raise DatabaseUnavailableError("jobq is not connected to its database yet")
