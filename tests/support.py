@@ -40,7 +40,10 @@ def build_test_app(settings: Settings) -> App:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.02
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the condition, not for a call
+    interval: float = 0.02,
 ) -> None:
     """Poll an async condition until it holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

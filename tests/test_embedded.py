@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -184,11 +185,14 @@ async def test_jobq_end_to_end_on_the_embedded_default(home: Path) -> None:
         assert claimed.job.id == job.id and claimed.job.status is JobStatus.RUNNING
     finally:
         await app.close()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
-        "JOBQ_HOME": str(home)
-    }
-    listed = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"JOBQ_HOME": str(home)}
+    listed = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "jobq", "list", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert str(job.id) in listed.stdout

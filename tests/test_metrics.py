@@ -56,7 +56,7 @@ def test_every_spec_metric_exists_with_its_labels() -> None:
         for family in metrics.registry.collect():
             full = family.name + ("_total" if family.type == "counter" else "")
             by_name[full] = family
-        for name, labels in SPEC_METRICS.items():
+        for name, _labels in SPEC_METRICS.items():
             assert name in by_name, name
         assert set(metrics.queue_jobs._labelnames) == SPEC_METRICS["jobq_queue_jobs"]
         assert set(metrics.finished._labelnames) == SPEC_METRICS["jobq_jobs_finished_total"]
@@ -294,7 +294,7 @@ async def test_worker_metrics_port_aggregates_every_process(database_url: str, s
             )
 
         await wait_for(scraped_all, timeout=30, interval=0.2)
-        status, text = await _scrape(port)
+        _status, text = await _scrape(port)
         got = samples(text)
         key = frozenset({("queue", "agg"), ("kind", "noop"), ("outcome", "succeeded")})
         assert got[("jobq_jobs_finished_total", key)] == 40
