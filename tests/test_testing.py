@@ -84,3 +84,18 @@ async def test_drain_runs_the_queue_until_empty_and_counts_outcomes(
     assert result.total == 6
     assert await drain(app, queues=["elsewhere"]) == DrainResult(succeeded=1)
     assert await drain(app) == DrainResult()
+
+
+def test_run_task_pins_the_job_id() -> None:
+    import uuid
+
+    app = App()
+    seen: list[uuid.UUID] = []
+
+    @app.task("who")
+    async def who(ctx: JobContext, payload: dict[str, Any]) -> None:
+        seen.append(ctx.job.id)
+
+    job_id = uuid.uuid4()
+    assert run_task(app, "who", job_id=job_id) == Succeeded()
+    assert seen == [job_id]

@@ -81,6 +81,7 @@ def run_task(
                 metadata=metadata,
                 queue=queue,
                 pool=pool,
+                job_id=job_id,
             )
         )
     raise RuntimeError("run_task() cannot run inside an event loop: await run_task_async()")
