@@ -384,7 +384,11 @@ async def test_worker_wakes_on_notify_and_runs_each_job_once_through_pgbouncer(
     # A minute between polls: only a NOTIFY can wake the worker in time.
     worker = start_worker("--processes=2", "--concurrency=8", JOBQ_POLL_INTERVAL_MS="60000")
     await wait_registered(pooled, 2, worker)
-    await asyncio.sleep(0.5)  # the LISTEN connections' start-up probe
+
+    async def both_listening() -> bool:  # each process's LISTEN passed its start-up probe
+        return worker.output.count("LISTEN connection hears NOTIFY") == 2
+
+    await wait_for(both_listening, timeout=20)
 
     # Wakes on NOTIFY sent through the pooler, heard on the direct connection.
     job = await app.enqueue("noop")  # type: ignore[attr-defined]

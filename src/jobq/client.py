@@ -256,11 +256,20 @@ class Client:
         return JobPage(jobs[:limit], next_cursor)
 
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-            job = await self.queries.job_get(conn, job_id)
-            if job is None:
-                raise JobNotFoundError(job_id)
-            return await self.queries.attempt_list(conn, job_id)
+        """The job's attempts, oldest first; a running job's current attempt is last,
+        with `finished_at` and `outcome` None (history rows are written at its end)."""
+        # The job first: an attempt that ends between the two reads is then listed
+        # once, finished, and not also as the running one.
+        job = await self.get(job_id)
+        attempts = await self.queries.attempt_list(self.pool, job_id)
+        if (
+            job.status is JobStatus.RUNNING
+            and job.started_at is not None
+            and not any(a.started_at == job.started_at for a in attempts)
+        ):
+            seq = attempts[-1].seq + 1 if attempts else 1
+            attempts.append(Attempt(job.id, seq, job.locked_by, job.started_at, None, None, None))
+        return attempts
 
     async def queues(self) -> list[QueueInfo]:
         return await self.queries.queue_list(self.pool)
@@ -336,10 +345,8 @@ class Client:
         return await self._queue(queue)
 
     async def _queue(self, name: str) -> QueueInfo:
-        for info in await self.queues():
-            if info.name == name:
-                return info
-        return QueueInfo(name, False, {}, None)
+        found = await self.queries.queue_list(self.pool, name)
+        return found[0] if found else QueueInfo(name, False, {}, None)
 
 
 def _emit_enqueued(jobs: list[Job]) -> None:

@@ -11,6 +11,8 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
+
 from jobq.queries import Conn, Finished, FinishRow, Queries
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
@@ -59,13 +61,11 @@ async def finish_many(conn: Conn, queries: Queries, rows: Sequence[FinishRow]) -
 
 
 async def rescue_expired_leases(
-    pool: Conn, queries: Queries, policy_for: PolicyFor, *, limit: int = RESCUE_BATCH
+    pool: asyncpg.Pool, queries: Queries, policy_for: PolicyFor, *, limit: int = RESCUE_BATCH
 ) -> list[Finished]:
     """Run once: every running job whose lease expired counts a failed attempt
     (SPEC §1): retrying, failed_permanent, or cancelled if a cancel was asked."""
-    acquire = getattr(pool, "acquire", None)
-    assert acquire is not None, "rescue needs a pool (it opens its own transaction)"
-    async with acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, conn.transaction():
         expired = await queries.job_expired_leases(conn, limit)
         rows = [
             finish_row(

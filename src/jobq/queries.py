@@ -295,8 +295,8 @@ class Queries:
         ]
 
     # --- queues and workers -------------------------------------------------
-    async def queue_list(self, conn: Conn) -> list[QueueInfo]:
-        records = await conn.fetch(self.sql["queue_list"])
+    async def queue_list(self, conn: Conn, name: str | None = None) -> list[QueueInfo]:
+        records = await conn.fetch(self.sql["queue_list"], name)
         return [
             QueueInfo(
                 name=r["name"],

@@ -49,6 +49,19 @@ TESTING_WORKER_ID = "jobq.testing"
 
 
 def run_task(
+    app: App, kind: str, payload: Mapping[str, Any] | None = None, **options: Any
+) -> Outcome:
+    """Run `kind`'s handler once on `payload` and return its Outcome, for sync
+    tests; takes the keyword options of `run_task_async` (an async test awaits
+    that instead)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_task_async(app, kind, payload, **options))
+    raise RuntimeError("run_task() cannot run inside an event loop: await run_task_async()")
+
+
+async def run_task_async(
     app: App,
     kind: str,
     payload: Mapping[str, Any] | None = None,
@@ -66,40 +79,7 @@ def run_task(
     run); `cancel=True` runs it with the cancel flag already set; `job_id`
     pins the job's id (default: a new UUIDv7); `pool` is what `ctx.pool` holds
     (default None: no database). The payload goes through JSON first, as it
-    would through the database. For sync tests; an async test awaits
-    `run_task_async` instead."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(
-            run_task_async(
-                app,
-                kind,
-                payload,
-                attempt=attempt,
-                cancel=cancel,
-                metadata=metadata,
-                queue=queue,
-                pool=pool,
-                job_id=job_id,
-            )
-        )
-    raise RuntimeError("run_task() cannot run inside an event loop: await run_task_async()")
-
-
-async def run_task_async(
-    app: App,
-    kind: str,
-    payload: Mapping[str, Any] | None = None,
-    *,
-    attempt: int = 1,
-    cancel: bool = False,
-    metadata: Mapping[str, Any] | None = None,
-    queue: str = DEFAULT_QUEUE,
-    pool: asyncpg.Pool | None = None,
-    job_id: uuid.UUID | None = None,
-) -> Outcome:
-    """`run_task` for async tests."""
+    would through the database."""
     spec = app.tasks.get(kind)
     if spec is None:
         raise UnknownKindError(kind, app.kinds())

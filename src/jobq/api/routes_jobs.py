@@ -24,7 +24,7 @@ from jobq.api.models import (
 )
 from jobq.errors import FieldError, InvalidRequestError
 from jobq.job_request import JobRequest, find_unstorable
-from jobq.types import Attempt, JobFilter, JobStatus
+from jobq.types import JobFilter, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -252,17 +252,7 @@ async def get_job(job_id: JobId, client: ClientDep) -> Response:
     responses=error_responses(404, 422),
 )
 async def list_attempts(job_id: JobId, client: ClientDep) -> Response:
-    # The job first: an attempt that ends between the two reads is then listed
-    # once, finished, and not also as the synthetic running one.
-    job = await client.get(job_id)
     attempts = await client.attempts(job_id)
-    if (
-        job.status is JobStatus.RUNNING
-        and job.started_at is not None
-        and not any(a.started_at == job.started_at for a in attempts)
-    ):
-        seq = attempts[-1].seq + 1 if attempts else 1
-        attempts.append(Attempt(job.id, seq, job.locked_by, job.started_at, None, None, None))
     return _json({"attempts": [a.to_dict() for a in attempts]})
 
 

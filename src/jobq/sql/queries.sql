@@ -272,18 +272,23 @@ SELECT count(*) AS count FROM deleted;
 SELECT * FROM {schema}.job_attempts WHERE job_id = $1 ORDER BY seq;
 
 -- name: queue_list
--- Every queue that has a job or a pause record, with counts per state and the
--- age of its oldest job that could be claimed now.
+-- Every queue that has a job or a pause record (or only queue $1), with counts
+-- per state and the age of its oldest job that could be claimed now.
 WITH counts AS (
-    SELECT queue, status, count(*) AS n FROM {schema}.jobs GROUP BY queue, status
+    SELECT queue, status, count(*) AS n FROM {schema}.jobs
+    WHERE $1::text IS NULL OR queue = $1
+    GROUP BY queue, status
 ),
 oldest AS (
     SELECT queue, min(run_at) AS run_at FROM {schema}.jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
+      AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue
 ),
 names AS (
-    SELECT queue AS name FROM counts UNION SELECT name FROM {schema}.queues
+    SELECT queue AS name FROM counts
+    UNION
+    SELECT name FROM {schema}.queues WHERE $1::text IS NULL OR name = $1
 )
 SELECT n.name,
        coalesce(q.paused, false) AS paused,

@@ -88,7 +88,9 @@ class Listener:
             return True
         self.listening = True
         self._backoff.succeeded()
-        if self.connects > 1:
+        if self.connects == 1:
+            log.info("LISTEN connection hears NOTIFY", extra={"worker_id": self.worker_id})
+        else:
             log.info("LISTEN connection restored", extra={"worker_id": self.worker_id})
             # Whatever was notified while we were away is lost: look now.
             self.on_enqueue("")
