@@ -32,7 +32,7 @@ async def run(jobs: int, concurrency: int, settings: Settings, analyze: bool) ->
         if analyze:
             # A long-lived jobs table has planner statistics; one filled a moment
             # ago has none until autovacuum's first ANALYZE (up to a minute away).
-            await client.pool.execute(f'ANALYZE "{settings.schema}".jobs')
+            await client.queries.jobs_analyze(client.pool)
         worker = Worker(app, client, concurrency=concurrency, burst=True)
         began = time.perf_counter()
         await worker.run()

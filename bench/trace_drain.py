@@ -62,7 +62,7 @@ async def main(jobs: int, concurrency: int) -> None:
     try:
         for start in range(0, jobs, 1000):
             await app.enqueue_many([{"kind": "noop"}] * min(1000, jobs - start))
-        await client.pool.execute(f'ANALYZE "{schema}".jobs')
+        await client.queries.jobs_analyze(client.pool)
         instrument()
         worker = Worker(app, client, concurrency=concurrency, burst=True)
         began = time.perf_counter()

@@ -153,7 +153,7 @@ class Bench:
     async def _drain(self, client: Client, processes: int) -> Drain:
         cfg = self.config
         if cfg.analyze:
-            await self.store.bench_analyze(client.pool)
+            await client.queries.jobs_analyze(client.pool)
         worker = WorkerProcess(
             self.settings, concurrency=cfg.concurrency, processes=processes, burst=True
         )

@@ -48,9 +48,6 @@ class BenchStore:
     async def bench_reset(self, conn: Conn) -> None:
         await conn.execute(self.sql["bench_reset"])
 
-    async def bench_analyze(self, conn: Conn) -> None:
-        await conn.execute(self.sql["bench_analyze"])
-
     async def bench_drain_window(self, conn: Conn) -> float:
         row = await conn.fetchrow(self.sql["bench_drain_window"])
         return float(row["seconds"] or 0.0)

@@ -5,12 +5,6 @@
 -- Empty the scratch schema's job tables between phases.
 TRUNCATE {schema}.jobs, {schema}.job_attempts;
 
--- name: bench_analyze
--- Give the planner statistics for the freshly filled jobs table (a long-lived
--- queue table has them; a table filled a moment ago has none until autovacuum's
--- first ANALYZE, and the claim's plan depends on them).
-ANALYZE {schema}.jobs;
-
 -- name: bench_drain_window
 -- The drain in the database's clock: from the first claim to the last outcome.
 SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 AS seconds,
