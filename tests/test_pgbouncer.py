@@ -42,7 +42,6 @@ import pytest
 
 from jobq import Settings
 from jobq.client import Client
-from jobq.database import create_pool
 from jobq.demo import build_app
 from tests.conftest import drop_schema
 from tests.support import insert_job, wait_for
@@ -268,20 +267,24 @@ async def test_listen_through_pgbouncer_hears_nothing_but_notify_passes(
 async def test_statement_cache_must_be_off_before_pgbouncer_1_21(
     pgbouncer: Bouncer, cache: int, breaks: bool
 ) -> None:
-    pool = await create_pool(pgbouncer.url, Settings(statement_cache=cache), max_size=10)
-    errors: list[str] = []
-
-    async def query(i: int) -> None:
-        try:
-            await pool.fetchval("SELECT $1::int + 1", i)
-        except asyncpg.PostgresError as exc:
-            errors.append(type(exc).__name__)
-
+    """A prepared statement lives on one server connection; in transaction mode the
+    next use of it may land on another. Made deterministic: after `a` prepares its
+    statement, `b` holds that server connection (PgBouncer hands out the most
+    recently used one) in an open transaction, so `a` is sent to a different one."""
+    a = await asyncpg.connect(pgbouncer.url, statement_cache_size=cache)
+    b = await asyncpg.connect(pgbouncer.url, statement_cache_size=0)
     try:
-        await asyncio.gather(*(query(i) for i in range(200)))
+        assert await a.fetchval("SELECT $1::int + 1", 1) == 2
+        async with b.transaction():
+            await b.fetchval("SELECT 1")
+            try:
+                broke = await a.fetchval("SELECT $1::int + 1", 2) != 3
+            except asyncpg.PostgresError:
+                broke = True
     finally:
-        await pool.close()
-    assert bool(errors) is breaks, errors[:3]
+        await a.close()
+        await b.close()
+    assert broke is breaks
 
 
 # --- the worker suite's core cases through the pooler -----------------------------
