@@ -275,6 +275,10 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("1", "10", "100"):
         for c in ("1", "4", "10"):
             floor[f"{k}/{c}"] = median([dig(r.get("floor"), "floor", k, c) for r in rounds])
+    for part in ("single_insert", "copy_1000"):
+        floor[f"enqueue/{part}"] = median(
+            [dig(r.get("floor"), "enqueue_floor", part) for r in rounds]
+        )
     http = {
         "requests_per_s": median([dig(r.get("jobq_http"), "requests_per_s") for r in rounds]),
         "p50": median([dig(r.get("jobq_http"), "latency_ms", "p50") for r in rounds]),
@@ -333,6 +337,18 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "enqueue_batch_vs_pgqueuer": per_round(
             lambda r: ratio(
                 METRICS["enqueue_batch"](r.get("jobq")), METRICS["enqueue_batch"](r.get("pgqueuer"))
+            )
+        ),
+        "single_insert_floor_vs_pgqueuer": per_round(
+            lambda r: ratio(
+                dig(r.get("floor"), "enqueue_floor", "single_insert"),
+                METRICS["enqueue_single"](r.get("pgqueuer")),
+            )
+        ),
+        "copy_floor_vs_pgqueuer_batch": per_round(
+            lambda r: ratio(
+                dig(r.get("floor"), "enqueue_floor", "copy_1000"),
+                METRICS["enqueue_batch"](r.get("pgqueuer")),
             )
         ),
         "enqueue_single_vs_pgqueuer": per_round(
@@ -414,6 +430,14 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     ]
     for k in ("1", "10", "100"):
         lines.append(f"| {k} | " + " | ".join(fmt(fl[f"{k}/{c}"]) for c in ("1", "4", "10")) + " |")
+    lines += [
+        "",
+        "Enqueue floor, into jobq's table (no Python in the loop): one narrow INSERT per "
+        f"transaction (pgbench, 1 client) {fmt(fl['enqueue/single_insert'])} jobs/s, "
+        f"{fmt(r['single_insert_floor_vs_pgqueuer'], 2, 'x')} PgQueuer's single enqueue; "
+        f"COPY of 1000-row batches {fmt(fl['enqueue/copy_1000'])} jobs/s, "
+        f"{fmt(r['copy_floor_vs_pgqueuer_batch'], 2, 'x')} PgQueuer's batch enqueue.",
+    ]
     jq = s["jobq"]
     targets = [
         (

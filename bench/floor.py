@@ -14,7 +14,15 @@ as asyncpg uses. Each pgbench client is one worker holding one connection.
 
 jobs/s = jobs completed / (transactions / pgbench's tps without connection
 time). The table holds more jobs than the run claims, so no claim comes back
-short. Prints one JSON line: {"k": {"clients": jobs/s, ...}, ...}.
+short.
+
+The enqueue floor, into the same table: pgbench inserting one job per
+transaction (the narrowest INSERT jobq could send, one client, no NOTIFY),
+and asyncpg's COPY of 1000-row batches (binary, the fastest bulk load there is).
+They bound what any enqueue can do here, Python or not.
+
+Prints one JSON line: {"floor": {"k": {"clients": jobs/s, ...}, ...},
+"enqueue_floor": {"single_insert": jobs/s, "copy_1000": jobs/s}}.
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+from datetime import UTC, datetime
 
 import asyncpg
 
 from jobq.client import Client
 from jobq.config import Settings
+from jobq.ids import uuid7
 
 SCHEMA = "jobq_floor"
 # Jobs per run, by k: about 3-5 seconds each on 2 cores.
@@ -74,6 +85,14 @@ INSERT INTO {s}.jobs (id, queue, kind, payload, status, max_attempts, run_at)
 SELECT lpad(to_hex(g), 32, '0')::uuid, 'default', 'noop', '{{}}', 'queued', 5, now()
 FROM generate_series(1, $1) AS g
 """
+
+
+INSERT_ONE = """\
+INSERT INTO {s}.jobs (id, queue, kind, payload, status, max_attempts, run_at)
+VALUES (gen_random_uuid(), 'default', 'noop', '{{}}', 'queued', 5, now());
+"""
+SINGLE_INSERTS = 6_000
+COPY_BATCHES, COPY_BATCH_SIZE = 30, 1000
 
 
 def pgbench() -> str:
@@ -176,16 +195,46 @@ async def measure(dsn: str, ks: list[int], clients_list: list[int]) -> dict[str,
     return results
 
 
+async def measure_enqueue(dsn: str) -> dict[str, float]:
+    await prepare(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"TRUNCATE {SCHEMA}.jobs")
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(INSERT_ONE.format(s=SCHEMA))
+            script = f.name
+        try:
+            tps, _ = await asyncio.to_thread(run_pgbench, dsn, script, 1, 1, SINGLE_INSERTS)
+        finally:
+            os.unlink(script)
+        await conn.execute(f"TRUNCATE {SCHEMA}.jobs")
+        now = datetime.now(UTC)
+        columns = ["id", "queue", "kind", "payload", "status", "max_attempts", "run_at"]
+        began = time.perf_counter()
+        for _ in range(COPY_BATCHES):
+            records = [
+                (uuid7(), "default", "noop", "{}", "queued", 5, now) for _ in range(COPY_BATCH_SIZE)
+            ]
+            await conn.copy_records_to_table(
+                "jobs", schema_name=SCHEMA, records=records, columns=columns
+            )
+        copy_rate = COPY_BATCHES * COPY_BATCH_SIZE / (time.perf_counter() - began)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    finally:
+        await conn.close()
+    return {"single_insert": round(tps, 1), "copy_1000": round(copy_rate, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 10])
     args = parser.parse_args()
+    floor = asyncio.run(measure(args.dsn, args.k, args.clients))
+    enqueue = asyncio.run(measure_enqueue(args.dsn))
     print(
-        json.dumps(
-            {"system": "sql_floor", "floor": asyncio.run(measure(args.dsn, args.k, args.clients))}
-        ),
+        json.dumps({"system": "sql_floor", "floor": floor, "enqueue_floor": enqueue}),
         flush=True,
     )
 

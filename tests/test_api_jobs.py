@@ -78,6 +78,31 @@ async def test_create_fills_defaults(http: httpx.AsyncClient) -> None:
     assert body["idempotency_key"] is None
 
 
+async def test_create_answers_alike_on_its_fast_and_generic_paths(
+    http: httpx.AsyncClient,
+) -> None:
+    # A plain `application/json` body takes routes_jobs' fast path; another media
+    # type spelling or an Idempotency-Key header goes through FastAPI's handler.
+    request = {"kind": "script", "payload": {"n": 1}, "queue": "q", "priority": 2}
+    content = json.dumps(request).encode()
+    answers = [
+        await http.post("/v1/jobs", content=content, headers=headers)
+        for headers in (
+            {"content-type": "application/json"},
+            {"content-type": "application/json; charset=utf-8"},
+            {"content-type": "application/json", "idempotency-key": "fast-or-not"},
+        )
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    varying = {"id", "created_at", "updated_at", "run_at", "idempotency_key"}
+    shapes = [{k: v for k, v in a.json().items() if k not in varying} for a in answers]
+    assert shapes[0] == shapes[1] == shapes[2]
+    assert [a.headers["location"] for a in answers] == [
+        f"/v1/jobs/{a.json()['id']}" for a in answers
+    ]
+    assert answers[2].json()["idempotency_key"] == "fast-or-not"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -157,3 +157,44 @@ async def test_success_after_a_cancel_request_wins(app: App, client: Client) -> 
     await client.finish([finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))])
     final = await client.get(job.id)
     assert final.status is JobStatus.SUCCEEDED and final.cancel_requested
+
+
+async def test_finish_and_claim_writes_outcomes_and_claims_in_one_call(
+    app: App, client: Client
+) -> None:
+    first = await insert_job(client, run_at_offset_s=-10)
+    (claimed,) = await client.claim("w", None, 1)
+    assert claimed.job.id == first
+    others = {await insert_job(client), await insert_job(client)}
+    row = finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))
+    written, got = await client.finish_and_claim([row], "w", None, 5)
+    assert [(f.id, f.status) for f in written] == [(first, JobStatus.SUCCEEDED)]
+    assert {c.job.id for c in got} == others
+    assert all(c.job.status is JobStatus.RUNNING and c.job.locked_by == "w" for c in got)
+    (attempt,) = await client.attempts(first)
+    assert attempt.outcome == "succeeded"
+
+
+async def test_finish_and_claim_does_not_claim_the_job_it_just_released(
+    app: App, client: Client
+) -> None:
+    # Released (back to queued, runnable now) and claimed in one statement would
+    # update one row twice; the claim half sees the job as still running.
+    job = await insert_job(client)
+    (claimed,) = await client.claim("w", None, 1)
+    row = finish_row(claimed.job, "w", Interrupted(), app.retry_policy("script"))
+    written, got = await client.finish_and_claim([row], "w", None, 5)
+    assert [(f.id, f.status) for f in written] == [(job, JobStatus.QUEUED)]
+    assert got == []
+    (again,) = await client.claim("w", None, 5)
+    assert again.job.id == job
+
+
+async def test_finish_and_claim_with_a_stale_row_still_claims(app: App, client: Client) -> None:
+    await insert_job(client)
+    (claimed,) = await client.claim("A", None, 1)
+    stale = finish_row(claimed.job, "B", Succeeded(), app.retry_policy("script"))  # not B's
+    fresh = await insert_job(client)
+    written, got = await client.finish_and_claim([stale], "B", None, 5)
+    assert written == []
+    assert [c.job.id for c in got] == [fresh]

@@ -286,6 +286,15 @@ class Client:
             self.pool, worker_id, queues, limit, self.settings.lease_seconds
         )
 
+    async def finish_and_claim(
+        self, rows: Sequence[FinishRow], worker_id: str, queues: Sequence[str] | None, limit: int
+    ) -> tuple[list[Finished], list[Claimed]]:
+        """`finish(rows)` and `claim(worker_id, queues, limit)` in one statement:
+        one round trip and one commit where a worker would spend two."""
+        return await self.queries.job_finish_and_claim(
+            self.pool, rows, worker_id, queues, limit, self.settings.lease_seconds
+        )
+
     async def finish(self, rows: Sequence[FinishRow]) -> list[Finished]:
         """Persist many outcomes in one fenced statement; rows whose claim was lost
         (rescued, re-claimed elsewhere) are not written and not returned."""

@@ -2,7 +2,8 @@
 
 The completer (worker), the rescuer and the shutdown path all turn an outcome
 into a `FinishRow` here, through the pure `states.decide()`, and write it with
-the one fenced statement `job_finish_many`.
+the one fenced statement `job_finish_and_claim` (the worker's producer sends
+outcomes along with its next claim).
 """
 
 from __future__ import annotations

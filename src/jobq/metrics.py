@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -125,27 +125,54 @@ class Metrics:
         )
         self._db_read_at = 0.0
         self._db_lock = asyncio.Lock()
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+        self._observers: dict[type, Callable[[Any], None]] = {
+            events.JobsEnqueued: self._enqueued,
+            events.JobClaimed: self._claimed,
+            events.JobFinished: self._finished,
+            events.JobsRescued: self._rescued,
+            events.InFlightChanged: self._in_flight,
+            events.HttpRequestDone: self._http_done,
+        }
         self._unsubscribe = events.subscribe(self.observe)
 
     def close(self) -> None:
         self._unsubscribe()
 
     def observe(self, event: events.Event) -> None:
-        match event:
-            case events.JobsEnqueued(queue, kind, count):
-                self.enqueued.labels(queue, kind).inc(count)
-            case events.JobClaimed(queue, kind, delay):
-                self.pickup.labels(queue, kind).observe(max(0.0, delay))
-            case events.JobFinished(queue, kind, outcome, duration):
-                self.finished.labels(queue, kind, outcome).inc()
-                self.duration.labels(queue, kind).observe(duration)
-            case events.JobsRescued(queue, count):
-                self.rescued.labels(queue).inc(count)
-            case events.InFlightChanged(queue, delta):
-                self.in_flight.labels(queue).inc(delta)
-            case events.HttpRequestDone(method, route, status, duration):
-                self.http_requests.labels(method, route, str(status)).inc()
-                self.http_duration.labels(method, route).observe(duration)
+        # Called several times per job: a dict lookup by type and cached label
+        # children, not a `match` of class patterns and prometheus_client's
+        # labels() (argument checks and a lock) per call.
+        self._observers[type(event)](event)
+
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
+        """metric.labels(*labels), cached. Only for the event-driven metrics, which
+        are never cleared (a cleared metric would orphan its cached children)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def _enqueued(self, e: events.JobsEnqueued) -> None:
+        self._child(self.enqueued, e.queue, e.kind).inc(e.count)
+
+    def _claimed(self, e: events.JobClaimed) -> None:
+        self._child(self.pickup, e.queue, e.kind).observe(max(0.0, e.pickup_delay_s))
+
+    def _finished(self, e: events.JobFinished) -> None:
+        self._child(self.finished, e.queue, e.kind, e.outcome).inc()
+        self._child(self.duration, e.queue, e.kind).observe(e.duration_s)
+
+    def _rescued(self, e: events.JobsRescued) -> None:
+        self._child(self.rescued, e.queue).inc(e.count)
+
+    def _in_flight(self, e: events.InFlightChanged) -> None:
+        self._child(self.in_flight, e.queue).inc(e.delta)
+
+    def _http_done(self, e: events.HttpRequestDone) -> None:
+        self._child(self.http_requests, e.method, e.route, str(e.status)).inc()
+        self._child(self.http_duration, e.method, e.route).observe(e.duration_s)
 
     async def refresh_from_database(self, client: Client) -> None:
         """Read the database gauges, unless they were read within DB_CACHE_SECONDS."""

@@ -102,7 +102,7 @@ class InsertRow:
 
 @dataclass(frozen=True, slots=True)
 class FinishRow:
-    """One outcome for `job_finish_many`, fenced by (id, attempt, worker_id)."""
+    """One outcome for `job_finish_and_claim`, fenced by (id, attempt, worker_id)."""
 
     id: uuid.UUID
     attempt: int
@@ -116,7 +116,7 @@ class FinishRow:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """A row `job_finish_many` wrote: its final state after the cancel rule."""
+    """A row `job_finish_and_claim` wrote: its final state after the cancel rule."""
 
     id: uuid.UUID
     queue: str
@@ -204,29 +204,18 @@ class Queries:
         )
         return [job_from_record(r) for r in records]
 
-    async def job_claim(
+    async def job_finish_and_claim(
         self,
         conn: Conn,
+        rows: Sequence[FinishRow],
         worker_id: str,
         queues: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
-    ) -> list[Claimed]:
+    ) -> tuple[list[Finished], list[Claimed]]:
+        """Write `rows` (fenced) and claim up to `limit` jobs, in one round trip."""
         records = await conn.fetch(
-            self.sql["job_claim"],
-            worker_id,
-            list(queues) if queues else None,
-            limit,
-            lease_seconds,
-        )
-        claimed = [Claimed(job_from_record(r), r["claimed_at"]) for r in records]
-        # UPDATE ... RETURNING does not keep the subquery's order.
-        claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
-        return claimed
-
-    async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
-        records = await conn.fetch(
-            self.sql["job_finish_many"],
+            self.sql["job_finish_and_claim"],
             [r.id for r in rows],
             [r.attempt for r in rows],
             [r.worker_id for r in rows],
@@ -236,8 +225,45 @@ class Queries:
             [r.retry_delay_ms for r in rows],
             [r.attempts_delta for r in rows],
             self.enqueue_channel,
+            worker_id,
+            list(queues) if queues else None,
+            limit,
+            lease_seconds,
         )
-        return [Finished(r["id"], r["queue"], r["kind"], JobStatus(r["status"])) for r in records]
+        finished: list[Finished] = []
+        claimed: list[Claimed] = []
+        for r in records:
+            if r["finished_id"] is not None:
+                finished.append(
+                    Finished(
+                        r["finished_id"],
+                        r["finished_queue"],
+                        r["finished_kind"],
+                        JobStatus(r["finished_status"]),
+                    )
+                )
+            else:
+                claimed.append(Claimed(job_from_record(r), r["claimed_at"]))
+        # UPDATE ... RETURNING does not keep the subquery's order.
+        claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
+        return finished, claimed
+
+    async def job_claim(
+        self,
+        conn: Conn,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[Claimed]:
+        _, claimed = await self.job_finish_and_claim(
+            conn, (), worker_id, queues, limit, lease_seconds
+        )
+        return claimed
+
+    async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
+        finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0)
+        return finished
 
     async def job_heartbeat(
         self, conn: Conn, job_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float

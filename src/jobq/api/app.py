@@ -12,12 +12,8 @@ from starlette.routing import BaseRoute
 
 import jobq
 from jobq.api import routes_jobs, routes_queues, routes_system
-from jobq.api.auth import BearerAuthMiddleware, is_protected, required_scope
-from jobq.api.middleware import (
-    BodyLimitMiddleware,
-    HttpMetricsMiddleware,
-    RequestContextMiddleware,
-)
+from jobq.api.auth import is_protected, required_scope
+from jobq.api.middleware import ApiMiddleware
 from jobq.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from jobq.client import Client
 from jobq.config import Settings
@@ -95,12 +91,13 @@ def create_app(
     routes_system.install_docs(api)
     mount_dashboard(api)  # / and /dashboard/static/ (open, like /docs; SPEC §2)
 
-    # add_middleware puts each one outside the previous: the last added runs first.
-    api.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    api.add_middleware(BearerAuthMiddleware, tokens=settings.api_tokens)
-    api.add_middleware(RequestContextMiddleware)
     api.state.flat_routes = lambda: _flat_routes(api)
-    api.add_middleware(HttpMetricsMiddleware, routes=api.state.flat_routes)
+    api.add_middleware(
+        ApiMiddleware,
+        routes=api.state.flat_routes,
+        tokens=settings.api_tokens,
+        max_bytes=settings.max_request_bytes,
+    )
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -1,4 +1,4 @@
-"""Bearer-token auth of SPEC §2, as ASGI middleware so it answers before a body is read.
+"""Bearer-token auth of SPEC §2, called by `jobq.api.middleware` before a body is read.
 
 Scopes: `read` for GET under /v1, `write` for enqueue (POST /v1/jobs and
 /v1/jobs/batch), `admin` for everything else under /v1 (cancel, retry, delete,
@@ -16,9 +16,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
-from jobq.api.middleware import header
 from jobq.api.problems import problem
 from jobq.config import ApiToken
 
@@ -49,56 +49,45 @@ def find_token(presented: bytes, tokens: Sequence[ApiToken]) -> ApiToken | None:
     return found
 
 
-def bearer_credentials(scope: Scope) -> bytes | None:
-    value = header(scope, b"authorization")
+def bearer_credentials(value: bytes | None) -> bytes | None:
+    """The token of an `Authorization: Bearer <token>` header value."""
     if value is None:
         return None
-    scheme, _, credentials = value.strip().partition(b" ")
+    scheme, _, credentials = bytes(value).strip().partition(b" ")
     if scheme.lower() != b"bearer":
         return None
     credentials = credentials.strip()
     return credentials or None
 
 
-class BearerAuthMiddleware:
-    def __init__(self, app: ASGIApp, tokens: Sequence[ApiToken]) -> None:
-        self.app = app
-        self.tokens = tuple(tokens)
+def denial(
+    scope: Scope, authorization: bytes | None, tokens: Sequence[ApiToken]
+) -> Response | None:
+    """The 401/403 problem for a request under /v1, or None when it may go on.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens or not is_protected(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        credentials = bearer_credentials(scope)
-        token = find_token(credentials, self.tokens) if credentials is not None else None
-        if token is None:
-            missing = credentials is None
-            response = problem(
-                401,
-                "send a token as `Authorization: Bearer <token>`"
-                if missing
-                else "the bearer token is not valid",
-                type_="unauthorized",
-                title="Unauthorized",
-                headers={
-                    "WWW-Authenticate": "Bearer" if missing else 'Bearer error="invalid_token"'
-                },
-            )
-            await response(scope, receive, send)
-            return
-        needed = required_scope(scope["method"], scope["path"])
-        if needed not in token.scopes:
-            response = problem(
-                403,
-                f"this token lacks the {needed!r} scope needed for "
-                f"{scope['method']} {scope['path']}",
-                type_="forbidden",
-                title="Forbidden",
-                required_scope=needed,
-                headers={
-                    "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'
-                },
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+    `authorization` is the request's Authorization header value (the caller,
+    `jobq.api.middleware.ApiMiddleware`, reads every header in one pass)."""
+    credentials = bearer_credentials(authorization)
+    token = find_token(credentials, tokens) if credentials is not None else None
+    if token is None:
+        missing = credentials is None
+        return problem(
+            401,
+            "send a token as `Authorization: Bearer <token>`"
+            if missing
+            else "the bearer token is not valid",
+            type_="unauthorized",
+            title="Unauthorized",
+            headers={"WWW-Authenticate": "Bearer" if missing else 'Bearer error="invalid_token"'},
+        )
+    needed = required_scope(scope["method"], scope["path"])
+    if needed not in token.scopes:
+        return problem(
+            403,
+            f"this token lacks the {needed!r} scope needed for {scope['method']} {scope['path']}",
+            type_="forbidden",
+            title="Forbidden",
+            required_scope=needed,
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+    return None

@@ -1,9 +1,13 @@
 """The completer: persists outcomes in batches, one fenced statement for many jobs.
 
-Outcomes arrive from the executor as jobs settle. The first one starts a short
-timer (`COMPLETER_FLUSH_SECONDS`); everything that arrives meanwhile, up to
-`COMPLETER_BATCH_SIZE`, is written with one `job_finish_many`. A batch that
-fails on a database error is kept and retried with backoff: the jobs keep
+Outcomes arrive from the executor as jobs settle. Most leave with the
+producer's next claim (`take()`, then `landed()`): one statement writes them
+and claims the jobs for the slots they freed. The rest, when no claim goes out
+(the queue is empty, or every slot is busy), are written here: the first one
+starts a short timer (`COMPLETER_FLUSH_SECONDS`), and what no claim took by
+then, up to `COMPLETER_BATCH_SIZE`, is written with one statement (at once when
+more than a batch waits). A batch
+that fails on a database error is kept and retried with backoff: the jobs keep
 their leases (the heartbeat still renews them) until it lands. A row the fence
 rejects belonged to a job whose lease was lost; it is logged and dropped.
 
@@ -84,12 +88,32 @@ class Completer:
         self._buffer.append(Pending(running, outcome, row))
         self._idle.clear()
         self._arrived.set()
-        if len(self._buffer) >= self.batch_size:
+        if len(self._buffer) > self.batch_size:
             self._full.set()
 
     @property
     def pending(self) -> int:
         return len(self._buffer) + self._writing
+
+    def take(self) -> list[Pending]:
+        """Hand up to one batch to a caller that writes it (the producer's claim);
+        it must call `landed()` or, if the write failed, `put_back()`."""
+        batch = self._buffer[: self.batch_size]
+        del self._buffer[: self.batch_size]
+        self._writing += len(batch)
+        return batch
+
+    def landed(self, batch: list[Pending], written: list[Finished]) -> None:
+        self._writing -= len(batch)
+        self._report(batch, written)
+        self._arrived.set()  # the run loop decides whether everything is written now
+
+    def put_back(self, batch: list[Pending]) -> None:
+        """A write of `batch` failed: keep it, in order, for the next one."""
+        self._writing -= len(batch)
+        self._buffer[:0] = batch
+        if batch:
+            self._arrived.set()
 
     async def flush(self) -> None:
         """Wait until every outcome submitted so far is written (or dropped)."""
@@ -104,64 +128,73 @@ class Completer:
     async def run(self) -> None:
         while True:
             if not self._buffer:
-                self._idle.set()
-                if self._closing:
-                    return
+                if not self._writing:
+                    self._idle.set()
+                    if self._closing:
+                        return
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if len(self._buffer) < self.batch_size and not self._closing:
-                # Let a batch gather, but write as soon as it is full.
+            if len(self._buffer) <= self.batch_size and not self._closing:
+                # Let a batch gather, and let the producer's next claim carry it
+                # (it takes one batch); more than a batch waiting is written now.
                 self._full.clear()
                 with suppress(TimeoutError):
                     async with asyncio.timeout(self.flush_seconds):
                         await self._full.wait()
-            batch = self._buffer[: self.batch_size]
-            del self._buffer[: self.batch_size]
-            self._writing = len(batch)
+            batch = self.take()
+            if not batch:
+                continue  # a claim took them meanwhile
             try:
                 written = await self.client.finish([p.row for p in batch])
             except Exception as exc:
-                self._buffer[:0] = batch  # keep them, in order, for the retry
-                self._writing = 0
+                self.put_back(batch)
                 await self._backoff.failed(exc)
                 continue
             self._backoff.succeeded()
-            self._writing = 0
-            self._report(batch, written)
+            self.landed(batch, written)
 
     def _report(self, batch: list[Pending], written: list[Finished]) -> None:
         by_id: dict[uuid.UUID, Finished] = {f.id: f for f in written}
         for pending in batch:
             running = pending.running
             finished = by_id.get(running.id)
-            extra = running.log_extra()
             if finished is None:
                 log.warning(
                     "outcome %s not written: the job's lease was lost and another worker "
                     "may run it",
                     type(pending.outcome).__name__,
-                    extra=extra,
+                    extra=running.log_extra(),
                 )
             else:
-                self._announce(running, pending, finished, extra)
+                self._announce(running, pending, finished)
             self.on_written(running)
 
-    def _announce(
-        self, running: RunningJob, pending: Pending, finished: Finished, extra: dict[str, object]
-    ) -> None:
+    def _announce(self, running: RunningJob, pending: Pending, finished: Finished) -> None:
         label = FINISHED_AS.get(finished.status)
-        extra["status"] = finished.status.value
-        extra["duration_s"] = round(running.duration, 6)
         if label is None:  # released at shutdown: back to queued
             self.counts["interrupted"] += 1
-            log.info("job released to the queue", extra=extra)
+            log.info("job released to the queue", extra=self._extra(running, finished))
             return
         self.counts[label] += 1
         events.emit(events.JobFinished(finished.queue, finished.kind, label, running.duration))
         if label == "succeeded":
-            log.debug("job succeeded", extra=extra)
+            if log.isEnabledFor(logging.DEBUG):  # the common case: build no extras unless shown
+                log.debug("job succeeded", extra=self._extra(running, finished))
         elif label == "failed_permanent":
-            log.warning("job failed permanently: %s", pending.row.error, extra=extra)
+            log.warning(
+                "job failed permanently: %s",
+                pending.row.error,
+                extra=self._extra(running, finished),
+            )
         else:
-            log.info("job %s: %s", label, pending.row.error or "", extra=extra)
+            log.info(
+                "job %s: %s", label, pending.row.error or "", extra=self._extra(running, finished)
+            )
+
+    @staticmethod
+    def _extra(running: RunningJob, finished: Finished) -> dict[str, object]:
+        extra = running.log_extra()
+        extra["status"] = finished.status.value
+        extra["duration_s"] = round(running.duration, 6)
+        return extra

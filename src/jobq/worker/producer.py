@@ -1,7 +1,9 @@
 """The producer: claims jobs into free slots, woken by NOTIFY or a jittered poll.
 
 It asks for no more jobs than the executor has free slots, several per round
-trip. After a claim that filled every slot it waits for a slot; after one that
+trip, and each claim carries the outcomes waiting to be written (one statement,
+one commit for both: the jobs that just finished freed the slots it fills).
+After a claim that filled every slot it waits for a slot; after one that
 found fewer jobs than slots it waits for a NOTIFY of an enqueue (or a job
 becoming runnable again) or for the poll interval. The poll is jittered by
 ±20% so that a fleet started together does not query in lockstep, and it runs
@@ -17,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jobq.client import Client
-from jobq.queries import Claimed
+from jobq.queries import Claimed, Finished
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import WorkerConfig
+
+if TYPE_CHECKING:
+    from jobq.worker.completer import Pending
 
 log = logging.getLogger("jobq.worker")
 
@@ -40,6 +45,15 @@ class Slots(Protocol):
     async def wait_idle(self) -> None: ...
 
 
+class Outcomes(Protocol):
+    """The completer's side as the producer sees it."""
+
+    def take(self) -> list[Pending]: ...
+    def landed(self, batch: list[Pending], written: list[Finished]) -> None: ...
+    def put_back(self, batch: list[Pending]) -> None: ...
+    async def flush(self) -> None: ...
+
+
 class Producer:
     def __init__(
         self,
@@ -48,14 +62,14 @@ class Producer:
         config: WorkerConfig,
         slots: Slots,
         start: Callable[[Claimed], None],
-        flush: Callable[[], Awaitable[None]],
+        outcomes: Outcomes,
     ) -> None:
         self.client = client
         self.worker_id = worker_id
         self.config = config
         self.slots = slots
         self.start = start
-        self.flush = flush
+        self.outcomes = outcomes
         self.claims = 0
         self._wake = asyncio.Event()
         self._stopping = False
@@ -69,18 +83,26 @@ class Producer:
             self._wake.set()
 
     async def claim_once(self) -> int:
-        """Claim into every free slot; returns how many slots were asked for minus
-        how many jobs came back (0: there may be more)."""
+        """Claim into every free slot, writing the waiting outcomes in the same
+        statement; returns how many slots were asked for minus how many jobs came
+        back (0: there may be more)."""
         free = self.slots.free()
         if free <= 0:
             return 0
         # Cleared before the claim: a NOTIFY that lands during it wakes the next wait.
         self._wake.clear()
         self._claiming = True
+        carried = self.outcomes.take()
         try:
-            claimed = await self.client.claim(self.worker_id, self.config.queues, free)
+            written, claimed = await self.client.finish_and_claim(
+                [p.row for p in carried], self.worker_id, self.config.queues, free
+            )
+        except BaseException:
+            self.outcomes.put_back(carried)
+            raise
         finally:
             self._claiming = False
+        self.outcomes.landed(carried, written)
         self.claims += 1
         for c in claimed:
             self.start(c)
@@ -141,7 +163,7 @@ class Producer:
             idle.cancel()
             woken.cancel()
             return False
-        await self.flush()
+        await self.outcomes.flush()
         try:
             shortfall = await self.claim_once()
         except Exception as exc:

@@ -89,7 +89,7 @@ class Worker:
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)
         self.completer = Completer(client, app.retry_policy, self._written, batch_size=batch)
-        self.producer = Producer(client, self.id, cfg, self, self._start, self.completer.flush)
+        self.producer = Producer(client, self.id, cfg, self, self._start, self.completer)
         self.heartbeat = Heartbeat(
             client,
             self.id,
@@ -148,7 +148,8 @@ class Worker:
         delay = (claimed.claimed_at - max(job.run_at, job.created_at)).total_seconds()
         events.emit(events.JobClaimed(job.queue, job.kind, max(0.0, delay)))
         events.emit(events.InFlightChanged(job.queue, 1))
-        log.debug("job started", extra=running.log_extra())
+        if log.isEnabledFor(logging.DEBUG):  # log_extra() costs per job; skip it unless shown
+            log.debug("job started", extra=running.log_extra())
         self.executor.start(running)
 
     def _settled(self, running: RunningJob, outcome: Outcome) -> None:
