@@ -5,10 +5,11 @@
 
 Enqueues `--jobs` noop jobs into a scratch schema (dropped at the end),
 ANALYZEs the table, runs one burst `Worker` in this process with
-`Client.claim` and `Client.finish` wrapped in timers, and prints the drain
-rate, the number of claims and completions, their mean/median round trip and
-how much of the wall time the claims add up to (the producer claims one batch
-at a time, so that share is the critical path).
+`Client.finish_and_claim` (the producer's claims, carrying outcomes) and
+`Client.finish` (the completer's own writes) wrapped in timers, and prints the
+drain rate, the number of claims and completions, their mean/median round trip
+and how much of the wall time the claims add up to (the producer claims one
+batch at a time, so that share is the critical path).
 """
 
 from __future__ import annotations
@@ -27,20 +28,24 @@ from jobq.client import Client
 from jobq.database import resolve_database_url
 from jobq.worker.runtime import Worker
 
-CLAIMS: list[tuple[float, int, int]] = []  # (seconds, asked, got)
+CLAIMS: list[tuple[float, int, int, int]] = []  # (seconds, asked, got, outcomes carried)
 FINISHES: list[tuple[float, int]] = []  # (seconds, rows)
 
 
 def instrument() -> None:
-    claim, finish = Client.claim, Client.finish
+    finish_and_claim, finish = Client.finish_and_claim, Client.finish
 
     async def timed_claim(
-        self: Client, worker_id: str, queues: Sequence[str] | None, limit: int
+        self: Client,
+        rows: Sequence[Any],
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
     ) -> Any:
         began = time.perf_counter()
-        claimed = await claim(self, worker_id, queues, limit)
-        CLAIMS.append((time.perf_counter() - began, limit, len(claimed)))
-        return claimed
+        written, claimed = await finish_and_claim(self, rows, worker_id, queues, limit)
+        CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))
+        return written, claimed
 
     async def timed_finish(self: Client, rows: Sequence[Any]) -> Any:
         began = time.perf_counter()
@@ -48,7 +53,7 @@ def instrument() -> None:
         FINISHES.append((time.perf_counter() - began, len(rows)))
         return written
 
-    Client.claim = timed_claim  # type: ignore[method-assign]
+    Client.finish_and_claim = timed_claim  # type: ignore[method-assign]
     Client.finish = timed_finish  # type: ignore[method-assign]
 
 
@@ -74,17 +79,23 @@ async def main(jobs: int, concurrency: int) -> None:
     claim_s = [c[0] for c in CLAIMS]
     finish_s = [f[0] for f in FINISHES]
     print(f"drained {jobs} jobs in {wall:.2f} s: {jobs / wall:,.0f} jobs/s")
+    carried = sum(c[3] for c in CLAIMS)
     print(
         f"claims: {len(CLAIMS)}, asked {statistics.mean(c[1] for c in CLAIMS):.1f} / got "
-        f"{statistics.mean(c[2] for c in CLAIMS):.1f} jobs each, round trip mean "
-        f"{1000 * statistics.mean(claim_s):.2f} ms, median {1000 * statistics.median(claim_s):.2f}"
-        f" ms; together {sum(claim_s):.2f} s = {100 * sum(claim_s) / wall:.0f}% of the wall time"
+        f"{statistics.mean(c[2] for c in CLAIMS):.1f} jobs each, carrying {carried} outcomes; "
+        f"round trip mean {1000 * statistics.mean(claim_s):.2f} ms, median "
+        f"{1000 * statistics.median(claim_s):.2f} ms; together {sum(claim_s):.2f} s = "
+        f"{100 * sum(claim_s) / wall:.0f}% of the wall time"
     )
-    print(
-        f"completions: {len(FINISHES)}, {statistics.mean(f[1] for f in FINISHES):.1f} rows each, "
-        f"round trip mean {1000 * statistics.mean(finish_s):.2f} ms, median "
-        f"{1000 * statistics.median(finish_s):.2f} ms; together {sum(finish_s):.2f} s"
-    )
+    if FINISHES:
+        print(
+            f"completer writes: {len(FINISHES)}, "
+            f"{statistics.mean(f[1] for f in FINISHES):.1f} rows each, round trip mean "
+            f"{1000 * statistics.mean(finish_s):.2f} ms, median "
+            f"{1000 * statistics.median(finish_s):.2f} ms; together {sum(finish_s):.2f} s"
+        )
+    else:
+        print("completer writes: none (every outcome went with a claim)")
 
 
 if __name__ == "__main__":

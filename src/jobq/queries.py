@@ -1,7 +1,7 @@
 """The database seam: loads `sql/queries.sql` and exposes one typed function per query.
 
 No other runtime module holds SQL. Each method is named after its query block
-(noun first: `job_claim`, `job_finish_many`) and takes the connection or pool to
+(noun first: `job_finish_and_claim`, `job_get`) and takes the connection or pool to
 run on, so the same query serves a pool, a worker's connection and a caller's
 own transaction.
 """
