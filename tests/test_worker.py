@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
 from jobq import App, Job, JobStatus, Settings, events
 from jobq.client import Client
 from jobq.demo import planned_failure
+from jobq.queries import Claimed, Finished, FinishRow
 from jobq.worker.runtime import Worker
 from tests.support import insert_job, wait_for
 from tests.test_worker_support import (
@@ -185,3 +186,32 @@ async def test_an_enqueue_wakes_an_idle_worker_at_once(app: App, client: Client)
 
 async def _claimed(worker: Worker) -> bool:
     return worker.producer.claims >= 1
+
+
+class _ClaimsFailWithOutcomes(Client):
+    """Fails the first claims that carry outcomes, as a dropped connection would."""
+
+    failures = 3
+
+    async def finish_and_claim(
+        self, rows: Sequence[FinishRow], worker_id: str, queues: Sequence[str] | None, limit: int
+    ) -> tuple[list[Finished], list[Claimed]]:
+        if rows and self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("injected: the connection dropped")
+        return await super().finish_and_claim(rows, worker_id, queues, limit)
+
+
+async def test_outcomes_a_failed_claim_carried_are_written_later_once(
+    app: App, client: Client
+) -> None:
+    jobs = await app.enqueue_many([{"kind": "noop"} for _ in range(40)])
+    flaky = _ClaimsFailWithOutcomes(client.pool, client.settings, app, url=client.url)
+    worker = Worker(app, flaky, concurrency=5, burst=True)
+    await asyncio.wait_for(worker.run(), 30)
+    assert flaky.failures == 0  # every injected failure happened
+    assert worker.counts["succeeded"] == 40
+    for job in jobs:
+        final = await client.get(job.id)
+        assert (final.status, final.attempts) == (JobStatus.SUCCEEDED, 1)
+        assert [a.outcome for a in await client.attempts(job.id)] == ["succeeded"]

@@ -70,6 +70,7 @@ class Completer:
         self.counts: Counter[str] = Counter()
         self._buffer: list[Pending] = []
         self._writing = 0
+        self._oldest_at = 0.0  # loop time the oldest outcome in the buffer arrived
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._idle = asyncio.Event()
@@ -85,6 +86,8 @@ class Completer:
             self.policy_for(running.job.kind),
             cancel_requested=running.ctx.cancel_requested or running.job.cancel_requested,
         )
+        if not self._buffer:
+            self._oldest_at = asyncio.get_running_loop().time()
         self._buffer.append(Pending(running, outcome, row))
         self._idle.clear()
         self._arrived.set()
@@ -111,6 +114,8 @@ class Completer:
     def put_back(self, batch: list[Pending]) -> None:
         """A write of `batch` failed: keep it, in order, for the next one."""
         self._writing -= len(batch)
+        if batch and not self._buffer:
+            self._oldest_at = asyncio.get_running_loop().time()
         self._buffer[:0] = batch
         if batch:
             self._arrived.set()
@@ -135,16 +140,18 @@ class Completer:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            if len(self._buffer) <= self.batch_size and not self._closing:
+            wait = self._oldest_at + self.flush_seconds - asyncio.get_running_loop().time()
+            if wait > 0 and len(self._buffer) <= self.batch_size and not self._closing:
                 # Let a batch gather, and let the producer's next claim carry it
                 # (it takes one batch); more than a batch waiting is written now.
+                # The timer runs from the oldest outcome waiting, so a claim that
+                # took the batch meanwhile restarts it for the next one.
                 self._full.clear()
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(self.flush_seconds):
+                    async with asyncio.timeout(wait):
                         await self._full.wait()
+                continue
             batch = self.take()
-            if not batch:
-                continue  # a claim took them meanwhile
             try:
                 written = await self.client.finish([p.row for p in batch])
             except Exception as exc:
