@@ -120,7 +120,12 @@ updated AS (
         updated_at = now()
     FROM input AS i
     WHERE j.id = i.id
-      AND j.status = 'running'
+      -- Rows found by primary key. `IS TRUE` keeps the planner off the partial
+      -- jobs_running_idx, which it would otherwise scan whole whenever its
+      -- statistics say few jobs run (measured: 45 ms with 5,000 running after an
+      -- ANALYZE of an idle table, 0.15 ms by key).
+      AND j.id = ANY ($1::uuid[])
+      AND (j.status = 'running') IS TRUE
       AND j.locked_by = i.worker_id
       AND j.attempts = i.attempt
     RETURNING j.id, j.queue, j.kind, j.status, j.attempt_seq, j.started_at,
