@@ -399,13 +399,19 @@ async def test_worker_wakes_on_notify_and_runs_each_job_once_through_pgbouncer(
     await wait_status(pooled, job.id, "succeeded", worker, within=5)
     assert time.monotonic() - start < 5
 
-    # Many jobs over two processes: each runs exactly once.
-    jobs = await app.enqueue_many([{"kind": "noop"} for _ in range(300)])  # type: ignore[attr-defined]
+    # Many jobs over two processes: each runs exactly once. Each takes 20 ms, so
+    # one process alone needs ~0.75 s for them all: time enough for the other to
+    # wake and claim its share even on a loaded machine (no-op jobs were drained
+    # by one process before the other's event loop got to run).
+    jobs = await app.enqueue_many(  # type: ignore[attr-defined]
+        [{"kind": "sleep", "payload": {"seconds": 0.02}} for _ in range(300)]
+    )
     for j in jobs:
         await wait_status(pooled, j.id, "succeeded", worker, within=20)
     attempts = await asyncio.gather(*(pooled.attempts(j.id) for j in jobs))
     assert all([a.outcome for a in history] == ["succeeded"] for history in attempts)
-    assert len({history[0].worker_id for history in attempts}) == 2, "both processes claimed"
+    claimers = {history[0].worker_id for history in attempts}
+    assert len(claimers) == 2, f"both processes claimed: {claimers}\n{worker.output[-3000:]}"
 
     assert worker.stop() == 0, worker.output
     output = worker.output
