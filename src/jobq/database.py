@@ -71,6 +71,7 @@ async def create_pool(
                 min_size=min_size,
                 max_size=max_size,
                 reset=_keep_session,
+                init=load_array_codecs,
                 **connect_kwargs(settings),
             )
             assert pool is not None
@@ -97,6 +98,24 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     jobq sets no session state on pooled connections (LISTEN has its own), and
     asyncpg still rolls back a transaction left open. Handlers that use
     `ctx.pool` must likewise leave no session state behind."""
+
+
+# The array types jobq's statements pass. asyncpg knows text[] but looks the
+# others up in the catalog the first time a connection meets them, with a
+# recursive query that JIT compilation can stretch past a second (PostgreSQL
+# 15 with jit on, measured: 1.5 s). That landed on a worker's first claim and
+# a client's first enqueue.
+ARRAY_TYPES = ("uuid[]", "integer[]", "bigint[]", "smallint[]", "timestamptz[]", "bytea[]")
+
+
+async def load_array_codecs(conn: asyncpg.Connection) -> None:
+    """Make a new pooled connection look the array types up now, with JIT off
+    for this one transaction (SET LOCAL: safe behind a transaction-mode pooler)."""
+    await conn.execute("BEGIN; SET LOCAL jit = off")
+    try:
+        await conn.fetchrow("SELECT " + ", ".join(f"NULL::{t}" for t in ARRAY_TYPES))
+    finally:
+        await conn.execute("COMMIT")
 
 
 async def connect(url: str, settings: Settings) -> asyncpg.Connection:
