@@ -19,17 +19,9 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+from jobq.bench.report import percentile
+
 BODY = b'{"kind": "noop", "payload": {}}'
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def loopback(host: str) -> bool:

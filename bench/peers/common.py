@@ -58,6 +58,7 @@ def report_start(seq: int, port: int) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
+    # jobq.bench.report.percentile's twin: a peer's venv has no jobq to import.
     if not values:
         return math.nan
     ordered = sorted(values)

@@ -106,6 +106,25 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, f"JOBQ_{field_name.upper()}")
 
 
+# Settings a worker process never needs, so never copied into its environment.
+_NOT_FOR_WORKERS = frozenset({"api_tokens"})
+
+
+def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` with every setting spelled out as its variable, so a worker process
+    started with it builds the same Settings (API tokens left out)."""
+    env = dict(base)
+    for f in dataclasses.fields(settings):
+        if f.name in _NOT_FOR_WORKERS:
+            continue
+        value = getattr(settings, f.name)
+        if value is None:
+            env.pop(env_name(f.name), None)
+        else:
+            env[env_name(f.name)] = str(value)
+    return env
+
+
 def _parse_str(var: str, raw: Any) -> str:
     return str(raw)
 

@@ -10,32 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from jobq.config import Settings, env_name
+from jobq.config import Settings, worker_environment
 
 BENCH_APP = "jobq.bench.app:app"
-SECRET_SETTINGS = frozenset({"api_tokens"})
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
+def bench_worker_environment(settings: Settings) -> dict[str, str]:
     """This process's environment with every setting spelled out (as the supervisor does)."""
-    env = dict(os.environ)
-    for f in dataclasses.fields(settings):
-        if f.name in SECRET_SETTINGS:
-            continue
-        value = getattr(settings, f.name)
-        if value is None:
-            env.pop(env_name(f.name), None)
-        else:
-            env[env_name(f.name)] = str(value)
-    return env
+    return worker_environment(settings, os.environ)
 
 
 class WorkerProcess:
@@ -74,7 +63,7 @@ class WorkerProcess:
                 "jobq",
                 "worker",
                 *self.args,
-                env=worker_environment(self.settings),
+                env=bench_worker_environment(self.settings),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

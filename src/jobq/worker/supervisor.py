@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobq.appref import find_app_ref
-from jobq.config import Settings, env_name
+from jobq.config import Settings, worker_environment
 from jobq.errors import ConfigError
 from jobq.metrics import mark_process_dead
 from jobq.worker.process import DEFAULT_METRICS_HOST, run_in_process
@@ -47,7 +47,6 @@ log = logging.getLogger("jobq.worker.supervisor")
 POLL_SECONDS = 0.1
 QUICK_DEATH_SECONDS = 5.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
-SECRET_SETTINGS = frozenset({"api_tokens"})  # workers need no API tokens
 
 
 def run_worker_command(
@@ -114,16 +113,8 @@ def child_environment(settings: Settings) -> dict[str, str]:
 
     from jobq.database import resolve_database_url
 
-    env = dict(os.environ)
     url = asyncio.run(resolve_database_url(settings, start_embedded=True))
-    for f in dataclasses.fields(settings):
-        if f.name in SECRET_SETTINGS:
-            continue
-        value = getattr(settings, f.name)
-        if value is None:
-            env.pop(env_name(f.name), None)
-        else:
-            env[env_name(f.name)] = str(value)
+    env = worker_environment(settings, os.environ)
     env["DATABASE_URL"] = url
     return env
 
