@@ -19,7 +19,7 @@ from jobq.completion import finish_row
 from jobq.config import ApiToken
 from tests.support import wait_for
 
-BASE_URL = "http://jobq.test"
+BASE_URL = "http://localhost"
 FAST_RETRY = RetryPolicy(1, 1)  # 1 ms: a failed attempt is claimable again at once
 
 

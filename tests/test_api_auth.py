@@ -6,12 +6,16 @@ import hmac
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobq import App, Settings
-from jobq.api import auth
+from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
 from jobq.types import Job
@@ -203,3 +207,79 @@ async def test_openapi_documents_each_operations_scope(secured: httpx.AsyncClien
     assert v1 == seen  # the matrix above covers every /v1 operation
     for path in ("/healthz", "/readyz", "/metrics"):
         assert "security" not in doc["paths"][path]["get"]
+
+
+# --- the app under a mount or a root path (issue 12 #1) ------------------------------
+
+PREFIX = "/jobq"
+
+
+def _uvicorn_root_path(api: ASGIApp) -> ASGIApp:
+    """What uvicorn --root-path /jobq hands the app: the prefix in `root_path` and
+    in front of `path` (uvicorn >= 0.26 prepends it, as the ASGI spec asks)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "root_path": PREFIX, "path": PREFIX + scope["path"]}
+        await api(scope, receive, send)
+
+    return app
+
+
+@asynccontextmanager
+async def deployed(
+    setup: str, app: App, client: Client, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The secured API as `setup` deploys it, and the prefix a client puts before paths."""
+    tokens = with_tokens(settings, reader={"read"}, writer={"write"}, admin={"admin"})
+    api = create_app(app, client=client, settings=tokens)
+    prefix = ""
+    outer: ASGIApp = api
+    if setup == "mounted":
+        outer, prefix = Starlette(routes=[Mount(PREFIX, app=api)]), PREFIX
+    elif setup == "root_path":
+        outer = _uvicorn_root_path(api)
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+        yield http, prefix
+
+
+@pytest.mark.parametrize("setup", ["plain", "mounted", "root_path"])
+async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
+    app: App, client: Client, settings: Settings, setup: str
+) -> None:
+    async with deployed(setup, app, client, settings) as (http, prefix):
+        for method, path, body, scope in ENDPOINTS:
+            job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
+            url = prefix + path.format(id=job_id, name="default")
+            response = await http.request(method, url, json=body)
+            assert_problem(response, 401, type_="unauthorized")
+            wrong = "reader" if scope != "read" else "writer"
+            response = await http.request(method, url, json=body, headers=bearer(wrong))
+            assert_problem(response, 403, type_="forbidden")
+            right = {"read": "reader", "write": "writer", "admin": "admin"}[scope]
+            response = await http.request(method, url, json=body, headers=bearer(right))
+            assert response.status_code in {200, 201, 202, 204}, (setup, method, url, response.text)
+        for path in ("/healthz", "/openapi.json", "/"):
+            assert (await http.get(prefix + path)).status_code == 200, (setup, path)
+        # Deny by default: a path that is not explicitly open needs a token, known or not.
+        assert_problem(await http.get(prefix + "/v1/nothing"), 401)
+        assert_problem(await http.get(prefix + "/nothing"), 401)
+
+
+async def test_the_route_refuses_even_when_the_middleware_is_bypassed(
+    app: App, client: Client, settings: Settings
+) -> None:
+    """The scope check lives on the /v1 routes too, so a middleware that misreads a
+    path (as the old one did under a mount) can never open an operation."""
+    tokens = with_tokens(settings, reader={"read"})
+    api = create_app(app, client=client, settings=tokens)
+    api.user_middleware.clear()  # only the routes' own dependency is left
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+        job_id = await insert_job(client)
+        assert_problem(await http.get("/v1/jobs"), 401)
+        assert_problem(await http.post("/v1/jobs", json={"kind": "noop"}), 401)
+        response = await http.post(f"/v1/jobs/{job_id}/cancel", headers=bearer("reader"))
+        assert_problem(response, 403)
+        assert (await http.get("/v1/jobs", headers=bearer("reader"))).status_code == 200

@@ -147,11 +147,13 @@ async def test_create_rejects_invalid_bodies_naming_the_field(
         (b"", "application/json"),
         (b"[1, 2]", "application/json"),
         (b"\xff\xfe{}", "application/json"),
-        (b"kind=script", "application/x-www-form-urlencoded"),
         (b'{"kind": "script", "payload": {"n": NaN}}', "application/json"),
         (b'{"kind": "script", "payload": {"n": 1e400}}', "application/json"),
         (b'{"kind": "script", "payload": {"n": 1' + b"0" * 5000 + b"}}", "application/json"),
-        (b'{"kind": "script", "payload": {"d": ' + b"[" * 5000 + b"]" * 5000 + b"}}", None),
+        (
+            b'{"kind": "script", "payload": {"d": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+            "application/json",
+        ),
         (b'{"kind": "script", "payload": {"a": "\\ud800"}}', "application/json"),
         (b'{"kind": "script", "payload": {"\\udfff": 1}}', "application/json"),
         (b'{"kind": "script", "metadata": {"a": ["\\ud800x"]}}', "application/json"),
@@ -164,6 +166,25 @@ async def test_create_rejects_malformed_bodies(
     headers = {"content-type": content_type} if content_type else {}
     response = await http.post("/v1/jobs", content=content, headers=headers)
     assert_problem(response, 422, type_="validation")
+    assert await count_jobs(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"kind=script", "application/x-www-form-urlencoded"),
+        (b'{"kind": "script"}', "text/plain"),
+        (b'{"kind": "script"}', None),
+        (b'{"kind": "script"}', "application/jsonx"),
+    ],
+)
+async def test_create_refuses_a_body_not_declared_as_json(
+    http: httpx.AsyncClient, client: Client, content: bytes, content_type: str | None
+) -> None:
+    # What a page of another site can send without a CORS preflight (issue 12 #6).
+    headers = {"content-type": content_type} if content_type else {}
+    response = await http.post("/v1/jobs", content=content, headers=headers)
+    assert_problem(response, 415, type_="unsupported-media-type")
     assert await count_jobs(client) == 0
 
 

@@ -19,7 +19,7 @@ import asyncpg
 from jobq import events
 from jobq import migrate as migrations
 from jobq.completion import PolicyFor, finish_many, prune_finished, rescue_expired_leases
-from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
+from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.database import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
 from jobq.errors import (
     FieldError,
@@ -40,7 +40,6 @@ from jobq.types import Attempt, Job, JobFilter, JobPage, JobStatus, QueueInfo, W
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_BATCH_SIZE = 1000
-MAX_METADATA_BYTES = 64 * 1024
 
 
 class KindCatalog(Protocol):
@@ -140,8 +139,8 @@ class Client:
         if size > self.settings.max_payload_bytes:
             raise PayloadTooLargeError(size, self.settings.max_payload_bytes, (*loc, "payload"))
         metadata = dump_json(request.metadata)
-        if len(metadata.encode()) > MAX_METADATA_BYTES:
-            message = f"metadata is over {MAX_METADATA_BYTES} bytes serialised"
+        if len(metadata.encode()) > DEFAULT_MAX_METADATA_BYTES:
+            message = f"metadata is over {DEFAULT_MAX_METADATA_BYTES} bytes serialised"
             raise InvalidRequestError(message, [FieldError((*loc, "metadata"), message)])
         max_attempts = request.max_attempts
         if max_attempts is None:

@@ -34,6 +34,7 @@ DEFAULT_HOME = ".jobq"
 DEFAULT_STATEMENT_CACHE = 100
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_HOST_RE = re.compile(r"[a-z0-9_.-]{1,253}|[0-9a-f:.]{2,45}")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VALID_SCOPES = frozenset({"read", "write", "admin"})
@@ -62,6 +63,9 @@ class Settings:
     home: Path = Path(DEFAULT_HOME)
     statement_cache: int = DEFAULT_STATEMENT_CACHE
     api_tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
+    # Host names an API without tokens also answers to, besides loopback ones
+    # (jobq.api.guard: DNS rebinding); "*" turns the check off.
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -107,7 +111,7 @@ def env_name(field_name: str) -> str:
 
 
 # Settings a worker process never needs, so never copied into its environment.
-_NOT_FOR_WORKERS = frozenset({"api_tokens"})
+_NOT_FOR_WORKERS = frozenset({"api_tokens", "allowed_hosts"})
 
 
 def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -186,6 +190,16 @@ def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:
     return tuple(tokens)
 
 
+def parse_host_list(var: str, raw: Any) -> tuple[str, ...]:
+    """`a.example, b.example` or `*`: lower-case host names, no ports."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    hosts = tuple(str(h).strip().lower().rstrip(".") for h in items if str(h).strip())
+    for host in hosts:
+        if host != "*" and not _HOST_RE.fullmatch(host):
+            raise ConfigError(f"{var}: {host!r} is not a host name or IP address (no port)")
+    return hosts
+
+
 def _parse_statement_cache(var: str, raw: Any) -> int:
     return _positive_int(var, raw, minimum=0)
 
@@ -207,4 +221,5 @@ _PARSERS: dict[str, Any] = {
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
     "api_tokens": parse_api_tokens,
+    "allowed_hosts": parse_host_list,
 }

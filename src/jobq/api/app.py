@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 import jobq
 from jobq.api import routes_jobs, routes_queues, routes_system
-from jobq.api.auth import is_protected, required_scope
-from jobq.api.middleware import ApiMiddleware
+from jobq.api.auth import AuthDenied, is_protected, required_scope
+from jobq.api.middleware import ApiMiddleware, enqueue_body_limit
 from jobq.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from jobq.client import Client
-from jobq.config import Settings
+from jobq.config import DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.dashboard import mount_dashboard
 from jobq.metrics import Metrics, default_metrics
 
@@ -86,6 +86,7 @@ def create_app(
     api.state.metrics = metrics or default_metrics()
 
     install_problem_handlers(api)
+    api.add_exception_handler(AuthDenied, _auth_denied)
     for module in _ROUTERS:
         api.include_router(module.router)
     routes_system.install_docs(api)
@@ -96,7 +97,11 @@ def create_app(
         ApiMiddleware,
         routes=api.state.flat_routes,
         tokens=settings.api_tokens,
+        allowed_hosts=settings.allowed_hosts,
         max_bytes=settings.max_request_bytes,
+        max_enqueue_bytes=enqueue_body_limit(
+            settings.max_payload_bytes, DEFAULT_MAX_METADATA_BYTES, settings.max_request_bytes
+        ),
     )
 
     def openapi() -> dict[str, Any]:
@@ -114,6 +119,11 @@ def create_app(
 
     api.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     return api
+
+
+async def _auth_denied(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthDenied)
+    return exc.response
 
 
 def _flat_routes(api: FastAPI) -> list[BaseRoute]:

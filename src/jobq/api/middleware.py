@@ -7,11 +7,18 @@ and one `send` hop fewer each, measured on HTTP enqueue):
    template (never a raw id), after the response, whatever it was;
 2. request context: gives each request an id (`X-Request-Id`, echoed when
    safe, else made) and turns an unexpected exception into a logged 500 problem
-   that carries the id and no stack trace;
-3. bearer auth (`jobq.api.auth`): answers 401/403 before the body is read;
-4. body limit: refuses a body over JOBQ_MAX_REQUEST_BYTES with 413 before
-   anything parses it: at once from Content-Length, else while counting the
-   chunks (such a body is buffered, which the JSON parser would do anyway).
+   that carries the id and no stack trace; adds `SECURITY_HEADERS` to every
+   answer (no framing, no sniffing, no caching of job data);
+3. browser guards (`jobq.api.guard`): Host, Content-Type and cross-site checks;
+4. bearer auth (`jobq.api.auth`): answers 401/403 before the body is read;
+5. body limit: refuses a body over the limit with 413 before anything parses
+   it: at once from Content-Length, else while counting the chunks (such a
+   body is buffered, which the JSON parser would do anyway). The limit is
+   JOBQ_MAX_REQUEST_BYTES, and for `POST /v1/jobs` (one job) what one job can
+   take (`enqueue_body_limit`).
+
+Every check works on the path relative to the app (`auth.route_path`), so it
+holds the same when the app is mounted under a prefix or run with a root path.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobq import events
-from jobq.api import auth
+from jobq.api import auth, guard
 from jobq.api.problems import problem
 from jobq.config import ApiToken
 
@@ -35,8 +43,19 @@ log = logging.getLogger("jobq.api")
 REQUEST_ID_HEADER = "x-request-id"
 REQUEST_ID_KEY = "jobq.request_id"
 UNMATCHED_ROUTE = "unmatched"
-_SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
+ENQUEUE_PATH = "/v1/jobs"
+# Sent with every answer unless the answer sets its own (the dashboard's page
+# has a full Content-Security-Policy; its files revalidate with `no-cache`).
+# Swagger UI at /docs runs inline scripts, so the app-wide policy is only
+# `frame-ancestors`: no page of another site may frame jobq (clickjacking).
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+)
 
 
 def route_template(scope: Scope, routes: Iterable[BaseRoute]) -> str:
@@ -62,24 +81,69 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def _read_headers(
-    headers: Iterable[tuple[bytes, bytes]],
-) -> tuple[bytes | None, bytes | None, bytes | None, bool]:
-    """X-Request-Id, Authorization, Content-Length and whether Transfer-Encoding is
-    set, in one pass (the first of repeated headers counts, as in Starlette)."""
-    given_id = authorization = length = None
-    chunked = False
-    for key, value in headers:
-        key = key.lower()
-        if key == b"content-length":
-            length = value if length is None else length
-        elif key == b"authorization":
-            authorization = value if authorization is None else authorization
-        elif key == _REQUEST_ID_NAME:
-            given_id = value if given_id is None else given_id
-        elif key == b"transfer-encoding":
-            chunked = True
-    return given_id, authorization, length, chunked
+class _Headers:
+    """The request headers the middleware looks at, read in one pass (the first
+    of repeated headers counts, as in Starlette)."""
+
+    __slots__ = (
+        "authorization",
+        "chunked",
+        "content_type",
+        "fetch_site",
+        "host",
+        "length",
+        "origin",
+        "request_id",
+    )
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self.request_id: bytes | None = None
+        self.authorization: bytes | None = None
+        self.length: bytes | None = None
+        self.content_type: bytes | None = None
+        self.host: bytes | None = None
+        self.origin: bytes | None = None
+        self.fetch_site: bytes | None = None
+        self.chunked = False
+        for key, value in headers:
+            key = key.lower()
+            if key == b"content-length":
+                self.length = value if self.length is None else self.length
+            elif key == b"content-type":
+                self.content_type = value if self.content_type is None else self.content_type
+            elif key == b"host":
+                self.host = value if self.host is None else self.host
+            elif key == b"authorization":
+                self.authorization = value if self.authorization is None else self.authorization
+            elif key == _REQUEST_ID_NAME:
+                self.request_id = value if self.request_id is None else self.request_id
+            elif key == b"origin":
+                self.origin = value if self.origin is None else self.origin
+            elif key == b"sec-fetch-site":
+                self.fetch_site = value if self.fetch_site is None else self.fetch_site
+            elif key == b"transfer-encoding":
+                self.chunked = True
+
+    @property
+    def has_body(self) -> bool:
+        length = (self.length or b"").strip()
+        return self.chunked or (length != b"" and length != b"0")
+
+
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = list(headers)
+    present = {key.lower() for key, _ in out}
+    out.extend(pair for pair in SECURITY_HEADERS if pair[0] not in present)
+    return out
+
+
+def enqueue_body_limit(max_payload_bytes: int, max_metadata_bytes: int, max_bytes: int) -> int:
+    """The most a `POST /v1/jobs` body (one job) may take before it is parsed.
+
+    A payload is measured as jobq stores it (UTF-8); a client may send it
+    escaped (`\\u00e9` is 6 bytes for 2, an emoji's surrogate pair 12 for 4), so a
+    body may be up to 3 times the limits it must fit, plus its other fields."""
+    return min(max_bytes, 3 * (max_payload_bytes + max_metadata_bytes) + 64 * 1024)
 
 
 class _TooLarge(Exception):
@@ -88,7 +152,8 @@ class _TooLarge(Exception):
 
 class ApiMiddleware:
     """`routes` gives the flat list of routes to match a request that was answered
-    before routing (read once, at the first such request, when every route exists)."""
+    before routing (read once, at the first such request, when every route exists).
+    `allowed_hosts` matters only without tokens (`jobq.api.guard`)."""
 
     def __init__(
         self,
@@ -96,13 +161,17 @@ class ApiMiddleware:
         *,
         routes: Callable[[], Iterable[BaseRoute]],
         tokens: Sequence[ApiToken] = (),
+        allowed_hosts: Sequence[str] = (),
         max_bytes: int,
+        max_enqueue_bytes: int | None = None,
     ) -> None:
         self.app = app
         self._routes = routes
         self._resolved: list[BaseRoute] | None = None
         self.tokens = tuple(tokens)
+        self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self.max_bytes = max_bytes
+        self.max_enqueue_bytes = min(max_enqueue_bytes or max_bytes, max_bytes)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -115,8 +184,9 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         started_at = time.perf_counter()
-        given_id, authorization, length, chunked = _read_headers(scope["headers"])
-        if given_id is not None and _SAFE_REQUEST_ID.match(given_id):
+        headers = _Headers(scope["headers"])
+        given_id = headers.request_id
+        if given_id is not None and _SAFE_REQUEST_ID.fullmatch(given_id):
             request_id = given_id.decode("ascii")
         else:
             request_id = new_request_id()
@@ -130,16 +200,16 @@ class ApiMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 started = True
-                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+                extra = with_security_headers(message.get("headers", ()))
+                message = {**message, "headers": [*extra, id_header]}
             await send(message)
 
         try:
-            if self.tokens and auth.is_protected(scope["path"]):
-                denial = auth.denial(scope, authorization, self.tokens)
-                if denial is not None:
-                    await denial(scope, receive, send_wrapper)
-                    return
-            await self._limited(scope, receive, send_wrapper, length, chunked)
+            refusal = self._refusal(scope, headers)
+            if refusal is not None:
+                await refusal(scope, receive, send_wrapper)
+                return
+            await self._limited(scope, receive, send_wrapper, headers)
         except Exception:
             log.exception(
                 "unexpected error in %s %s (request id %s)",
@@ -166,24 +236,46 @@ class ApiMiddleware:
                 )
             )
 
-    async def _limited(
-        self, scope: Scope, receive: Receive, send: Send, length: bytes | None, chunked: bool
-    ) -> None:
+    def _refusal(self, scope: Scope, headers: _Headers) -> Response | None:
+        """The answer for a request refused before its body is read, or None."""
+        path = auth.route_path(scope)
+        method: str = scope["method"]
+        if not self.tokens and path not in guard.UNGUARDED_PATHS:
+            refusal = guard.host_refusal(headers.host, self.allowed_hosts)
+            if refusal is not None:
+                return refusal
+        if self.tokens and not auth.is_open(path):
+            refusal = auth.denial(method, path, headers.authorization, self.tokens)
+            if refusal is not None:
+                return refusal
+        if auth.is_protected(path):
+            if method not in guard.SAFE_METHODS:
+                refusal = guard.cross_site_refusal(headers.origin, headers.fetch_site, headers.host)
+                if refusal is not None:
+                    return refusal
+            if headers.has_body:
+                return guard.media_type_refusal(headers.content_type)
+        return None
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
         """Run the app, or answer 413 if the body is over the limit."""
-        declared = length.strip() if length is not None else b""
+        limit = self.max_bytes
+        if scope["method"] == "POST" and auth.route_path(scope).rstrip("/") == ENQUEUE_PATH:
+            limit = self.max_enqueue_bytes
+        declared = headers.length.strip() if headers.length is not None else b""
         if declared.isdigit():
-            if int(declared) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if int(declared) > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
-            if not chunked:
+            if not headers.chunked:
                 # The server delivers exactly Content-Length bytes (the HTTP parser
                 # enforces it), so the common case needs no counting and no buffer.
                 await self.app(scope, receive, send)
                 return
         try:
-            chunks = await self._read(receive)
+            chunks = await self._read(receive, limit)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
             return
         body = b"".join(chunks)
         delivered = False
@@ -197,7 +289,7 @@ class ApiMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> list[bytes]:
+    async def _read(self, receive: Receive, limit: int) -> list[bytes]:
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -206,20 +298,24 @@ class ApiMiddleware:
                 return chunks
             chunk = message.get("body", b"")
             total += len(chunk)
-            if total > self.max_bytes:
+            if total > limit:
                 raise _TooLarge
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        which = (
+            "JOBQ_MAX_REQUEST_BYTES"
+            if limit == self.max_bytes
+            else "one job: 3 x (JOBQ_MAX_PAYLOAD_BYTES + the metadata limit) + 64 KiB"
+        )
         response = problem(
             413,
-            f"the request body is over the limit of {self.max_bytes} bytes "
-            "(JOBQ_MAX_REQUEST_BYTES)",
+            f"the request body is over the limit of {limit} bytes ({which})",
             type_="request-too-large",
             title="Request too large",
-            limit=self.max_bytes,
+            limit=limit,
         )
         # Close the connection: the rest of the body was not read.
         response.headers["connection"] = "close"

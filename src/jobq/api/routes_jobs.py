@@ -8,11 +8,12 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 
+from jobq.api.auth import authorize
 from jobq.api.endpoints import ClientDep, error_responses, get_client
 from jobq.api.models import (
     AttemptList,
@@ -30,7 +31,7 @@ from jobq.errors import FieldError, InvalidRequestError
 from jobq.job_request import JobRequest, find_unstorable
 from jobq.types import JobFilter, JobStatus
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(authorize)])
 
 
 class _JobIdConvertor(Convertor[str]):
@@ -166,6 +167,7 @@ class _EnqueueRoute(APIRoute):
         generic = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
+            await authorize(request)  # the router's dependency, which this path skips
             job = await _plain_job_request(request)
             if job is None:
                 return await generic(request)  # the body is cached on the request

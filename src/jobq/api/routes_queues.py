@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
 
+from jobq.api.auth import authorize
 from jobq.api.endpoints import ClientDep, error_responses
 from jobq.api.models import QueueList, QueueOut, WorkerList
 from jobq.job_request import QUEUE_PATTERN
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
 QueueNameParam = Annotated[
     str, Path(pattern=QUEUE_PATTERN, max_length=63, description="The queue's name.")

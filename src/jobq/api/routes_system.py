@@ -122,7 +122,9 @@ def install_docs(api: FastAPI) -> None:
                 type_="unavailable",
             )
         root = request.scope.get("root_path", "")
-        parameters: dict[str, Any] = {"persistAuthorization": True, "tryItOutEnabled": True}
+        # persistAuthorization stays off: Swagger UI would keep a bearer token in
+        # localStorage, readable by any script of this origin long after the tab closed.
+        parameters: dict[str, Any] = {"persistAuthorization": False, "tryItOutEnabled": True}
         return get_swagger_ui_html(
             openapi_url=f"{root}{api.openapi_url}",
             title=f"{api.title} API",
