@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -15,6 +18,7 @@ import pytest
 
 from jobq import App, Settings, events
 from jobq.api import create_app
+from jobq.api.routes_system import READY_CACHE_SECONDS
 from jobq.client import Client
 from jobq.types import Job, WorkerInfo
 from tests.api_support import BASE_URL, assert_problem, claim, http, http_client
@@ -124,6 +128,28 @@ async def test_readyz_is_503_when_the_schema_is_too_old(
     problem = assert_problem(await http.get("/readyz"), 503, type_="unavailable")
     assert "jobq migrate" in problem["detail"]
     assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_readyz_answers_a_flood_of_probes_from_one_check(
+    http: httpx.AsyncClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = 0
+    real = client.check_schema
+
+    async def counted() -> int:
+        nonlocal checks
+        checks += 1
+        return await real()
+
+    monkeypatch.setattr(client, "check_schema", counted)
+    started = time.monotonic()
+    answers = await asyncio.gather(*(http.get("/readyz") for _ in range(50)))
+    assert {a.status_code for a in answers} == {200}
+    for _ in range(20):
+        assert (await http.get("/readyz")).status_code == 200
+    # One check per READY_CACHE_SECONDS (two queries each), not one per probe.
+    windows = (time.monotonic() - started) / READY_CACHE_SECONDS
+    assert checks <= 1 + math.ceil(windows), (checks, windows)
 
 
 def unused_port() -> int:
@@ -323,7 +349,7 @@ async def test_http_requests_are_reported_by_route_template(
         ("POST", "/v1/jobs/{id}/cancel", 200),
         ("GET", "/v1/jobs/{id}", 401),
         ("POST", "/v1/queues/{name}/pause", 200),
-        ("GET", "unmatched", 404),
+        ("GET", "unmatched", 401),  # deny by default: not even a 404 without a token
         ("GET", "/healthz", 200),
     ]
     assert all(e.duration_s >= 0 for e in http_events)

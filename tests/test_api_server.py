@@ -9,7 +9,9 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,3 +176,103 @@ async def test_serve_with_workers_runs_jobs_and_stops_gracefully(
     # No job is left running by a clean stop (SPEC §5).
     assert (await client.get(uuid.UUID(busy_id))).status.value == "queued"
     assert await client.workers() == []
+
+
+# --- what one client may cost the server (issue 12 #2, #13) ------------------------
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+@pytest.mark.slow
+async def test_a_deep_body_of_long_keys_costs_the_server_little_memory(served: Served) -> None:
+    # The review's body: 800 nested objects with 2,000-byte keys, 1.6 MB in all.
+    # Validating it used to build every path string (640 MB).
+    key = "k" * 2000
+    body = ('{"kind": "noop", "payload": ' + f'{{"{key}":' * 800 + "1" + "}" * 800 + "}").encode()
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as http:
+        warm = b'{"kind": "noop", "payload": ' + b'{"a":' * 70 + b"1" + b"}" * 70 + b"}"
+        assert (await http.post("/v1/jobs", content=warm, headers=headers)).status_code == 422
+        before = peak_rss_bytes(served.process.pid)
+        response = await http.post("/v1/jobs", content=body, headers=headers)
+        assert response.status_code in {413, 422}, response.text[:300]
+        growth = peak_rss_bytes(served.process.pid) - before
+        assert growth < 50 * 1024 * 1024, f"peak RSS grew by {growth / 2**20:.0f} MiB"
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/v1/jobs")).json()["jobs"] == []
+
+
+async def raw_exchange(port: int, request: bytes, deadline: float = 10.0) -> bytes:
+    """Send raw bytes and read until the server closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), deadline)
+    finally:
+        writer.close()
+
+
+@pytest.mark.slow
+async def test_serve_refuses_a_huge_header(served: Served) -> None:
+    port = int(served.base_url.rsplit(":", 1)[1])
+    huge = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n"
+    answer = await raw_exchange(port, huge)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
+    async with httpx.AsyncClient(base_url=served.base_url) as http:
+        assert (await http.get("/healthz")).status_code == 200
+
+
+@asynccontextmanager
+async def guarded_server(header_timeout: float) -> AsyncIterator[int]:
+    """uvicorn with jobq's protocol on a free port, serving a trivial app."""
+    import uvicorn
+
+    from jobq.api.http_protocol import guarded_protocol
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    port = unused_port()
+    config = uvicorn.Config(
+        app, port=port, lifespan="off", log_level="warning", http=guarded_protocol(header_timeout)
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return server.started
+
+        await wait_for(started, timeout=10)
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_partial_headers_are_not_held_open(caplog: pytest.LogCaptureFixture) -> None:
+    async with guarded_server(header_timeout=0.3) as port:
+        slow = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: "  # never finished
+        answer = await raw_exchange(port, slow, deadline=5)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        # A connection that sends nothing at all is closed too.
+        assert (await raw_exchange(port, b"", deadline=5)).startswith(b"HTTP/1.1 408")
+        # A prompt request is served, and the connection is kept alive for the next.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(2):
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\nok"), 5)
+            assert head.startswith(b"HTTP/1.1 200")
+        writer.close()

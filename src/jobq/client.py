@@ -39,6 +39,9 @@ from jobq.types import Attempt, Job, JobFilter, JobPage, JobStatus, QueueInfo, W
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Payload and metadata bytes a page of jobs may carry past its first job: 500
+# jobs of 1 MiB each would otherwise be a 500 MiB answer.
+MAX_PAGE_BYTES = 2 * 1024 * 1024
 MAX_BATCH_SIZE = 1000
 
 
@@ -244,15 +247,27 @@ class Client:
         return job
 
     async def list_jobs(
-        self, flt: JobFilter = JobFilter(), *, cursor: str | None = None, limit: int = 50
+        self,
+        flt: JobFilter = JobFilter(),
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        summary: bool = False,
     ) -> JobPage:
+        """A page of jobs, newest first. A page holds at most `limit` jobs and, past
+        its first job, at most MAX_PAGE_BYTES of payload and metadata: with large
+        payloads it is shorter, and `next_cursor` goes on from where it stopped.
+        `summary` leaves payload and metadata out (empty), so pages stay small."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             message = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise InvalidRequestError(f"limit {message}", [FieldError(("limit",), message)])
         before = decode_cursor(cursor) if cursor else None
-        jobs = await self.queries.job_list(self.pool, flt, before, limit + 1)
-        next_cursor = encode_cursor(jobs[limit - 1].id) if len(jobs) > limit else None
-        return JobPage(jobs[:limit], next_cursor)
+        jobs, candidates = await self.queries.job_list(
+            self.pool, flt, before, limit + 1, with_bodies=not summary, max_bytes=MAX_PAGE_BYTES
+        )
+        page = jobs[:limit]
+        next_cursor = encode_cursor(page[-1].id) if page and candidates > len(page) else None
+        return JobPage(page, next_cursor)
 
     async def attempts(self, job_id: uuid.UUID) -> list[Attempt]:
         """The job's attempts, oldest first; a running job's current attempt is last,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 DEFAULT_QUEUE = "default"
 MIN_YEAR, MAX_YEAR = 1970, 9999
+# Objects and arrays in a payload or metadata nest at most this deep (422 beyond).
+MAX_JSON_DEPTH = 64
 
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN, strict=True)]
 KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN, strict=True)]
@@ -105,36 +108,81 @@ class JobRequest(BaseModel):
         return value
 
 
-def find_unstorable(value: Any, path: str = "") -> str | None:
-    """Why PostgreSQL could not store this JSON value (U+0000, a lone surrogate, NaN),
-    or None."""
-    if isinstance(value, str):
-        return _unstorable_text(value, f"at {path or 'the value'}")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"non-finite number at {path or 'the value'}"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unstorable_text(key, f"in a key at {path or 'the top level'}")
-            found = found or find_unstorable(item, f"{path}.{key}" if path else key)
+def find_unstorable(value: Any) -> str | None:
+    """Why jobq will not store this JSON value, or None: PostgreSQL cannot hold
+    U+0000, a lone surrogate or NaN, and jobq refuses objects and arrays nested
+    deeper than MAX_JSON_DEPTH (a deeper one could not be read back by Python's
+    JSON decoder in a list page, and no job needs it).
+
+    The walk keeps one iterator per level and builds a value's path only for
+    the message: memory grows with the depth, never with depth x key length or
+    with the width of a list."""
+    found = _unstorable_scalar(value)
+    if found:
+        return f"{found} at the value"
+    if not isinstance(value, dict | list):
+        return None
+    stack: list[tuple[Iterator[tuple[Any, Any]], _PathNode]] = [(_entries(value), None)]
+    while stack:
+        entries, node = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        key, item = entry
+        here: _PathNode = (node, key)
+        if isinstance(key, str):
+            found = _unstorable_text(key)
             if found:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = find_unstorable(item, f"{path}[{i}]")
-            if found:
-                return found
+                return f"{found} in a key at {_path_text(node)}"
+        found = _unstorable_scalar(item)
+        if found:
+            return f"{found} at {_path_text(here)}"
+        if isinstance(item, dict | list):
+            if len(stack) >= MAX_JSON_DEPTH:
+                return f"nested deeper than {MAX_JSON_DEPTH} levels at {_path_text(here)}"
+            stack.append((_entries(item), here))
     return None
 
 
-def _unstorable_text(text: str, where: str) -> str | None:
+# A path as a chain of (parent, key or index) links, shared by every child.
+_PathNode = tuple[Any, str | int] | None
+_MAX_PATH_CHARS = 200
+
+
+def _entries(container: dict[str, Any] | list[Any]) -> Iterator[tuple[Any, Any]]:
+    return iter(container.items()) if isinstance(container, dict) else enumerate(container)
+
+
+def _path_text(node: _PathNode) -> str:
+    parts: list[str] = []
+    while node is not None:
+        node, key = node
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    if not parts:
+        return "the top level"
+    text = "".join(reversed(parts)).removeprefix(".")
+    # A path of long keys could be megabytes: the end says where it is.
+    return text if len(text) <= _MAX_PATH_CHARS else "..." + text[-_MAX_PATH_CHARS:]
+
+
+def _unstorable_scalar(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _unstorable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "non-finite number"
+    return None
+
+
+def _unstorable_text(text: str) -> str | None:
     if "\x00" in text:
-        return f"contains U+0000 {where}"
+        return "contains U+0000"
     if not text.isascii():
         # JSON may carry a lone surrogate ("\ud800"): not text PostgreSQL can store.
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            return f"contains a lone UTF-16 surrogate {where}"
+            return "contains a lone UTF-16 surrogate"
     return None
 
 

@@ -192,8 +192,17 @@ class Queries:
         return job_from_record(record) if record else None
 
     async def job_list(
-        self, conn: Conn, flt: JobFilter, before: uuid.UUID | None, limit: int
-    ) -> list[Job]:
+        self,
+        conn: Conn,
+        flt: JobFilter,
+        before: uuid.UUID | None,
+        limit: int,
+        *,
+        with_bodies: bool,
+        max_bytes: int,
+    ) -> tuple[list[Job], int]:
+        """Up to `limit` jobs within `max_bytes` of payload and metadata, and how
+        many rows matched before the byte cap cut the page."""
         records = await conn.fetch(
             self.sql["job_list"],
             before,
@@ -201,8 +210,11 @@ class Queries:
             flt.queue,
             flt.kind,
             limit,
+            with_bodies,
+            max_bytes,
         )
-        return [job_from_record(r) for r in records]
+        candidates = int(records[0]["candidates"]) if records else 0
+        return [job_from_record(r) for r in records], candidates
 
     async def job_finish_and_claim(
         self,

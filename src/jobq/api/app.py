@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 import jobq
 from jobq.api import routes_jobs, routes_queues, routes_system
 from jobq.api.auth import AuthDenied, is_protected, required_scope
+from jobq.api.guard import SAFE_METHODS, UNGUARDED_PATHS
 from jobq.api.middleware import ApiMiddleware, enqueue_body_limit
 from jobq.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from jobq.client import Client
@@ -133,6 +134,23 @@ def _flat_routes(api: FastAPI) -> list[BaseRoute]:
     return [*included, *own]
 
 
+HOST_REFUSED = (
+    "With no tokens configured, a `Host` that is not a loopback name nor in "
+    "JOBQ_ALLOWED_HOSTS (DNS rebinding guard)."
+)
+NOT_JSON = "The body is not sent as `Content-Type: application/json`."
+CROSS_SITE = "a browser says the request comes from another site's page (`Origin`, "
+CROSS_SITE += "`Sec-Fetch-Site`)."
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    # application/json here; the loop below files it under application/problem+json.
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 def _finish_openapi(doc: dict[str, Any]) -> dict[str, Any]:
     """Errors as problem+json, and bearer auth with its scope on each /v1 operation."""
     components = doc.setdefault("components", {})
@@ -140,6 +158,10 @@ def _finish_openapi(doc: dict[str, Any]) -> dict[str, Any]:
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.get("responses", {})
+            if path not in UNGUARDED_PATHS:
+                responses.setdefault("400", _problem_response(HOST_REFUSED))
+            if is_protected(path) and "requestBody" in operation:
+                responses.setdefault("415", _problem_response(NOT_JSON))
             if is_protected(path):
                 scope = required_scope(method, path)
                 operation["security"] = [{"bearerAuth": []}]
@@ -147,16 +169,13 @@ def _finish_openapi(doc: dict[str, Any]) -> dict[str, Any]:
                 operation["description"] = (
                     operation.get("description", "") + f"\n\nNeeds the `{scope}` scope."
                 ).strip()
-                for code, text in (
-                    ("401", "Missing or unknown bearer token (when tokens are configured)."),
-                    ("403", f"The token lacks the `{scope}` scope."),
-                ):
-                    responses[code] = {
-                        "description": text,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-                        },
-                    }
+                forbidden = f"The token lacks the `{scope}` scope." + (
+                    "" if method.upper() in SAFE_METHODS else f" Or: {CROSS_SITE}"
+                )
+                responses["401"] = _problem_response(
+                    "Missing or unknown bearer token (when tokens are configured)."
+                )
+                responses["403"] = _problem_response(forbidden)
             for code, response in responses.items():
                 content = response.get("content", {})
                 if int(code) >= 400 and "application/json" in content:

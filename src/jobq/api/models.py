@@ -70,6 +70,15 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
 
+class JobListItem(JobOut):
+    """A job in a list: with `summary=true`, without `payload` and `metadata`."""
+
+    payload: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Absent with summary=true."
+    )
+
+
 class JobList(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -78,7 +87,7 @@ class JobList(BaseModel):
         },
     )
 
-    jobs: list[JobOut]
+    jobs: list[JobListItem]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next (older) page; null on the last page."
     )
@@ -319,6 +328,11 @@ class JobListQuery(BaseModel):
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     cursor: str | None = Field(
         default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page."
+    )
+    summary: bool = Field(
+        default=False,
+        description="true: leave each job's `payload` and `metadata` out, so a page stays "
+        "small whatever the payloads (the dashboard's list does this).",
     )
 
 

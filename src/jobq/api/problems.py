@@ -4,18 +4,22 @@ Catalogue (`type` URIs are stable; clients may switch on them):
 
 | status | type                             | raised by                                   |
 |--------|----------------------------------|---------------------------------------------|
+| 400    | urn:jobq:problem:host-not-allowed | no tokens and a non-loopback Host (guard)  |
 | 401    | urn:jobq:problem:unauthorized    | missing or unknown bearer token             |
 | 403    | urn:jobq:problem:forbidden       | a known token without the route's scope     |
+| 403    | urn:jobq:problem:cross-site-request | a change sent by another site's page (guard) |
 | 404    | urn:jobq:problem:job-not-found   | JobNotFoundError                            |
 | 404    | about:blank                      | no such route                               |
 | 405    | about:blank                      | method not allowed on the route             |
 | 409    | urn:jobq:problem:invalid-state   | InvalidStateError                           |
-| 413    | urn:jobq:problem:request-too-large | body over JOBQ_MAX_REQUEST_BYTES          |
+| 413    | urn:jobq:problem:request-too-large | body over the limit (middleware)          |
 | 413    | urn:jobq:problem:payload-too-large | PayloadTooLargeError                      |
+| 415    | urn:jobq:problem:unsupported-media-type | a /v1 body not sent as JSON (guard)  |
 | 422    | urn:jobq:problem:validation      | pydantic / InvalidRequestError / bad JSON   |
 | 422    | urn:jobq:problem:unknown-kind    | UnknownKindError (adds `known_kinds`)       |
 | 422    | urn:jobq:problem:idempotency-conflict | IdempotencyConflictError               |
-| 500    | urn:jobq:problem:internal        | an unexpected exception (adds `request_id`) |
+| 500    | urn:jobq:problem:internal        | an unexpected exception (adds `request_id`), |
+|        |                                  | a RecursionError outside body parsing too   |
 | 503    | urn:jobq:problem:unavailable     | the database is unreachable or too old      |
 """
 
@@ -217,12 +221,6 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return problem(422, str(exc), type_="validation", title="Invalid request", errors=errors)
 
 
-async def _too_deep(request: Request, exc: Exception) -> Response:
-    message = "the request body is nested too deeply"
-    errors = [{"loc": [], "field": "", "msg": message, "in": "body"}]
-    return problem(422, message, type_="validation", title="Invalid request", errors=errors)
-
-
 async def _not_found(request: Request, exc: Exception) -> Response:
     return problem(404, str(exc), type_="job-not-found", title="Job not found")
 
@@ -253,7 +251,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidRequestError, _invalid_request)
-    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(JobNotFoundError, _not_found)
     app.add_exception_handler(InvalidStateError, _invalid_state)
     app.add_exception_handler(IsolationConflictError, _isolation_conflict)

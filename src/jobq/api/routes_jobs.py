@@ -235,7 +235,9 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
     summary="List jobs",
     description=(
         "Newest first (descending id), a page at a time: pass `next_cursor` back as `cursor` "
-        "until it is null. Jobs enqueued during the walk do not disturb it."
+        "until it is null. Jobs enqueued during the walk do not disturb it. A page carries at "
+        "most `limit` jobs and, past its first job, 2 MiB of payload and metadata: with large "
+        "payloads it is shorter than `limit` (follow `next_cursor`), or ask for `summary=true`."
     ),
     responses=error_responses(422, e422="A bad filter, limit or cursor."),
 )
@@ -245,8 +247,14 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], client: ClientDep) 
         queue=query.queue,
         kind=query.kind,
     )
-    page = await client.list_jobs(flt, cursor=query.cursor, limit=query.limit)
-    return _json({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
+    page = await client.list_jobs(
+        flt, cursor=query.cursor, limit=query.limit, summary=query.summary
+    )
+    jobs = [j.to_dict() for j in page.jobs]
+    if query.summary:
+        for job in jobs:
+            del job["payload"], job["metadata"]
+    return _json({"jobs": jobs, "next_cursor": page.next_cursor})
 
 
 # The bulk routes come before /jobs/{id}/...: the router takes the first match.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from jobq.metrics import CONTENT_TYPE, Metrics
 log = logging.getLogger("jobq.api")
 
 READY_TIMEOUT_SECONDS = 5.0
+READY_CACHE_SECONDS = 1.0
 DOCS_ASSETS_PATH = "/docs/assets"
 _SWAGGER_ASSETS_PACKAGE = "fastapi_offline"
 
@@ -62,14 +65,50 @@ async def readyz(request: Request) -> Response:
     client: Client | None = getattr(request.app.state, "jobq_client", None)
     if client is None:
         return _not_ready("jobq is not connected to its database yet")
-    try:
-        version = await asyncio.wait_for(client.check_schema(), READY_TIMEOUT_SECONDS)
-    except SchemaError as exc:
-        return _not_ready(str(exc))
-    except Exception as exc:  # anything else also means "do not send traffic here"
-        log.warning("readiness check failed: %r", exc)
-        return _not_ready("the database does not answer")
+    cache: _ReadyCache | None = getattr(request.app.state, "ready_cache", None)
+    if cache is None or cache.client is not client:
+        cache = request.app.state.ready_cache = _ReadyCache(client)
+    version, problem_detail = await cache.check()
+    if problem_detail is not None:
+        return _not_ready(problem_detail)
     return JSONResponse({"status": "ready", "schema": version})
+
+
+class _ReadyCache:
+    """The last readiness answer, for READY_CACHE_SECONDS: /readyz is open, and
+    each check is two queries, so a flood of probes must not become a flood of
+    queries. Callers that arrive during a check share it."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._answer: tuple[int | None, str | None] = (None, "not checked yet")
+        self._checked_at = -math.inf
+        self._running: asyncio.Future[tuple[int | None, str | None]] | None = None
+
+    async def check(self) -> tuple[int | None, str | None]:
+        """(schema version, None) when ready, else (None, why not)."""
+        if time.monotonic() - self._checked_at < READY_CACHE_SECONDS:
+            return self._answer
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._check())
+        running = self._running
+        try:
+            return await asyncio.shield(running)
+        finally:
+            if running.done() and self._running is running:
+                self._running = None
+
+    async def _check(self) -> tuple[int | None, str | None]:
+        try:
+            version = await asyncio.wait_for(self.client.check_schema(), READY_TIMEOUT_SECONDS)
+            answer: tuple[int | None, str | None] = (version, None)
+        except SchemaError as exc:
+            answer = (None, str(exc))
+        except Exception as exc:  # anything else also means "do not send traffic here"
+            log.warning("readiness check failed: %r", exc)
+            answer = (None, "the database does not answer")
+        self._answer, self._checked_at = answer, time.monotonic()
+        return answer
 
 
 def _not_ready(detail: str) -> Response:

@@ -22,6 +22,7 @@ import uvicorn
 
 import jobq
 from jobq.api.app import create_app
+from jobq.api.http_protocol import guarded_protocol
 from jobq.client import Client
 from jobq.config import Settings
 from jobq.errors import ConfigError
@@ -33,6 +34,10 @@ DEFAULT_PORT = 8000
 DEFAULT_CONCURRENCY = 10
 POOL_SIZE = 10  # for the API; the worker's concurrency is added when it runs here
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Connections and requests served at once; uvicorn answers 503 beyond, before
+# the process runs out of file descriptors or memory.
+LIMIT_CONCURRENCY = 1000
+KEEP_ALIVE_SECONDS = 5
 
 
 class _Worker(Protocol):
@@ -124,7 +129,14 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
         # No access log: a line per request costs ~10% of the throughput, and
         # jobq_http_requests_total counts them anyway.
         config = uvicorn.Config(
-            api, host=options.host, port=options.port, lifespan="on", access_log=False
+            api,
+            host=options.host,
+            port=options.port,
+            lifespan="on",
+            access_log=False,
+            http=guarded_protocol(),
+            limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         server = _Server(config)
         worker: _Worker | None = None

@@ -65,13 +65,35 @@ SELECT * FROM {schema}.jobs WHERE id = $1;
 
 -- name: job_list
 -- A page of jobs, newest first, after a keyset cursor, with optional filters.
-SELECT * FROM {schema}.jobs
-WHERE ($1::uuid IS NULL OR id < $1)
-  AND ($2::text[] IS NULL OR status = ANY($2))
-  AND ($3::text IS NULL OR queue = $3)
-  AND ($4::text IS NULL OR kind = $4)
-ORDER BY id DESC
-LIMIT $5;
+-- $6 false leaves payload and metadata out ('{}'); with them, $7 caps the bytes
+-- of a page: rows stop at the first that starts past the cap (a page always
+-- has one), and `candidates` (rows before the cap) tells whether more exist.
+WITH candidate AS (
+    SELECT id,
+           CASE WHEN $6 THEN octet_length(payload::text) + octet_length(metadata::text)
+                ELSE 0 END AS body_bytes
+    FROM {schema}.jobs
+    WHERE ($1::uuid IS NULL OR id < $1)
+      AND ($2::text[] IS NULL OR status = ANY($2))
+      AND ($3::text IS NULL OR queue = $3)
+      AND ($4::text IS NULL OR kind = $4)
+    ORDER BY id DESC
+    LIMIT $5
+), page AS (
+    SELECT id,
+           sum(body_bytes) OVER (ORDER BY id DESC) - body_bytes AS bytes_before,
+           count(*) OVER () AS candidates
+    FROM candidate
+)
+SELECT j.id, j.queue, j.kind,
+       CASE WHEN $6 THEN j.payload ELSE '{}'::jsonb END AS payload,
+       CASE WHEN $6 THEN j.metadata ELSE '{}'::jsonb END AS metadata,
+       j.status, j.priority, j.attempts, j.max_attempts, j.run_at, j.idempotency_key,
+       j.cancel_requested, j.last_error, j.locked_by, j.lease_expires_at, j.retry_delay_ms,
+       j.created_at, j.updated_at, j.started_at, j.finished_at, page.candidates
+FROM page JOIN {schema}.jobs j USING (id)
+WHERE page.bytes_before < $7
+ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
 -- A worker's round trip: persist the outcomes of finished attempts ($1-$8) and

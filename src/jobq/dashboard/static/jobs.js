@@ -157,7 +157,7 @@ export function jobsView(root, ctx, params) {
     let queues;
     try {
       [page, queues] = await Promise.all([
-        get("jobs", { status: filters.status, queue: filters.queue, kind: filters.kind, limit: filters.limit, cursor }),
+        get("jobs", { status: filters.status, queue: filters.queue, kind: filters.kind, limit: filters.limit, cursor, summary: true }),
         get("queues"),
       ]);
     } catch (error) {

@@ -169,7 +169,7 @@ export function overviewView(root, ctx) {
   }
 
   async function refresh() {
-    const [q, w, j] = await Promise.all([get("queues"), get("workers"), get("jobs", { limit: LATEST })]);
+    const [q, w, j] = await Promise.all([get("queues"), get("workers"), get("jobs", { limit: LATEST, summary: true })]);
     const queues = q.queues;
     totals = swap(totals, totalCards(queues, w.workers));
     const rows = reconcile(
