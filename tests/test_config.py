@@ -49,3 +49,70 @@ def test_tokens_never_appear_in_errors_or_repr() -> None:
 def test_overrides_win_over_the_environment() -> None:
     s = Settings.from_env({"JOBQ_LEASE_SECONDS": "10"}, lease_seconds=5)
     assert s.lease_seconds == 5
+
+
+# --- Secrets (issue 12, finding 11) ----------------------------------------------
+
+TOKENS_ENV = '[{"token": "' + "t" * 40 + '", "scopes": ["read"]}]'
+
+
+def test_worker_environment_drops_api_tokens_from_the_parent_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobq.bench.workers import bench_worker_environment
+    from jobq.config import worker_environment
+    from jobq.worker.supervisor import child_environment
+
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+            "JOBQ_API_TOKENS": TOKENS_ENV,
+        }
+    )
+    assert settings.api_tokens
+    base = {"PATH": "/usr/bin", "JOBQ_API_TOKENS": TOKENS_ENV}
+    env = worker_environment(settings, base)
+    assert "JOBQ_API_TOKENS" not in env and env["PATH"] == "/usr/bin"
+    assert env["DATABASE_URL"] == settings.database_url
+    # What `jobq worker --processes N` and `jobq bench` give their processes.
+    monkeypatch.setenv("JOBQ_API_TOKENS", TOKENS_ENV)
+    assert "JOBQ_API_TOKENS" not in child_environment(settings)
+    assert "JOBQ_API_TOKENS" not in bench_worker_environment(settings)
+
+
+def test_repr_of_settings_hides_database_passwords() -> None:
+    s = Settings(
+        database_url="postgresql://jobq:hunter2@db:5432/jobq",
+        listen_database_url="postgresql://jobq@db/jobq?sslmode=require&password=hunter3",
+    )
+    for text in (repr(s), str(s)):
+        assert "hunter2" not in text and "hunter3" not in text
+        assert "postgresql://jobq:***@db:5432/jobq" in text
+        assert "sslmode=require&password=***" in text
+    assert "schema='jobq'" in repr(s)
+    # The values themselves are untouched.
+    assert s.database_url == "postgresql://jobq:hunter2@db:5432/jobq"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p%40w@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?sslmode=require&PASSWORD=pw&passfile=/p",
+            "postgresql://u@h/db?sslmode=require&PASSWORD=***&passfile=/p",
+        ),
+        ("postgresql://u@h/db?sslpassword=pw", "postgresql://u@h/db?sslpassword=***"),
+        ("postgresql://u:pw@h1:5432,h2:5432/db", "postgresql://u:***@h1:5432,h2:5432/db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("host=h password='p w' user=u", "host=h password=*** user=u"),
+        ("postgresql://u:pw@[::1/db", "<a URL that does not parse, hidden>"),
+    ],
+)
+def test_redact_hides_every_password(url: str, shown: str) -> None:
+    from jobq.database import redact
+
+    assert redact(url) == shown

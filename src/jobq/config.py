@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from jobq.errors import ConfigError
 
@@ -92,6 +93,18 @@ class Settings:
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
 
+    def __repr__(self) -> str:
+        # The dataclass's repr, with the URLs' passwords hidden (tokens are left out).
+        shown = []
+        for f in dataclasses.fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name in _URL_FIELDS and isinstance(value, str):
+                value = redact(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def with_overrides(self, **overrides: Any) -> Settings:
         new = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
         new.validate()
@@ -106,16 +119,19 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, f"JOBQ_{field_name.upper()}")
 
 
-# Settings a worker process never needs, so never copied into its environment.
+# Settings a worker process never needs, so never in its environment, even
+# when the parent's environment (`base`) holds them.
 _NOT_FOR_WORKERS = frozenset({"api_tokens"})
+_URL_FIELDS = frozenset({"database_url", "listen_database_url"})
 
 
 def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """`base` with every setting spelled out as its variable, so a worker process
-    started with it builds the same Settings (API tokens left out)."""
+    started with it builds the same Settings; JOBQ_API_TOKENS removed."""
     env = dict(base)
     for f in dataclasses.fields(settings):
         if f.name in _NOT_FOR_WORKERS:
+            env.pop(env_name(f.name), None)
             continue
         value = getattr(settings, f.name)
         if value is None:
@@ -123,6 +139,36 @@ def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str,
         else:
             env[env_name(f.name)] = str(value)
     return env
+
+
+# Query parameters that carry a password (libpq's and asyncpg's names).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+# libpq's key=value form: password=secret or password='a secret'.
+_KEYWORD_PASSWORD_RE = re.compile(r"\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def redact(url: str) -> str:
+    """`url` without its passwords (in the userinfo and in `?password=`), for
+    messages, logs and repr. passfile= is a path, not a secret, and stays."""
+    if "://" not in url:
+        return _KEYWORD_PASSWORD_RE.sub(r"\1***", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 host: show none of it
+        return "<a URL that does not parse, hidden>"
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _redact_param(param: str) -> str:
+    key, eq, _ = param.partition("=")
+    if eq and unquote_plus(key).strip().lower() in _SECRET_PARAMS:
+        return f"{key}=***"
+    return param
 
 
 def _parse_str(var: str, raw: Any) -> str:
