@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,10 @@ def test_retention_units(raw: str, seconds: float) -> None:
         ({"JOBQ_RETRY_BASE_MS": "5000", "JOBQ_RETRY_CAP_MS": "10"}, "JOBQ_RETRY_CAP_MS"),
         ({"JOBQ_SCHEMA": "Robert'); DROP"}, "JOBQ_SCHEMA"),
         ({"JOBQ_API_TOKENS": "not json"}, "JOBQ_API_TOKENS"),
-        ({"JOBQ_API_TOKENS": '[{"token": "x", "scopes": ["root"]}]'}, "JOBQ_API_TOKENS"),
+        (
+            {"JOBQ_API_TOKENS": '[{"token": "' + "x" * 32 + '", "scopes": ["root"]}]'},
+            "JOBQ_API_TOKENS",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -38,12 +42,77 @@ def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
         Settings.from_env(env)
 
 
+SECRET = "s3cret-0123456789abcdef0123456789abcdef"
+
+
 def test_tokens_never_appear_in_errors_or_repr() -> None:
-    s = Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "s3cret", "scopes": ["read"]}]'})
-    assert "s3cret" not in repr(s)
+    s = Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "' + SECRET + '", "scopes": ["read"]}]'})
+    assert SECRET not in repr(s)
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "s3cret", "scopes": "bad"}]'})
+        Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "' + SECRET + '", "scopes": "bad"}]'})
     assert "s3cret" not in str(info.value)
+
+
+# --- Token policy (issue 12, finding 12) -------------------------------------------
+
+
+def tokens_env(*items: object) -> dict[str, str]:
+    return {"JOBQ_API_TOKENS": json.dumps(list(items))}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"token": "a", "scopes": ["read"]}, "shorter than 32 characters"),
+        ({"token": "s3cret-" + "x" * 24, "scopes": ["read"]}, "shorter than 32 characters"),
+        ({"token": "CHANGE-ME", "scopes": ["read"]}, "placeholder"),
+        ({"token": "x" * 40 + "change-me", "scopes": ["read"]}, "placeholder"),
+        ({"token": "CHANGE-ME-to-a-token-of-32-characters-or-more"}, "placeholder"),
+        ({"token": "s3cret " + "x" * 32}, "visible ASCII"),
+        ({"token": "s3cret\n" + "x" * 32}, "visible ASCII"),
+        ({"token": "s3cret-é" + "x" * 32}, "visible ASCII"),
+        ({"token": "", "scopes": ["read"]}, "non-empty string 'token'"),
+        ({"token": 17, "scopes": ["read"]}, "non-empty string 'token'"),
+        ({"scopes": ["read"]}, "non-empty string 'token'"),
+        ({"token": SECRET, "scopes": [{}]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": [["read"]]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": [None]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": {"read": 1}}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": ["READ"]}, "scopes must be a list of read, write, admin"),
+        ("just-a-token-string-of-32-characters", "must be an object"),
+    ],
+)
+def test_token_policy_refuses_with_one_line_naming_the_variable(item: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(tokens_env({"token": "first-" + SECRET, "scopes": ["read"]}, item))
+    text = str(info.value)
+    assert text.startswith("JOBQ_API_TOKENS: item 1 ") and message in text, text
+    assert "\n" not in text
+    assert "s3cret" not in text and "x" * 24 not in text
+    if "32" in message or "placeholder" in message:
+        assert "secrets.token_urlsafe(32)" in text
+
+
+def test_token_policy_accepts_32_characters_and_refuses_a_repeat() -> None:
+    import secrets
+
+    made = secrets.token_urlsafe(32)
+    s = Settings.from_env(
+        tokens_env({"token": made, "scopes": ["read", "write"]}, {"token": "x" * 32})
+    )
+    assert [t.scopes for t in s.api_tokens] == [frozenset({"read", "write"}), frozenset()]
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 1 repeats"):
+        Settings.from_env(tokens_env({"token": made}, {"token": made, "scopes": ["admin"]}))
+
+
+def test_tokens_given_in_code_meet_the_policy_too() -> None:
+    from jobq.config import ApiToken
+
+    weak = (ApiToken(token="short", scopes=frozenset({"read"})),)
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is shorter"):
+        Settings(api_tokens=weak).validate()
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is shorter"):
+        Settings().with_overrides(api_tokens=weak)
 
 
 def test_overrides_win_over_the_environment() -> None:

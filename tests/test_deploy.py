@@ -27,6 +27,7 @@ import yaml
 from jobq.cli import cli
 from jobq.client import Client
 from jobq.config import Settings, env_name
+from jobq.errors import ConfigError
 from tests.support import insert_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,7 +360,8 @@ def test_each_pod_gets_only_the_secrets_it_uses() -> None:
     assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {"jobq-keda"}
     # The placeholders cannot be deployed unchanged: the API refuses its token.
     tokens = secrets["jobq-api"]["stringData"]["JOBQ_API_TOKENS"]
-    assert "CHANGE-ME" in tokens
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is the CHANGE-ME placeholder"):
+        Settings.from_env({"JOBQ_API_TOKENS": tokens})
 
 
 def test_probes_hit_healthz_and_readyz_on_the_ports_jobq_serves() -> None:

@@ -38,6 +38,11 @@ _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VALID_SCOPES = frozenset({"read", "write", "admin"})
+MIN_TOKEN_LENGTH = 32
+TOKEN_PLACEHOLDER = "change-me"  # in the example Secret; refused in any case
+TOKEN_HOWTO = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# Visible ASCII: what an Authorization header carries unchanged (no spaces).
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,10 @@ class Settings:
             )
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
+        # Tokens given in code (Settings(api_tokens=...)) meet the same policy.
+        seen: set[str] = set()
+        for i, token in enumerate(self.api_tokens):
+            check_api_token(env_name("api_tokens"), i, token.token, sorted(token.scopes), seen)
 
     def __repr__(self) -> str:
         # The dataclass's repr, with the URLs' passwords hidden (tokens are left out).
@@ -220,16 +229,41 @@ def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:
     if not isinstance(items, list):
         raise ConfigError(f'{var}: expected a JSON list like [{{"token": "...", "scopes": [...]}}]')
     tokens = []
+    seen: set[str] = set()
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("token"), str):
-            raise ConfigError(f"{var}: item {i} needs a string 'token'")
-        if not item["token"]:
-            raise ConfigError(f"{var}: item {i} has an empty token")
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f'{var}: item {i} must be an object {{"token": ..., "scopes": [...]}}'
+            )
         scopes = item.get("scopes", [])
-        if not isinstance(scopes, list) or not set(scopes) <= VALID_SCOPES:
-            raise ConfigError(f"{var}: item {i} scopes must be a subset of read, write, admin")
+        check_api_token(var, i, item.get("token"), scopes, seen)
         tokens.append(ApiToken(token=item["token"], scopes=frozenset(scopes)))
     return tuple(tokens)
+
+
+def check_api_token(var: str, i: int, token: Any, scopes: Any, seen: set[str]) -> None:
+    """The token policy: a string of at least MIN_TOKEN_LENGTH visible ASCII
+    characters, not the placeholder, not repeated, with scopes from VALID_SCOPES.
+    The messages never show the token."""
+    if not isinstance(token, str) or not token:
+        raise ConfigError(f"{var}: item {i} needs a non-empty string 'token'")
+    if TOKEN_PLACEHOLDER in token.lower():
+        raise ConfigError(f"{var}: item {i} is the CHANGE-ME placeholder; {TOKEN_HOWTO}")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{var}: item {i} is shorter than {MIN_TOKEN_LENGTH} characters; {TOKEN_HOWTO}"
+        )
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(
+            f"{var}: item {i} has a character other than visible ASCII (a space?); {TOKEN_HOWTO}"
+        )
+    if token in seen:
+        raise ConfigError(f"{var}: item {i} repeats the token of an earlier item")
+    seen.add(token)
+    if not isinstance(scopes, list) or not all(
+        isinstance(scope, str) and scope in VALID_SCOPES for scope in scopes
+    ):
+        raise ConfigError(f"{var}: item {i} scopes must be a list of read, write, admin")
 
 
 def _parse_statement_cache(var: str, raw: Any) -> int:
