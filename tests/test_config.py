@@ -30,6 +30,9 @@ def test_retention_units(raw: str, seconds: float) -> None:
         ({"JOBQ_RETENTION": "7 weeks"}, "JOBQ_RETENTION"),
         ({"JOBQ_RETRY_BASE_MS": "5000", "JOBQ_RETRY_CAP_MS": "10"}, "JOBQ_RETRY_CAP_MS"),
         ({"JOBQ_SCHEMA": "Robert'); DROP"}, "JOBQ_SCHEMA"),
+        # re.match with `$` let a trailing newline through (finding 14).
+        ({"JOBQ_SCHEMA": "jobq\n"}, "JOBQ_SCHEMA"),
+        ({"JOBQ_SCHEMA": "jobq\ndrop"}, "JOBQ_SCHEMA"),
         ({"JOBQ_API_TOKENS": "not json"}, "JOBQ_API_TOKENS"),
         (
             {"JOBQ_API_TOKENS": '[{"token": "' + "x" * 32 + '", "scopes": ["root"]}]'},
@@ -185,3 +188,9 @@ def test_redact_hides_every_password(url: str, shown: str) -> None:
     from jobq.database import redact
 
     assert redact(url) == shown
+
+
+def test_a_schema_override_is_matched_whole() -> None:
+    with pytest.raises(ConfigError, match="JOBQ_SCHEMA"):
+        Settings().with_overrides(schema="jobq\n")
+    assert Settings.from_env({"JOBQ_RETENTION": " 7d "}).retention_seconds == 7 * 86400

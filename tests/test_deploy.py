@@ -216,6 +216,8 @@ def test_prometheus_scrapes_the_api_and_every_worker() -> None:
     (dns,) = jobs["jobq-worker"]["dns_sd_configs"]
     assert dns["names"] == ["worker"] and dns["type"] == "A"
     assert dns["port"] == metrics_port(services["worker"]["command"])
+    # jobq binds loopback by default; Prometheus is another container.
+    assert parse_cli(services["worker"]["command"])["metrics_host"] == "0.0.0.0"
     health = services["worker"]["environment"]["JOBQ_HEALTHCHECK_URL"]
     assert health == f"http://127.0.0.1:{dns['port']}/healthz"
 
@@ -375,6 +377,8 @@ def test_probes_hit_healthz_and_readyz_on_the_ports_jobq_serves() -> None:
     assert parse_cli(api["args"])["no_workers"] is True
     (metrics,) = worker["ports"]
     assert metrics["containerPort"] == metrics_port(worker["args"])
+    # The kubelet's probes and Prometheus reach the pod IP, not its loopback.
+    assert parse_cli(worker["args"])["metrics_host"] == "0.0.0.0"
     assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": metrics["name"]}
     assert "replicas" not in deployments["jobq-worker"]["spec"], "KEDA owns the worker count"
     service = by_kind("Service")["jobq-api"]

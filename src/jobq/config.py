@@ -34,8 +34,9 @@ DEFAULT_RETENTION_SECONDS = 7 * 86_400
 DEFAULT_HOME = ".jobq"
 DEFAULT_STATEMENT_CACHE = 100
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+# Used with fullmatch: with match, `$` also matches before a final newline.
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VALID_SCOPES = frozenset({"read", "write", "admin"})
 MIN_TOKEN_LENGTH = 32
@@ -88,7 +89,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if not _SCHEMA_RE.match(self.schema):
+        if not _SCHEMA_RE.fullmatch(self.schema):
             raise ConfigError(f"JOBQ_SCHEMA: {self.schema!r} is not a plain lower-case identifier")
         if self.retry_cap_ms < self.retry_base_ms:
             raise ConfigError(
@@ -209,7 +210,7 @@ def parse_duration(var: str, raw: Any) -> float:
     if isinstance(raw, int | float):
         seconds = float(raw)
     else:
-        match = _DURATION_RE.match(str(raw))
+        match = _DURATION_RE.fullmatch(str(raw))
         if not match:
             raise ConfigError(
                 f"{var}: expected seconds or a number with s, m, h or d (e.g. 7d), got {raw!r}"
