@@ -40,9 +40,18 @@ async def http(app: App, client: Client) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+def token_of(name: str) -> str:
+    """The token `with_tokens` makes for `name`: the name, padded to the 32
+    characters JOBQ_API_TOKENS requires."""
+    return f"{name}-{'0' * 32}"
+
+
 def with_tokens(settings: Settings, **tokens: set[str]) -> Settings:
-    """Settings whose tokens are named after their scopes: with_tokens(s, reader={"read"})."""
-    api_tokens = tuple(ApiToken(token=name, scopes=frozenset(s)) for name, s in tokens.items())
+    """Settings with one token per name and its scopes: with_tokens(s, reader={"read"});
+    send it as token_of("reader")."""
+    api_tokens = tuple(
+        ApiToken(token=token_of(name), scopes=frozenset(s)) for name, s in tokens.items()
+    )
     return dataclasses.replace(settings, api_tokens=api_tokens)
 
 

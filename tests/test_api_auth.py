@@ -19,10 +19,10 @@ from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
 from jobq.types import Job
-from tests.api_support import assert_problem, http_client, with_tokens
+from tests.api_support import assert_problem, http_client, token_of, with_tokens
 from tests.support import insert_job
 
-SECRET = "s3cret-Token-7f1b"
+SECRET = "s3cret-Token-7f1b-not-configured-anywhere"
 
 # (method, path template, body, the group's scope)
 ENDPOINTS = [
@@ -69,6 +69,11 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def bearer_of(name: str) -> dict[str, str]:
+    """The header of with_tokens' token `name`."""
+    return bearer(token_of(name))
+
+
 @pytest.mark.parametrize(("method", "path", "body", "scope"), ENDPOINTS)
 async def test_auth_matrix(
     secured: httpx.AsyncClient,
@@ -101,19 +106,21 @@ async def test_auth_matrix(
 
     wrong = {"read": ["writer", "admin"], "write": ["reader", "admin"], "admin": ["reader"]}
     for token in wrong[scope]:
-        problem = assert_problem(await call(bearer(token)), 403, type_="forbidden")
+        problem = assert_problem(await call(bearer_of(token)), 403, type_="forbidden")
         assert problem["required_scope"] == scope
 
     right = {"read": "reader", "write": "writer", "admin": "admin"}[scope]
-    response = await call(bearer(right))
+    response = await call(bearer_of(right))
     assert response.status_code in {200, 201, 204}, response.text
     # Past auth (a repeated retry or delete may now be a 409 or 404, never a 401/403).
-    response = await call(bearer("everything"))
+    response = await call(bearer_of("everything"))
     assert response.status_code in {200, 201, 204, 404, 409}, response.text
 
 
 async def test_scheme_is_case_insensitive(secured: httpx.AsyncClient) -> None:
-    response = await secured.get("/v1/queues", headers={"Authorization": "bearer reader"})
+    response = await secured.get(
+        "/v1/queues", headers={"Authorization": f"bearer {token_of('reader')}"}
+    )
     assert response.status_code == 200
 
 
@@ -134,14 +141,14 @@ async def test_unauthenticated_requests_are_answered_before_the_body_is_read(
         assert_problem(response, 401)
         response = await http.post("/v1/jobs", content=b"{not json", headers=headers)
         assert_problem(response, 401)
-        headers.update(bearer("writer"))
+        headers.update(bearer_of("writer"))
         response = await http.post("/v1/jobs", content=b"{" * 5000, headers=headers)
         assert_problem(response, 413)
 
 
 async def test_unknown_routes_under_v1_also_need_a_token(secured: httpx.AsyncClient) -> None:
     assert_problem(await secured.get("/v1/nothing"), 401)
-    assert_problem(await secured.get("/v1/nothing", headers=bearer("reader")), 404)
+    assert_problem(await secured.get("/v1/nothing", headers=bearer_of("reader")), 404)
 
 
 async def test_tokens_are_never_logged(
@@ -153,16 +160,16 @@ async def test_tokens_are_never_logged(
         raise RuntimeError("unexpected")
 
     client.get = boom  # type: ignore[method-assign]
-    for token in (SECRET, "everything"):
+    for token in (SECRET, token_of("everything")):
         await secured.get("/v1/jobs", headers=bearer(token))
         await secured.get(f"/v1/jobs/{uuid.uuid4()}", headers=bearer(token))  # a logged 500
     assert "unexpected error" in caplog.text
     assert SECRET not in caplog.text
-    assert "everything" not in caplog.text
+    assert token_of("everything") not in caplog.text
 
 
 def test_every_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    tokens = [ApiToken(token=f"t{i}", scopes=frozenset({"read"})) for i in range(4)]
+    tokens = [ApiToken(token=token_of(f"t{i}"), scopes=frozenset({"read"})) for i in range(4)]
     compared: list[bytes] = []
     real = hmac.compare_digest
 
@@ -171,9 +178,9 @@ def test_every_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
         return bool(real(a, b))
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    assert auth.find_token(b"t0", tokens) is tokens[0]
+    assert auth.find_token(token_of("t0").encode(), tokens) is tokens[0]
     assert len(compared) == 4  # no early exit on the first match
-    assert auth.find_token(b"t9", tokens) is None
+    assert auth.find_token(token_of("t9").encode(), tokens) is None
 
 
 @pytest.mark.parametrize(
@@ -255,10 +262,10 @@ async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
             response = await http.request(method, url, json=body)
             assert_problem(response, 401, type_="unauthorized")
             wrong = "reader" if scope != "read" else "writer"
-            response = await http.request(method, url, json=body, headers=bearer(wrong))
+            response = await http.request(method, url, json=body, headers=bearer_of(wrong))
             assert_problem(response, 403, type_="forbidden")
             right = {"read": "reader", "write": "writer", "admin": "admin"}[scope]
-            response = await http.request(method, url, json=body, headers=bearer(right))
+            response = await http.request(method, url, json=body, headers=bearer_of(right))
             assert response.status_code in {200, 201, 202, 204}, (setup, method, url, response.text)
         for path in ("/healthz", "/openapi.json", "/"):
             assert (await http.get(prefix + path)).status_code == 200, (setup, path)
@@ -280,6 +287,6 @@ async def test_the_route_refuses_even_when_the_middleware_is_bypassed(
         job_id = await insert_job(client)
         assert_problem(await http.get("/v1/jobs"), 401)
         assert_problem(await http.post("/v1/jobs", json={"kind": "noop"}), 401)
-        response = await http.post(f"/v1/jobs/{job_id}/cancel", headers=bearer("reader"))
+        response = await http.post(f"/v1/jobs/{job_id}/cancel", headers=bearer_of("reader"))
         assert_problem(response, 403)
-        assert (await http.get("/v1/jobs", headers=bearer("reader"))).status_code == 200
+        assert (await http.get("/v1/jobs", headers=bearer_of("reader"))).status_code == 200

@@ -14,7 +14,7 @@ from jobq import App, Settings
 from jobq.api import create_app, guard
 from jobq.client import Client
 from jobq.types import JobFilter
-from tests.api_support import assert_problem, with_tokens
+from tests.api_support import assert_problem, token_of, with_tokens
 from tests.support import insert_job
 
 EVIL = "http://evil.example"
@@ -70,7 +70,9 @@ async def test_allowed_hosts_and_tokens_lift_the_host_check(
         assert (await http.get("/v1/jobs")).status_code == 200
     secured = with_tokens(settings, reader={"read"})
     async with api_at("http://rebound.example", app, client, secured) as http:
-        response = await http.get("/v1/jobs", headers={"Authorization": "Bearer reader"})
+        response = await http.get(
+            "/v1/jobs", headers={"Authorization": f"Bearer {token_of('reader')}"}
+        )
         assert response.status_code == 200
 
 

@@ -334,11 +334,11 @@ def http_events() -> Iterator[list[events.HttpRequestDone]]:
 async def test_http_requests_are_reported_by_route_template(
     app: App, client: Client, settings: Settings, http_events: list[events.HttpRequestDone]
 ) -> None:
-    from tests.api_support import with_tokens
+    from tests.api_support import token_of, with_tokens
 
     async with http_client(app, client, with_tokens(settings, admin={"admin"})) as http:
         job_id = await insert_job(client)
-        auth = {"Authorization": "Bearer admin"}
+        auth = {"Authorization": f"Bearer {token_of('admin')}"}
         await http.post(f"/v1/jobs/{job_id}/cancel", headers=auth)
         await http.get(f"/v1/jobs/{job_id}")  # 401: answered before routing
         await http.post("/v1/queues/q1/pause", headers=auth)

@@ -21,7 +21,7 @@ from schemathesis.python import asgi
 
 from jobq import Settings
 from jobq.api import create_app
-from tests.api_support import with_tokens
+from tests.api_support import token_of, with_tokens
 from tests.conftest import drop_schema
 from tests.support import build_test_app
 
@@ -30,8 +30,7 @@ from tests.support import build_test_app
 # agree with the body, a key reused with another request is a 422).
 NOT_EXPRESSIBLE = schemathesis.checks.positive_data_acceptance
 
-TOKEN = "fuzz-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {token_of('fuzz')}"}
 
 
 # The document does not depend on the database, so it is built at import (for collection).
@@ -43,7 +42,7 @@ MAX_EXAMPLES = 40
 @pytest.fixture
 def api(settings: Settings) -> Iterator[FastAPI]:
     """The API on this test's schema, behind a token with every scope."""
-    secured = with_tokens(settings, **{TOKEN: {"read", "write", "admin"}})
+    secured = with_tokens(settings, fuzz={"read", "write", "admin"})
     api = create_app(build_test_app(secured), settings=secured)
     try:
         yield api

@@ -206,3 +206,29 @@ async def test_a_bad_setting_names_the_variable_and_exits_2(settings: Settings) 
     assert "JOBQ_LEASE_SECONDS" in bad_lease.error_line
     assert bad_url.code == 2, bad_url
     assert "DATABASE_URL" in bad_url.error_line
+
+
+async def test_queue_names_with_a_trailing_newline_are_usage_errors(settings: Settings) -> None:
+    """re.match with `$` let "default\\n" through to the database (finding 14)."""
+    for args in (("pause", "default\n"), ("resume", "default\n"), ("list", "--queue", "q\n")):
+        run = await jobq(settings, *args)
+        assert run.code == 2, run
+        assert "is not a queue name" in run.error_line
+
+
+def test_worker_metrics_bind_loopback_unless_asked() -> None:
+    """Finding 14: /metrics of `jobq worker` was on every interface by default."""
+    import inspect
+
+    import typer
+
+    from jobq.cli import cli
+    from jobq.worker import process, supervisor
+
+    command = typer.main.get_command(cli).get_command(None, "worker")  # type: ignore[attr-defined,arg-type]
+    assert command is not None
+    params = command.make_context("worker", []).params
+    assert params["metrics_host"] == process.DEFAULT_METRICS_HOST == "127.0.0.1"
+    for fn in (process.run_in_process, supervisor.run_worker_command):
+        default = inspect.signature(fn).parameters["metrics_host"].default
+        assert default == "127.0.0.1", fn

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,14 @@ def test_retention_units(raw: str, seconds: float) -> None:
         ({"JOBQ_RETENTION": "7 weeks"}, "JOBQ_RETENTION"),
         ({"JOBQ_RETRY_BASE_MS": "5000", "JOBQ_RETRY_CAP_MS": "10"}, "JOBQ_RETRY_CAP_MS"),
         ({"JOBQ_SCHEMA": "Robert'); DROP"}, "JOBQ_SCHEMA"),
+        # re.match with `$` let a trailing newline through (finding 14).
+        ({"JOBQ_SCHEMA": "jobq\n"}, "JOBQ_SCHEMA"),
+        ({"JOBQ_SCHEMA": "jobq\ndrop"}, "JOBQ_SCHEMA"),
         ({"JOBQ_API_TOKENS": "not json"}, "JOBQ_API_TOKENS"),
-        ({"JOBQ_API_TOKENS": '[{"token": "x", "scopes": ["root"]}]'}, "JOBQ_API_TOKENS"),
+        (
+            {"JOBQ_API_TOKENS": '[{"token": "' + "x" * 32 + '", "scopes": ["root"]}]'},
+            "JOBQ_API_TOKENS",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
@@ -38,14 +45,152 @@ def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
         Settings.from_env(env)
 
 
+SECRET = "s3cret-0123456789abcdef0123456789abcdef"
+
+
 def test_tokens_never_appear_in_errors_or_repr() -> None:
-    s = Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "s3cret", "scopes": ["read"]}]'})
-    assert "s3cret" not in repr(s)
+    s = Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "' + SECRET + '", "scopes": ["read"]}]'})
+    assert SECRET not in repr(s)
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "s3cret", "scopes": "bad"}]'})
+        Settings.from_env({"JOBQ_API_TOKENS": '[{"token": "' + SECRET + '", "scopes": "bad"}]'})
     assert "s3cret" not in str(info.value)
+
+
+# --- Token policy (issue 12, finding 12) -------------------------------------------
+
+
+def tokens_env(*items: object) -> dict[str, str]:
+    return {"JOBQ_API_TOKENS": json.dumps(list(items))}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"token": "a", "scopes": ["read"]}, "shorter than 32 characters"),
+        ({"token": "s3cret-" + "x" * 24, "scopes": ["read"]}, "shorter than 32 characters"),
+        ({"token": "CHANGE-ME", "scopes": ["read"]}, "placeholder"),
+        ({"token": "x" * 40 + "change-me", "scopes": ["read"]}, "placeholder"),
+        ({"token": "CHANGE-ME-to-a-token-of-32-characters-or-more"}, "placeholder"),
+        ({"token": "s3cret " + "x" * 32}, "visible ASCII"),
+        ({"token": "s3cret\n" + "x" * 32}, "visible ASCII"),
+        ({"token": "s3cret-é" + "x" * 32}, "visible ASCII"),
+        ({"token": "", "scopes": ["read"]}, "non-empty string 'token'"),
+        ({"token": 17, "scopes": ["read"]}, "non-empty string 'token'"),
+        ({"scopes": ["read"]}, "non-empty string 'token'"),
+        ({"token": SECRET, "scopes": [{}]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": [["read"]]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": [None]}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": {"read": 1}}, "scopes must be a list of read, write, admin"),
+        ({"token": SECRET, "scopes": ["READ"]}, "scopes must be a list of read, write, admin"),
+        ("just-a-token-string-of-32-characters", "must be an object"),
+    ],
+)
+def test_token_policy_refuses_with_one_line_naming_the_variable(item: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(tokens_env({"token": "first-" + SECRET, "scopes": ["read"]}, item))
+    text = str(info.value)
+    assert text.startswith("JOBQ_API_TOKENS: item 1 ") and message in text, text
+    assert "\n" not in text
+    assert "s3cret" not in text and "x" * 24 not in text
+    if "32" in message or "placeholder" in message:
+        assert "secrets.token_urlsafe(32)" in text
+
+
+def test_token_policy_accepts_32_characters_and_refuses_a_repeat() -> None:
+    import secrets
+
+    made = secrets.token_urlsafe(32)
+    s = Settings.from_env(
+        tokens_env({"token": made, "scopes": ["read", "write"]}, {"token": "x" * 32})
+    )
+    assert [t.scopes for t in s.api_tokens] == [frozenset({"read", "write"}), frozenset()]
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 1 repeats"):
+        Settings.from_env(tokens_env({"token": made}, {"token": made, "scopes": ["admin"]}))
+
+
+def test_tokens_given_in_code_meet_the_policy_too() -> None:
+    from jobq.config import ApiToken
+
+    weak = (ApiToken(token="short", scopes=frozenset({"read"})),)
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is shorter"):
+        Settings(api_tokens=weak).validate()
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is shorter"):
+        Settings().with_overrides(api_tokens=weak)
 
 
 def test_overrides_win_over_the_environment() -> None:
     s = Settings.from_env({"JOBQ_LEASE_SECONDS": "10"}, lease_seconds=5)
     assert s.lease_seconds == 5
+
+
+# --- Secrets (issue 12, finding 11) ----------------------------------------------
+
+TOKENS_ENV = '[{"token": "' + "t" * 40 + '", "scopes": ["read"]}]'
+
+
+def test_worker_environment_drops_api_tokens_from_the_parent_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobq.bench.workers import bench_worker_environment
+    from jobq.config import worker_environment
+    from jobq.worker.supervisor import child_environment
+
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+            "JOBQ_API_TOKENS": TOKENS_ENV,
+        }
+    )
+    assert settings.api_tokens
+    base = {"PATH": "/usr/bin", "JOBQ_API_TOKENS": TOKENS_ENV}
+    env = worker_environment(settings, base)
+    assert "JOBQ_API_TOKENS" not in env and env["PATH"] == "/usr/bin"
+    assert env["DATABASE_URL"] == settings.database_url
+    # What `jobq worker --processes N` and `jobq bench` give their processes.
+    monkeypatch.setenv("JOBQ_API_TOKENS", TOKENS_ENV)
+    assert "JOBQ_API_TOKENS" not in child_environment(settings)
+    assert "JOBQ_API_TOKENS" not in bench_worker_environment(settings)
+
+
+def test_repr_of_settings_hides_database_passwords() -> None:
+    s = Settings(
+        database_url="postgresql://jobq:hunter2@db:5432/jobq",
+        listen_database_url="postgresql://jobq@db/jobq?sslmode=require&password=hunter3",
+    )
+    for text in (repr(s), str(s)):
+        assert "hunter2" not in text and "hunter3" not in text
+        assert "postgresql://jobq:***@db:5432/jobq" in text
+        assert "sslmode=require&password=***" in text
+    assert "schema='jobq'" in repr(s)
+    # The values themselves are untouched.
+    assert s.database_url == "postgresql://jobq:hunter2@db:5432/jobq"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p%40w@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?sslmode=require&PASSWORD=pw&passfile=/p",
+            "postgresql://u@h/db?sslmode=require&PASSWORD=***&passfile=/p",
+        ),
+        ("postgresql://u@h/db?sslpassword=pw", "postgresql://u@h/db?sslpassword=***"),
+        ("postgresql://u:pw@h1:5432,h2:5432/db", "postgresql://u:***@h1:5432,h2:5432/db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("host=h password='p w' user=u", "host=h password=*** user=u"),
+        ("postgresql://u:pw@[::1/db", "<a URL that does not parse, hidden>"),
+    ],
+)
+def test_redact_hides_every_password(url: str, shown: str) -> None:
+    from jobq.database import redact
+
+    assert redact(url) == shown
+
+
+def test_a_schema_override_is_matched_whole() -> None:
+    with pytest.raises(ConfigError, match="JOBQ_SCHEMA"):
+        Settings().with_overrides(schema="jobq\n")
+    assert Settings.from_env({"JOBQ_RETENTION": " 7d "}).retention_seconds == 7 * 86400

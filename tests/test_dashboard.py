@@ -20,6 +20,8 @@ from jobq.dashboard import STATIC_DIR, STATIC_PATH, mount_dashboard
 
 BASE_URL = "http://jobq.test"
 
+TOKEN = "s3cret-dashboard-token-0123456789abcdef"
+
 
 @pytest.fixture
 async def bare() -> AsyncIterator[httpx.AsyncClient]:
@@ -116,7 +118,7 @@ async def test_with_tokens_the_page_is_open_and_the_api_is_not(
     import dataclasses
 
     secured = dataclasses.replace(
-        settings, api_tokens=(ApiToken(token="s3cret", scopes=frozenset({"read"})),)
+        settings, api_tokens=(ApiToken(token=TOKEN, scopes=frozenset({"read"})),)
     )
     api = create_app(app, client=client, settings=secured)
     transport = httpx.ASGITransport(app=api)
@@ -128,5 +130,5 @@ async def test_with_tokens_the_page_is_open_and_the_api_is_not(
         denied = await http.get("/v1/queues")
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"].startswith("Bearer")
-        allowed = await http.get("/v1/queues", headers={"Authorization": "Bearer s3cret"})
+        allowed = await http.get("/v1/queues", headers={"Authorization": f"Bearer {TOKEN}"})
         assert allowed.status_code == 200

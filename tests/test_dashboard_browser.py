@@ -57,8 +57,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ADMIN_TOKEN = "admin-s3cret"
-READER_TOKEN = "reader-s3cret"
+ADMIN_TOKEN = "admin-s3cret-0123456789abcdef0123456789"
+READER_TOKEN = "reader-s3cret-0123456789abcdef0123456789"
 START_TIMEOUT = 30.0
 # The page polls every 2 s; allow a few rounds on a loaded CI machine.
 expect.set_options(timeout=10_000)

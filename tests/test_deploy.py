@@ -27,6 +27,7 @@ import yaml
 from jobq.cli import cli
 from jobq.client import Client
 from jobq.config import Settings, env_name
+from jobq.errors import ConfigError
 from tests.support import insert_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,6 +216,8 @@ def test_prometheus_scrapes_the_api_and_every_worker() -> None:
     (dns,) = jobs["jobq-worker"]["dns_sd_configs"]
     assert dns["names"] == ["worker"] and dns["type"] == "A"
     assert dns["port"] == metrics_port(services["worker"]["command"])
+    # jobq binds loopback by default; Prometheus is another container.
+    assert parse_cli(services["worker"]["command"])["metrics_host"] == "0.0.0.0"
     health = services["worker"]["environment"]["JOBQ_HEALTHCHECK_URL"]
     assert health == f"http://127.0.0.1:{dns['port']}/healthz"
 
@@ -322,6 +325,45 @@ def test_pods_run_jobq_as_its_user_with_real_commands_and_settings() -> None:
             assert unknown <= KNOWN_ENV, f"{name}: not jobq settings: {unknown - KNOWN_ENV}"
         for var in container.get("env", []):
             assert var["name"] in KNOWN_ENV, var
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
+
+
+# The secret keys each pod may see (issue 12, finding 11): tokens in the API's
+# alone, the KEDA scaler's DSN in none.
+POD_SECRETS = {
+    "jobq-api": {"DATABASE_URL", "JOBQ_API_TOKENS"},
+    "jobq-worker": {"DATABASE_URL", "JOBQ_LISTEN_DATABASE_URL"},
+    "jobq-migrate": {"DATABASE_URL"},
+}
+
+
+def pod_secret_keys(pod: dict[str, Any]) -> set[str]:
+    secrets = by_kind("Secret")
+    keys: set[str] = set()
+    for container in pod["containers"] + pod.get("initContainers", []):
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                keys |= set(secrets[source["secretRef"]["name"]]["stringData"])
+        for var in container.get("env", []):
+            if "secretKeyRef" in var.get("valueFrom", {}):
+                keys.add(var["valueFrom"]["secretKeyRef"]["key"])
+    assert not pod.get("volumes") or all("secret" not in v for v in pod["volumes"])
+    return keys
+
+
+def test_each_pod_gets_only_the_secrets_it_uses() -> None:
+    assert {name: pod_secret_keys(pod) for name, pod in pod_specs()} == POD_SECRETS
+    secrets = by_kind("Secret")
+    assert set(secrets) == {"jobq-api", "jobq-worker", "jobq-keda"}
+    assert set(secrets["jobq-keda"]["stringData"]) == {"KEDA_POSTGRES_CONNECTION"}
+    (auth,) = by_kind("TriggerAuthentication").values()
+    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {"jobq-keda"}
+    # The placeholders cannot be deployed unchanged: the API refuses its token.
+    tokens = secrets["jobq-api"]["stringData"]["JOBQ_API_TOKENS"]
+    with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 0 is the CHANGE-ME placeholder"):
+        Settings.from_env({"JOBQ_API_TOKENS": tokens})
 
 
 def test_probes_hit_healthz_and_readyz_on_the_ports_jobq_serves() -> None:
@@ -335,6 +377,8 @@ def test_probes_hit_healthz_and_readyz_on_the_ports_jobq_serves() -> None:
     assert parse_cli(api["args"])["no_workers"] is True
     (metrics,) = worker["ports"]
     assert metrics["containerPort"] == metrics_port(worker["args"])
+    # The kubelet's probes and Prometheus reach the pod IP, not its loopback.
+    assert parse_cli(worker["args"])["metrics_host"] == "0.0.0.0"
     assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": metrics["name"]}
     assert "replicas" not in deployments["jobq-worker"]["spec"], "KEDA owns the worker count"
     service = by_kind("Service")["jobq-api"]

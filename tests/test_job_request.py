@@ -1,5 +1,11 @@
-"""jobq.job_request.find_unstorable: what PostgreSQL cannot store, the depth cap,
-and a walk whose memory does not grow with key length x depth (issue 12 #2)."""
+"""jobq.job_request: what PostgreSQL cannot store, the depth cap and a walk whose
+memory does not grow with key length x depth (issue 12 #2); names validated by
+pattern, where a trailing newline is not a name (#14).
+
+Python's `re.match` with `$` accepts "default\n" (`$` matches before a final
+newline); pydantic-core's Rust regex does not. Every check of jobq's patterns
+must refuse it: the pydantic models, and the Python checks (fullmatch).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,14 @@ import tracemalloc
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from jobq import App
+from jobq.api.models import BulkFilter, JobListQuery
 from jobq.errors import InvalidRequestError
-from jobq.job_request import MAX_JSON_DEPTH, find_unstorable, parse_request
+from jobq.job_request import MAX_JSON_DEPTH, JobRequest, find_unstorable, parse_request
+
+TRAILING = ["\n", "\r\n", " ", "\t"]
 
 
 def nested(depth: int, key: str = "a", leaf: Any = 1) -> Any:
@@ -85,3 +96,29 @@ def test_a_long_path_is_shortened_in_the_message() -> None:
     problem = find_unstorable(nested(10, key="k" * 1000, leaf="\x00"))
     assert problem is not None
     assert len(problem) < 300
+
+
+# --- names: a trailing newline is not a name (#14) ---------------------------------
+
+
+@pytest.mark.parametrize("tail", TRAILING, ids=repr)
+def test_the_job_request_model_refuses_a_name_with_a_trailing_newline(tail: str) -> None:
+    assert JobRequest(kind="noop", queue="default").queue == "default"
+    with pytest.raises(ValidationError, match="kind"):
+        JobRequest(kind="noop" + tail)
+    with pytest.raises(ValidationError, match="queue"):
+        JobRequest(kind="noop", queue="default" + tail)
+    with pytest.raises(ValidationError):
+        BulkFilter(queue="default" + tail)
+    with pytest.raises(ValidationError):
+        BulkFilter(kind="noop" + tail)
+    with pytest.raises(ValidationError):
+        JobListQuery(queue="default" + tail)
+    with pytest.raises(ValidationError):
+        JobListQuery(kind="noop" + tail)
+
+
+def test_a_kind_with_a_trailing_newline_cannot_be_registered() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="must match"):
+        app.register("noop\n", lambda ctx, payload: None)

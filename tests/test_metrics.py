@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobq import App, events
 from jobq.client import Client
-from jobq.metrics import Metrics
+from jobq.job_request import JobRequest
+from jobq.metrics import MAX_LABEL_VALUES, OVERFLOW_LABEL, Metrics
 from tests.support import insert_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,6 +109,81 @@ async def test_database_gauges_are_read_at_scrape_and_cached(app: App, client: C
         await insert_job(client, queue="mq")
         again = samples((await metrics.render(client)).decode())
         assert again[("jobq_queue_jobs", frozenset({("queue", "mq"), ("status", "queued")}))] == 1
+    finally:
+        metrics.close()
+
+
+def _series(
+    got: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str
+) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: value for (n, labels), value in got.items() if n == name}
+
+
+async def test_client_labels_are_capped_per_label_and_overflow_to_other() -> None:
+    """Finding 9: 300 queue names made 300 series; now 100 and one `_other`."""
+    metrics = Metrics()
+    try:
+        for i in range(300):
+            events.emit(events.JobsEnqueued(f"q{i}", "k", 1))
+            events.emit(events.JobsEnqueued("q0", f"k{i}", 1))
+            events.emit(events.JobClaimed(f"q{i}", f"k{i}", 0.01))
+            events.emit(events.JobFinished(f"q{i}", f"k{i}", "succeeded", 0.1))
+            events.emit(events.JobsRescued(f"q{i}", 1))
+            events.emit(events.InFlightChanged(f"q{i}", 1))
+        for i in range(300):
+            events.emit(events.InFlightChanged(f"q{i}", -1))
+        events.emit(events.HttpRequestDone("FOO1", "/v1/jobs", 405, 0.01))
+        events.emit(events.HttpRequestDone("FOO2", "/v1/jobs", 405, 0.01))
+        got = samples((await metrics.render()).decode())
+        for name in (
+            "jobq_jobs_enqueued_total",
+            "jobq_jobs_finished_total",
+            "jobq_job_duration_seconds_count",
+            "jobq_job_pickup_delay_seconds_count",
+            "jobq_jobs_rescued_total",
+            "jobq_jobs_in_flight",
+        ):
+            series = _series(got, name)
+            queues = {dict(labels)["queue"] for labels in series}
+            kinds = {dict(labels).get("kind") for labels in series} - {None}
+            assert len(queues) == MAX_LABEL_VALUES + 1 and OVERFLOW_LABEL in queues, name
+            assert len(kinds) <= MAX_LABEL_VALUES + 1, name
+            assert len(series) <= 2 * (MAX_LABEL_VALUES + 1), name
+        # Nothing is lost: the overflow counts what the capped values did.
+        enqueued = _series(got, "jobq_jobs_enqueued_total")
+        assert sum(enqueued.values()) == 600
+        other = frozenset({("queue", OVERFLOW_LABEL), ("kind", "k")})
+        assert enqueued[other] == 300 - MAX_LABEL_VALUES
+        # "k" came first, so k0 to k98 keep their names and k99 to k299 do not.
+        assert enqueued[frozenset({("queue", "q0"), ("kind", OVERFLOW_LABEL)})] == 201
+        # A gauge's inc and dec meet the same series, capped or not.
+        assert set(_series(got, "jobq_jobs_in_flight").values()) == {0}
+        methods = {dict(k)["method"] for k in _series(got, "jobq_http_requests_total")}
+        assert methods == {OVERFLOW_LABEL}
+        # The cache of label children is bounded too.
+        assert len(metrics._children) < 10 * (MAX_LABEL_VALUES + 1)
+    finally:
+        metrics.close()
+
+
+async def test_database_gauges_cap_queue_names_and_merge_the_rest(app: App, client: Client) -> None:
+    n = MAX_LABEL_VALUES + 20
+    await client.enqueue_many([JobRequest(kind="noop", queue=f"cap-{i:03d}") for i in range(n)])
+    await insert_job(client, queue="cap-old", run_at_offset_s=-3600)
+    metrics = Metrics()
+    try:
+        got = samples((await metrics.render(client)).decode())
+        queued = {
+            dict(labels)["queue"]: value
+            for labels, value in _series(got, "jobq_queue_jobs").items()
+            if dict(labels)["status"] == "queued"
+        }
+        assert len(queued) == MAX_LABEL_VALUES + 1
+        assert sum(queued.values()) == n + 1
+        ages = _series(got, "jobq_queue_oldest_runnable_age_seconds")
+        assert len(ages) == MAX_LABEL_VALUES + 1
+        # cap-old sorts after cap-NNN and is merged: _other's age is the oldest.
+        assert ages[frozenset({("queue", OVERFLOW_LABEL)})] >= 3600
     finally:
         metrics.close()
 

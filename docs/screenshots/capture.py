@@ -228,7 +228,7 @@ def main() -> None:
     try:
         ids = seed(base)
         settle(base, ids)
-        tokens = json.dumps([{"token": "demo-admin", "scopes": ["read", "write", "admin"]}])
+        tokens = json.dumps([{"token": "demo-admin-0123456789abcdef0123456789", "scopes": ["read", "write", "admin"]}])
         secured, secured_base = serve(schema, "--no-workers", tokens=tokens)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

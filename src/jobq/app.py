@@ -88,7 +88,7 @@ class App:
     ) -> None:
         import re
 
-        if not re.match(KIND_PATTERN, kind):
+        if not re.fullmatch(KIND_PATTERN, kind):
             raise ValueError(f"kind {kind!r} must match {KIND_PATTERN}")
         if kind in self.tasks:
             raise ValueError(f"kind {kind!r} is already registered")

@@ -105,7 +105,13 @@ def worker(
             min=1, max=65535, help="Serve /metrics and /healthz on this port (off unless given)."
         ),
     ] = None,
-    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "0.0.0.0",
+    # jobq.worker.process.DEFAULT_METRICS_HOST, spelled out to keep `jobq`'s imports light.
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            help="Address for --metrics-port; 0.0.0.0 for a scraper in another pod or container."
+        ),
+    ] = "127.0.0.1",
     no_migrate: NoMigrateOpt = False,
     log_format: LogFormatOpt = "text",
 ) -> None:
@@ -251,7 +257,7 @@ def list_jobs(
 
     Example: jobq list --status failed_permanent --status cancelled --queue emails --limit 20
     """
-    if queue is not None and not re.match(QUEUE_PATTERN, queue):
+    if queue is not None and not re.fullmatch(QUEUE_PATTERN, queue):
         fail(f"--queue: {queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
 
     async def go() -> Any:
@@ -358,7 +364,7 @@ def _pause_command(paused: bool) -> Any:
         json_out: JsonOpt = False,
         no_migrate: NoMigrateOpt = False,
     ) -> None:
-        if not re.match(QUEUE_PATTERN, queue):
+        if not re.fullmatch(QUEUE_PATTERN, queue):
             fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
 
         async def go() -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from jobq.errors import ConfigError
 
@@ -33,11 +34,17 @@ DEFAULT_RETENTION_SECONDS = 7 * 86_400
 DEFAULT_HOME = ".jobq"
 DEFAULT_STATEMENT_CACHE = 100
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Used with fullmatch: with match, `$` also matches before a final newline.
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _HOST_RE = re.compile(r"[a-z0-9_.-]{1,253}|[0-9a-f:.]{2,45}")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VALID_SCOPES = frozenset({"read", "write", "admin"})
+MIN_TOKEN_LENGTH = 32
+TOKEN_PLACEHOLDER = "change-me"  # in the example Secret; refused in any case
+TOKEN_HOWTO = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# Visible ASCII: what an Authorization header carries unchanged (no spaces).
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if not _SCHEMA_RE.match(self.schema):
+        if not _SCHEMA_RE.fullmatch(self.schema):
             raise ConfigError(f"JOBQ_SCHEMA: {self.schema!r} is not a plain lower-case identifier")
         if self.retry_cap_ms < self.retry_base_ms:
             raise ConfigError(
@@ -95,6 +102,22 @@ class Settings:
             )
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
+        # Tokens given in code (Settings(api_tokens=...)) meet the same policy.
+        seen: set[str] = set()
+        for i, token in enumerate(self.api_tokens):
+            check_api_token(env_name("api_tokens"), i, token.token, sorted(token.scopes), seen)
+
+    def __repr__(self) -> str:
+        # The dataclass's repr, with the URLs' passwords hidden (tokens are left out).
+        shown = []
+        for f in dataclasses.fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name in _URL_FIELDS and isinstance(value, str):
+                value = redact(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     def with_overrides(self, **overrides: Any) -> Settings:
         new = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -110,16 +133,19 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, f"JOBQ_{field_name.upper()}")
 
 
-# Settings a worker process never needs, so never copied into its environment.
+# Settings a worker process never needs, so never in its environment, even
+# when the parent's environment (`base`) holds them.
 _NOT_FOR_WORKERS = frozenset({"api_tokens", "allowed_hosts"})
+_URL_FIELDS = frozenset({"database_url", "listen_database_url"})
 
 
 def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """`base` with every setting spelled out as its variable, so a worker process
-    started with it builds the same Settings (API tokens left out)."""
+    started with it builds the same Settings; JOBQ_API_TOKENS removed."""
     env = dict(base)
     for f in dataclasses.fields(settings):
         if f.name in _NOT_FOR_WORKERS:
+            env.pop(env_name(f.name), None)
             continue
         value = getattr(settings, f.name)
         if value is None:
@@ -127,6 +153,36 @@ def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str,
         else:
             env[env_name(f.name)] = str(value)
     return env
+
+
+# Query parameters that carry a password (libpq's and asyncpg's names).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+# libpq's key=value form: password=secret or password='a secret'.
+_KEYWORD_PASSWORD_RE = re.compile(r"\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def redact(url: str) -> str:
+    """`url` without its passwords (in the userinfo and in `?password=`), for
+    messages, logs and repr. passfile= is a path, not a secret, and stays."""
+    if "://" not in url:
+        return _KEYWORD_PASSWORD_RE.sub(r"\1***", url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [ of an IPv6 host: show none of it
+        return "<a URL that does not parse, hidden>"
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _redact_param(param: str) -> str:
+    key, eq, _ = param.partition("=")
+    if eq and unquote_plus(key).strip().lower() in _SECRET_PARAMS:
+        return f"{key}=***"
+    return param
 
 
 def _parse_str(var: str, raw: Any) -> str:
@@ -158,7 +214,7 @@ def parse_duration(var: str, raw: Any) -> float:
     if isinstance(raw, int | float):
         seconds = float(raw)
     else:
-        match = _DURATION_RE.match(str(raw))
+        match = _DURATION_RE.fullmatch(str(raw))
         if not match:
             raise ConfigError(
                 f"{var}: expected seconds or a number with s, m, h or d (e.g. 7d), got {raw!r}"
@@ -178,14 +234,14 @@ def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:
     if not isinstance(items, list):
         raise ConfigError(f'{var}: expected a JSON list like [{{"token": "...", "scopes": [...]}}]')
     tokens = []
+    seen: set[str] = set()
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("token"), str):
-            raise ConfigError(f"{var}: item {i} needs a string 'token'")
-        if not item["token"]:
-            raise ConfigError(f"{var}: item {i} has an empty token")
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f'{var}: item {i} must be an object {{"token": ..., "scopes": [...]}}'
+            )
         scopes = item.get("scopes", [])
-        if not isinstance(scopes, list) or not set(scopes) <= VALID_SCOPES:
-            raise ConfigError(f"{var}: item {i} scopes must be a subset of read, write, admin")
+        check_api_token(var, i, item.get("token"), scopes, seen)
         tokens.append(ApiToken(token=item["token"], scopes=frozenset(scopes)))
     return tuple(tokens)
 
@@ -198,6 +254,31 @@ def parse_host_list(var: str, raw: Any) -> tuple[str, ...]:
         if host != "*" and not _HOST_RE.fullmatch(host):
             raise ConfigError(f"{var}: {host!r} is not a host name or IP address (no port)")
     return hosts
+
+
+def check_api_token(var: str, i: int, token: Any, scopes: Any, seen: set[str]) -> None:
+    """The token policy: a string of at least MIN_TOKEN_LENGTH visible ASCII
+    characters, not the placeholder, not repeated, with scopes from VALID_SCOPES.
+    The messages never show the token."""
+    if not isinstance(token, str) or not token:
+        raise ConfigError(f"{var}: item {i} needs a non-empty string 'token'")
+    if TOKEN_PLACEHOLDER in token.lower():
+        raise ConfigError(f"{var}: item {i} is the CHANGE-ME placeholder; {TOKEN_HOWTO}")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{var}: item {i} is shorter than {MIN_TOKEN_LENGTH} characters; {TOKEN_HOWTO}"
+        )
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(
+            f"{var}: item {i} has a character other than visible ASCII (a space?); {TOKEN_HOWTO}"
+        )
+    if token in seen:
+        raise ConfigError(f"{var}: item {i} repeats the token of an earlier item")
+    seen.add(token)
+    if not isinstance(scopes, list) or not all(
+        isinstance(scope, str) and scope in VALID_SCOPES for scope in scopes
+    ):
+        raise ConfigError(f"{var}: item {i} scopes must be a list of read, write, admin")
 
 
 def _parse_statement_cache(var: str, raw: Any) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from jobq.config import Settings
+from jobq.config import redact as redact  # where the messages below and callers find it
 from jobq.errors import DatabaseUnavailableError, EmbeddedDatabaseError
 
 CONNECT_DEADLINE_SECONDS = 10.0
@@ -124,14 +125,3 @@ async def connect(url: str, settings: Settings) -> asyncpg.Connection:
         return await asyncpg.connect(url, **connect_kwargs(settings))
     except _TRANSIENT as exc:
         raise DatabaseUnavailableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))

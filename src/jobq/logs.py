@@ -2,6 +2,13 @@
 
 Job log records carry `job_id`, `kind`, `queue`, `attempt` and `worker_id` (passed
 with `extra=`); both formats print them.
+
+One record is always one line, whatever its text (a handler's error message, a
+job's metadata): the text format escapes control characters (C0, DEL, C1) and
+U+2028/U+2029 as `\\n`, `\\r`, `\\t`, `\\xNN` or `\\uNNNN`, tracebacks included, so a
+newline in a message cannot forge a record of its own. The JSON format is one
+line by its encoding: `json.dumps` escapes C0 controls, and every non-ASCII
+character (C1, U+2028/U+2029) as `\\uNNNN`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def _escape_table() -> dict[int, str]:
+    table = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+    table.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    return table
+
+
+# Everything that a terminal or a log shipper may take as the end of a line
+# (str.splitlines() splits at \x1c-\x1e and \x85 too), or that moves the cursor.
+_ESCAPES = _escape_table()
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped: printable on one line."""
+    return text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -44,7 +67,8 @@ class TextFormatter(logging.Formatter):
             for name in JOB_FIELDS
             if getattr(record, name, None) is not None
         ]
-        return f"{line} [{' '.join(fields)}]" if fields else line
+        # Escaped as a whole: the message, the fields and a traceback's lines.
+        return one_line(f"{line} [{' '.join(fields)}]" if fields else line)
 
 
 def configure_logging(fmt: str = "text", level: int | str = logging.INFO) -> None:

@@ -4,6 +4,19 @@
 one process, or two tests, never share counters). Database-read gauges are
 refreshed at scrape time at most once per `DB_CACHE_SECONDS`, so a scrape
 storm costs the database one round of queries per second.
+
+Label values that come from clients are capped, so a client cannot grow the
+number of series without bound (one series per queue name it invents):
+`queue` and `kind` each keep the first `MAX_LABEL_VALUES` (100) distinct
+values a process sees, in every metric that carries them (the event metrics
+and the database gauges alike, so a queue has one name across metrics); later
+values are counted under `OVERFLOW_LABEL` (`_other`, which no queue or kind
+name can be: they start with a letter or digit). The database gauges sum
+counts and take the oldest age over the queues merged into `_other`. The
+HTTP `method` label keeps the standard methods and maps any other to
+`_other`; `route` is the matched route's template (or one unmatched value)
+and `status` a status code, both bounded already. The caps are per process:
+under `--processes N` each child keeps its own first 100.
 """
 
 from __future__ import annotations
@@ -34,6 +47,28 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _PICKUP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+MAX_LABEL_VALUES = 100
+OVERFLOW_LABEL = "_other"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class LabelCap:
+    """The first `limit` distinct values of a label pass; the rest become
+    OVERFLOW_LABEL. A value keeps its answer for the life of the process, so
+    inc() and dec() of one gauge always meet the same series."""
+
+    def __init__(self, limit: int = MAX_LABEL_VALUES) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        # A race of two threads may let one value past the limit: harmless.
+        if len(self.seen) < self.limit:
+            self.seen.add(value)
+            return value
+        return OVERFLOW_LABEL
 
 
 class Metrics:
@@ -123,6 +158,8 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self.queue_label = LabelCap()
+        self.kind_label = LabelCap()
         self._db_read_at = 0.0
         self._db_lock = asyncio.Lock()
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
@@ -154,25 +191,30 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    # Labels are capped before the cache too: its keys would grow with them.
     def _enqueued(self, e: events.JobsEnqueued) -> None:
-        self._child(self.enqueued, e.queue, e.kind).inc(e.count)
+        queue, kind = self.queue_label(e.queue), self.kind_label(e.kind)
+        self._child(self.enqueued, queue, kind).inc(e.count)
 
     def _claimed(self, e: events.JobClaimed) -> None:
-        self._child(self.pickup, e.queue, e.kind).observe(max(0.0, e.pickup_delay_s))
+        queue, kind = self.queue_label(e.queue), self.kind_label(e.kind)
+        self._child(self.pickup, queue, kind).observe(max(0.0, e.pickup_delay_s))
 
     def _finished(self, e: events.JobFinished) -> None:
-        self._child(self.finished, e.queue, e.kind, e.outcome).inc()
-        self._child(self.duration, e.queue, e.kind).observe(e.duration_s)
+        queue, kind = self.queue_label(e.queue), self.kind_label(e.kind)
+        self._child(self.finished, queue, kind, e.outcome).inc()
+        self._child(self.duration, queue, kind).observe(e.duration_s)
 
     def _rescued(self, e: events.JobsRescued) -> None:
-        self._child(self.rescued, e.queue).inc(e.count)
+        self._child(self.rescued, self.queue_label(e.queue)).inc(e.count)
 
     def _in_flight(self, e: events.InFlightChanged) -> None:
-        self._child(self.in_flight, e.queue).inc(e.delta)
+        self._child(self.in_flight, self.queue_label(e.queue)).inc(e.delta)
 
     def _http_done(self, e: events.HttpRequestDone) -> None:
-        self._child(self.http_requests, e.method, e.route, str(e.status)).inc()
-        self._child(self.http_duration, e.method, e.route).observe(e.duration_s)
+        method = e.method if e.method in HTTP_METHODS else OVERFLOW_LABEL
+        self._child(self.http_requests, method, e.route, str(e.status)).inc()
+        self._child(self.http_duration, method, e.route).observe(e.duration_s)
 
     async def refresh_from_database(self, client: Client) -> None:
         """Read the database gauges, unless they were read within DB_CACHE_SECONDS."""
@@ -183,13 +225,21 @@ class Metrics:
             workers = await client.workers()
             dead = await client.queries.stats_dead_tuples(client.pool)
             xact_age = await client.queries.stats_oldest_xact_age(client.pool)
+            counts: dict[tuple[str, str], int] = {}
+            oldest: dict[str, float] = {}
+            for q in queues:
+                name = self.queue_label(q.name)
+                for status, n in q.counts.items():
+                    counts[name, status] = counts.get((name, status), 0) + n
+                if q.oldest_runnable_age_seconds is not None:
+                    age = q.oldest_runnable_age_seconds
+                    oldest[name] = max(age, oldest.get(name, age))
             self.queue_jobs.clear()
             self.oldest_runnable.clear()
-            for q in queues:
-                for status, n in q.counts.items():
-                    self.queue_jobs.labels(q.name, status).set(n)
-                if q.oldest_runnable_age_seconds is not None:
-                    self.oldest_runnable.labels(q.name).set(q.oldest_runnable_age_seconds)
+            for (name, status), n in counts.items():
+                self.queue_jobs.labels(name, status).set(n)
+            for name, age in oldest.items():
+                self.oldest_runnable.labels(name).set(age)
             self.workers_alive.set(len(workers))
             self.dead_tuples.clear()
             for table, n in dead.items():

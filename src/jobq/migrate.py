@@ -33,7 +33,7 @@ def bundled_migrations(schema: str) -> list[Migration]:
     quoted = '"' + schema.replace('"', '""') + '"'
     found = []
     for entry in folder.iterdir():
-        match = _FILE_RE.match(entry.name)
+        match = _FILE_RE.fullmatch(entry.name)
         if match:
             sql = entry.read_text(encoding="utf-8").replace("{schema}", quoted)
             found.append(Migration(int(match.group(1)), match.group(2), sql))

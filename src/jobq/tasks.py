@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +24,21 @@ from jobq.errors import JobCancelled
 from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
 
 log = logging.getLogger("jobq.tasks")
+
+# W3C Trace Context, version 00's shape: version-trace_id-parent_id-flags.
+_TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
+def valid_traceparent(value: object) -> str | None:
+    """`value` if it is a W3C `traceparent`, else None. Version ff and all-zero
+    trace or parent ids are invalid (W3C Trace Context §3.2). The metadata is the
+    client's: anything else is neither carried to the handler nor logged."""
+    if not isinstance(value, str):
+        return None
+    match = _TRACEPARENT_RE.fullmatch(value)
+    if match is None or value.startswith("ff") or not all(int(g, 16) for g in match.groups()):
+        return None
+    return value
 
 
 @dataclass
@@ -51,8 +67,8 @@ class JobContext:
 
     @property
     def traceparent(self) -> str | None:
-        value = self.job.metadata.get("traceparent")
-        return value if isinstance(value, str) else None
+        """The job metadata's `traceparent` when it is a valid W3C one."""
+        return valid_traceparent(self.job.metadata.get("traceparent"))
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_requested:

@@ -74,9 +74,7 @@ class JobListItem(JobOut):
     """A job in a list: with `summary=true`, without `payload` and `metadata`."""
 
     payload: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Absent with summary=true."
-    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
 
 
 class JobList(BaseModel):

@@ -70,7 +70,7 @@ class WorkerConfig:
             raise ConfigError(f"--concurrency: must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
         names = tuple(dict.fromkeys(q.strip() for q in queues or () if q.strip())) or None
         for name in names or ():
-            if not re.match(QUEUE_PATTERN, name):
+            if not re.fullmatch(QUEUE_PATTERN, name):
                 raise ConfigError(f"--queues: {name!r} is not a valid queue name")
         return cls(
             concurrency=concurrency,

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobq.worker")
 
 THREAD_PREFIX = "jobq-handler"
-# Exporters bind every interface so a Prometheus in another pod or container can
-# scrape them; --metrics-host narrows it.
-DEFAULT_METRICS_HOST = "0.0.0.0"
+# Loopback unless asked: /metrics shows queue and kind names, and nothing on the
+# port asks for a token. A Prometheus in another pod or container needs
+# `--metrics-host 0.0.0.0` (deploy/k8s/worker.yaml and compose.yaml pass it).
+DEFAULT_METRICS_HOST = "127.0.0.1"
 PARENT_CHECK_SECONDS = 1.0
 
 

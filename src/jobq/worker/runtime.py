@@ -13,7 +13,7 @@ JOBQ_SHUTDOWN_GRACE_SECONDS, then interrupts the rest and returns them to
 once no runnable job is left.
 
 Log records of jobs carry `extra` fields job_id, kind, queue, attempt and
-worker_id (and traceparent when the job's metadata has one).
+worker_id (and traceparent when the job's metadata has a valid W3C one).
 
 Sync handlers run on the event loop's default executor: `jobq worker` sizes it
 to the concurrency; a program that embeds a Worker sizes its own (asyncio's
