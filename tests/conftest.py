@@ -43,8 +43,10 @@ def embedded_home() -> Iterator[Path]:
 
     Not under tmp_path: pytest keeps that 0700, and as root the server's account must pass
     through the folders above its home (jobq opens none of them). This folder is the test's
-    own, 0711: passable, not listable. The space checks the quoting of paths in URLs."""
+    own, 0711: passable, not listable. The space checks the quoting of paths in URLs.
+    Should the home's data end up in root's dedicated folder, that folder goes too."""
     from jobq import embedded
+    from jobq.embedded_access import dedicated_data_dir
 
     folder = Path(tempfile.mkdtemp(prefix="jobq-test-"))
     folder.chmod(0o711)
@@ -54,6 +56,8 @@ def embedded_home() -> Iterator[Path]:
     finally:
         embedded.stop(home)
         shutil.rmtree(folder)
+        if os.geteuid() == 0:
+            shutil.rmtree(dedicated_data_dir(home).parent, ignore_errors=True)
 
 
 @pytest.fixture

