@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from jobq import App, JobContext, Settings
 from jobq.client import Client
@@ -107,3 +110,14 @@ async def insert_job(
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+REQUIRE_ALL = os.environ.get("JOBQ_TESTS_REQUIRE_ALL") == "1"
+
+
+def skip_unless_required(reason: str, *, module: bool = False) -> NoReturn:
+    """Skip a test whose tool is missing here, or fail it where everything must run
+    (CI sets JOBQ_TESTS_REQUIRE_ALL=1, so a missing tool cannot pass as a skip)."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{reason} (JOBQ_TESTS_REQUIRE_ALL=1)", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)

@@ -27,11 +27,13 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support import skip_unless_required
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip(
+    skip_unless_required(
         "the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-        allow_module_level=True,
+        module=True,
     )
 
 from playwright.sync_api import (  # noqa: E402 - only once chromium is known to be there

@@ -12,7 +12,7 @@ Beside them, the facts these settings rest on: LISTEN through PgBouncer
 hears nothing while NOTIFY passes; asyncpg's statement cache breaks through
 it and 0 fixes it; and jobq's SQL takes no session-level advisory lock.
 
-Skipped when PgBouncer is not installed, unless JOBQ_REQUIRE_PGBOUNCER=1
+Skipped when PgBouncer is not installed, unless JOBQ_TESTS_REQUIRE_ALL=1
 (`make pgbouncer-test` installs it and sets that).
 """
 
@@ -44,7 +44,7 @@ from jobq import Settings
 from jobq.client import Client
 from jobq.demo import build_app
 from tests.conftest import drop_schema
-from tests.support import insert_job, wait_for
+from tests.support import insert_job, skip_unless_required, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBQ = Path(sys.executable).parent / "jobq"
@@ -154,9 +154,9 @@ def _pgbouncer_user(target: str) -> str:
 def pgbouncer(database_url: str) -> Iterator[Bouncer]:
     binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
     if not Path(binary).exists():
-        if os.environ.get("JOBQ_REQUIRE_PGBOUNCER") == "1":
-            pytest.fail("pgbouncer is not installed (make pgbouncer-test installs it)")
-        pytest.skip("pgbouncer is not installed; `make pgbouncer-test` installs it and runs these")
+        skip_unless_required(
+            "pgbouncer is not installed; `make pgbouncer-test` installs it and runs these"
+        )
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
     match = re.search(r"PgBouncer (\d+)\.(\d+)", version)
     assert match, version

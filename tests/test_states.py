@@ -66,3 +66,19 @@ def test_lost_lease_is_a_failed_attempt_naming_the_worker() -> None:
     assert t.error is not None and t.error.startswith("lease expired") and "w-1" in t.error
     assert decide(snap(3, 3), LeaseExpired("w"), NOW, POLICY).status is JobStatus.FAILED_PERMANENT
     assert decide(snap(1, 3, True), LeaseExpired("w"), NOW, POLICY).status is JobStatus.CANCELLED
+
+
+def test_every_transition_decide_makes_is_in_the_table() -> None:
+    from itertools import product
+
+    from jobq.states import EDGES
+
+    from_running = {e.target for e in EDGES if e.source is JobStatus.RUNNING}
+    outcomes = [Succeeded(), Cancelled, Failed("x"), Interrupted("x"), LeaseExpired("w")]
+    made = set()
+    for outcome, attempts, cancel in product(outcomes, (1, 3), (False, True)):
+        made.add(decide(snap(attempts, 3, cancel), outcome, NOW, POLICY, lowest).status)
+    assert made == from_running
+    # Every state is reachable from queued, and only terminal states have no way out
+    # but the ones an operator takes.
+    assert {e.target for e in EDGES} | {JobStatus.QUEUED} == set(JobStatus)

@@ -13,5 +13,5 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   require_root
   ensure_packages pgbouncer
 fi
-export JOBQ_REQUIRE_PGBOUNCER=1
+export JOBQ_TESTS_REQUIRE_ALL=1
 exec .venv/bin/pytest tests/test_pgbouncer.py -p no:cacheprovider "$@"

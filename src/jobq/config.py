@@ -53,26 +53,64 @@ class ApiToken:
     scopes: frozenset[str]
 
 
+def _setting(default: Any, doc: str, *, flag: bool = True, in_repr: bool = True) -> Any:
+    """A Settings field with its documentation (docs/CONFIGURATION.md and the CLI's
+    flag help are made from it) and whether the CLI offers it as a flag."""
+    return field(default=default, repr=in_repr, metadata={"doc": doc, "flag": flag})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str | None = None
-    listen_database_url: str | None = None
-    schema: str = DEFAULT_SCHEMA
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    retry_base_ms: int = DEFAULT_RETRY_BASE_MS
-    retry_cap_ms: int = DEFAULT_RETRY_CAP_MS
-    poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    cancel_grace_seconds: float = DEFAULT_CANCEL_GRACE_SECONDS
-    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
-    retention_seconds: float = DEFAULT_RETENTION_SECONDS
-    home: Path = Path(DEFAULT_HOME)
-    statement_cache: int = DEFAULT_STATEMENT_CACHE
-    api_tokens: tuple[ApiToken, ...] = field(default=(), repr=False)
-    # Host names an API without tokens also answers to, besides loopback ones
-    # (jobq.api.guard: DNS rebinding); "*" turns the check off.
-    allowed_hosts: tuple[str, ...] = ()
+    """Every setting; `dataclasses.fields(Settings)` is the catalogue (each field's
+    metadata has its `doc` and whether it is also a CLI `flag`)."""
+
+    database_url: str | None = _setting(
+        None, "PostgreSQL URL; without it, the embedded PostgreSQL in JOBQ_HOME."
+    )
+    listen_database_url: str | None = _setting(
+        None, "A direct URL for LISTEN when DATABASE_URL goes through a transaction pooler."
+    )
+    schema: str = _setting(DEFAULT_SCHEMA, "PostgreSQL schema that holds jobq's tables.")
+    max_payload_bytes: int = _setting(
+        DEFAULT_MAX_PAYLOAD_BYTES, "Largest payload accepted, serialised (413 beyond)."
+    )
+    max_request_bytes: int = _setting(
+        DEFAULT_MAX_REQUEST_BYTES, "Largest HTTP request body (413 before parsing)."
+    )
+    retry_base_ms: int = _setting(DEFAULT_RETRY_BASE_MS, "Retry delay base (decorrelated jitter).")
+    retry_cap_ms: int = _setting(DEFAULT_RETRY_CAP_MS, "Retry delay cap.")
+    poll_interval_ms: int = _setting(
+        DEFAULT_POLL_INTERVAL_MS, "Polling fallback of a worker when no NOTIFY arrives."
+    )
+    lease_seconds: float = _setting(
+        DEFAULT_LEASE_SECONDS, "Lease of a running job, renewed by heartbeat."
+    )
+    cancel_grace_seconds: float = _setting(
+        DEFAULT_CANCEL_GRACE_SECONDS, "Time a handler gets to honour a cancel request."
+    )
+    shutdown_grace_seconds: float = _setting(
+        DEFAULT_SHUTDOWN_GRACE_SECONDS, "Time running jobs get to finish on SIGTERM."
+    )
+    retention_seconds: float = _setting(
+        DEFAULT_RETENTION_SECONDS, "Keep finished jobs this long: 7d, 12h, 30m, 45s or seconds."
+    )
+    home: Path = _setting(Path(DEFAULT_HOME), "Folder of the embedded PostgreSQL.")
+    statement_cache: int = _setting(
+        DEFAULT_STATEMENT_CACHE, "asyncpg's statement cache size; 0 for PgBouncer < 1.21."
+    )
+    api_tokens: tuple[ApiToken, ...] = _setting(
+        (),
+        'Bearer tokens of the HTTP API, a JSON list: [{"token": "...", "scopes": ["read", '
+        '"write", "admin"]}]. A secret: environment only, never a flag.',
+        flag=False,
+        in_repr=False,
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "Host names an API without tokens also answers to, besides loopback names "
+        "(comma-separated; * for any): the DNS rebinding guard.",
+        flag=False,
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -129,8 +167,13 @@ _ENV_NAMES = {"database_url": "DATABASE_URL", "retention_seconds": "JOBQ_RETENTI
 
 
 def env_name(field_name: str) -> str:
-    """The environment variable of a setting (SPEC §9); its flag is the kebab-case form."""
+    """The environment variable of a setting (SPEC §9)."""
     return _ENV_NAMES.get(field_name, f"JOBQ_{field_name.upper()}")
+
+
+def flag_name(field_name: str) -> str:
+    """The CLI flag of a setting: its variable's kebab-case form (`--lease-seconds`)."""
+    return "--" + env_name(field_name).removeprefix("JOBQ_").lower().replace("_", "-")
 
 
 # Settings a worker process never needs, so never in its environment, even

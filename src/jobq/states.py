@@ -98,3 +98,30 @@ def decide(
         run_at=run_at,
         retry_delay_ms=delay,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One way a job changes state, and what makes it happen."""
+
+    source: JobStatus
+    target: JobStatus
+    trigger: str
+
+
+# Every state change there is: `decide()` (from running), the claim, and the
+# operations of SPEC §2. tests/test_states.py checks decide() against it, and
+# docs/STATES.md draws it (docs/generate.py).
+EDGES: tuple[Edge, ...] = (
+    Edge(JobStatus.QUEUED, JobStatus.RUNNING, "claimed by a worker"),
+    Edge(JobStatus.RETRYING, JobStatus.RUNNING, "claimed once run_at has passed"),
+    Edge(JobStatus.RUNNING, JobStatus.SUCCEEDED, "the handler returned"),
+    Edge(JobStatus.RUNNING, JobStatus.RETRYING, "failed or lease expired, attempts left"),
+    Edge(JobStatus.RUNNING, JobStatus.FAILED_PERMANENT, "failed or lease expired, no attempt left"),
+    Edge(JobStatus.RUNNING, JobStatus.CANCELLED, "returned Cancelled, or ended after a cancel"),
+    Edge(JobStatus.RUNNING, JobStatus.QUEUED, "interrupted by a shutdown (attempt not counted)"),
+    Edge(JobStatus.QUEUED, JobStatus.CANCELLED, "cancel"),
+    Edge(JobStatus.RETRYING, JobStatus.CANCELLED, "cancel"),
+    Edge(JobStatus.FAILED_PERMANENT, JobStatus.QUEUED, "retry by hand"),
+    Edge(JobStatus.CANCELLED, JobStatus.QUEUED, "retry by hand"),
+)
