@@ -31,7 +31,7 @@ DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_CANCEL_GRACE_SECONDS = 30.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
 DEFAULT_RETENTION_SECONDS = 7 * 86_400
-DEFAULT_HOME = ".jobq"
+DEFAULT_HOME = Path(".jobq")
 DEFAULT_STATEMENT_CACHE = 100
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
@@ -94,7 +94,7 @@ class Settings:
     retention_seconds: float = _setting(
         DEFAULT_RETENTION_SECONDS, "Keep finished jobs this long: 7d, 12h, 30m, 45s or seconds."
     )
-    home: Path = _setting(Path(DEFAULT_HOME), "Folder of the embedded PostgreSQL.")
+    home: Path = _setting(DEFAULT_HOME, "Folder of the embedded PostgreSQL.")
     statement_cache: int = _setting(
         DEFAULT_STATEMENT_CACHE, "asyncpg's statement cache size; 0 for PgBouncer < 1.21."
     )
