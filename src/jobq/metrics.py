@@ -1,7 +1,9 @@
 """Prometheus metrics of SPEC §8: the only module that imports prometheus_client.
 
-`Metrics` subscribes to jobq.events and keeps its own registry (so two apps in
-one process, or two tests, never share counters). Database-read gauges are
+`Metrics` subscribes to jobq.events and keeps its own registry. A process has
+one default instance (`default_metrics()`), shared by every app, API and
+worker in it: two apps in one process count into the same series. A test or
+a program that wants separate counters makes its own `Metrics()`. Database-read gauges are
 refreshed at scrape time at most once per `DB_CACHE_SECONDS`, so a scrape
 storm costs the database one round of queries per second.
 
