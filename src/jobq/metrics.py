@@ -2,8 +2,9 @@
 
 `Metrics` subscribes to jobq.events and keeps its own registry. A process has
 one default instance (`default_metrics()`), shared by every app, API and
-worker in it: two apps in one process count into the same series. A test or
-a program that wants separate counters makes its own `Metrics()`. Database-read gauges are
+worker in it: two apps in one process count into the same series (events are
+process-wide, so even a second `Metrics()`, with its own registry, counts
+what both apps do). Database-read gauges are
 refreshed at scrape time at most once per `DB_CACHE_SECONDS`, so a scrape
 storm costs the database one round of queries per second.
 
