@@ -169,12 +169,17 @@ async def test_docs_do_not_keep_tokens_in_local_storage(
     [
         (b"localhost:8000", "localhost"),
         (b"[::1]:8000", "::1"),
-        (b"::1", "::1"),
+        (b"::1", None),  # an IPv6 address in Host is bracketed (RFC 3986)
         (b"Example.COM", "example.com"),
         (b"127.0.0.1", "127.0.0.1"),
+        (b"[::1]evil.example", None),
+        (b"[::1", None),
+        (b"127.0.0.1:8000@evil.example", None),
+        (b"localhost:80:80", None),
+        (b"", None),
     ],
 )
-def test_host_name(header: bytes, name: str) -> None:
+def test_host_name(header: bytes, name: str | None) -> None:
     assert guard.host_name(header) == name
 
 
@@ -184,3 +189,43 @@ def test_loopback_names() -> None:
     assert not guard.is_loopback_name("localhost.evil.example")
     assert not guard.is_loopback_name("10.0.0.1")
     assert guard.host_refusal(None, ()) is not None
+
+
+async def test_two_host_headers_are_refused(app: App, client: Client, settings: Settings) -> None:
+    api = create_app(app, client=client, settings=settings)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v1/jobs",
+        "raw_path": b"/v1/jobs",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost"), (b"host", b"evil.example")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
+    await api(scope, receive, send)
+    assert sent[0]["status"] == 400
+
+
+async def test_openapi_documents_what_any_v1_operation_can_answer(
+    app: App, client: Client, settings: Settings
+) -> None:
+    async with api_at("http://localhost", app, client, settings) as http:
+        doc = (await http.get("/openapi.json")).json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if path.startswith("/v1"):
+                assert {"400", "401", "403", "413", "415", "500", "503"} <= codes, (method, path)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from jobq import App, Settings
-from jobq.api.middleware import enqueue_body_limit
+from jobq.api.middleware import MAX_JSON_CONTAINERS, SMALL_BODY_BYTES, enqueue_body_limit
 from jobq.client import MAX_PAGE_BYTES, Client
 from jobq.config import DEFAULT_MAX_METADATA_BYTES
 from jobq.job_request import MAX_JSON_DEPTH
@@ -156,3 +156,34 @@ async def test_summary_leaves_payload_and_metadata_out(
 def test_logging_is_configured_for_caplog() -> None:
     # caplog sees jobq.api's records only if the logger propagates.
     assert logging.getLogger("jobq.api").propagate
+
+
+async def test_only_enqueueing_takes_a_large_body(http: httpx.AsyncClient, client: Client) -> None:
+    job_id = await insert_job(client)
+    padding = {"queue": "default", "pad": "x" * (70 * 1024)}
+    for method, path in (
+        ("POST", "/v1/jobs/bulk/cancel"),
+        ("POST", f"/v1/jobs/{job_id}/cancel"),
+        ("POST", "/v1/queues/default/pause"),
+        ("GET", "/v1/jobs"),
+    ):
+        response = await http.request(method, path, json=padding)
+        problem = assert_problem(response, 413, type_="request-too-large")
+        assert problem["limit"] == SMALL_BODY_BYTES, path
+    assert (await client.get(job_id)).status.value == "queued"
+
+
+async def test_a_body_of_countless_tiny_objects_is_refused_before_parsing(
+    http: httpx.AsyncClient, client: Client
+) -> None:
+    # 16 MiB of `{}` would be 8 million dicts once parsed: gigabytes.
+    count = MAX_JSON_CONTAINERS + 1
+    body = b'{"jobs": [{"kind": "noop", "payload": {"a": [' + b"{}," * count + b"{}]}}]}"
+    response = await http.post(
+        "/v1/jobs/batch", content=body, headers={"content-type": "application/json"}
+    )
+    problem = assert_problem(response, 413, type_="request-too-large")
+    assert problem["limit"] == MAX_JSON_CONTAINERS
+    # A batch of ordinary jobs is far below the count.
+    jobs = [{"kind": "noop", "payload": {"i": i, "tags": [1, 2]}} for i in range(1000)]
+    assert (await http.post("/v1/jobs/batch", json={"jobs": jobs})).status_code == 201

@@ -71,6 +71,10 @@ def tokens_env(*items: object) -> dict[str, str]:
         ({"token": "CHANGE-ME", "scopes": ["read"]}, "placeholder"),
         ({"token": "x" * 40 + "change-me", "scopes": ["read"]}, "placeholder"),
         ({"token": "CHANGE-ME-to-a-token-of-32-characters-or-more"}, "placeholder"),
+        ({"token": "x" * 40 + "CHANGE_ME", "scopes": ["read"]}, "placeholder"),
+        ({"token": "x" * 40 + "changeme", "scopes": ["read"]}, "placeholder"),
+        ({"token": SECRET}, "needs 'scopes'"),
+        ({"token": SECRET, "scope": ["read"]}, "needs 'scopes'"),
         ({"token": "s3cret " + "x" * 32}, "visible ASCII"),
         ({"token": "s3cret\n" + "x" * 32}, "visible ASCII"),
         ({"token": "s3cret-é" + "x" * 32}, "visible ASCII"),
@@ -101,11 +105,13 @@ def test_token_policy_accepts_32_characters_and_refuses_a_repeat() -> None:
 
     made = secrets.token_urlsafe(32)
     s = Settings.from_env(
-        tokens_env({"token": made, "scopes": ["read", "write"]}, {"token": "x" * 32})
+        tokens_env({"token": made, "scopes": ["read", "write"]}, {"token": "x" * 32, "scopes": []})
     )
     assert [t.scopes for t in s.api_tokens] == [frozenset({"read", "write"}), frozenset()]
     with pytest.raises(ConfigError, match="JOBQ_API_TOKENS: item 1 repeats"):
-        Settings.from_env(tokens_env({"token": made}, {"token": made, "scopes": ["admin"]}))
+        Settings.from_env(
+            tokens_env({"token": made, "scopes": []}, {"token": made, "scopes": ["admin"]})
+        )
 
 
 def test_tokens_given_in_code_meet_the_policy_too() -> None:

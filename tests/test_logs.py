@@ -35,6 +35,8 @@ def test_one_line_escapes_every_line_break_and_control_character() -> None:
     assert escaped == ("a\\nb\\rc\\x0bd\\x0ce\\x1cf\\x85g\\u2028h\\u2029i\\x00j\\x7fk\\x9bl\\tm")
     assert all(ch.isprintable() for ch in escaped)
     assert one_line("plain text, é and 日本") == "plain text, é and 日本"
+    # Bidirectional overrides and zero-width characters read as something else.
+    assert one_line("a\u202eb\u2066c\u200bd\ufeff") == "a\\u202eb\\u2066c\\u200bd\\ufeff"
 
 
 def test_text_format_keeps_a_forged_message_and_its_fields_on_one_line() -> None:

@@ -41,7 +41,8 @@ _DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 VALID_SCOPES = frozenset({"read", "write", "admin"})
 MIN_TOKEN_LENGTH = 32
-TOKEN_PLACEHOLDER = "change-me"  # in the example Secret; refused in any case
+# In the example Secret; refused in any case and spelling (CHANGE-ME, change_me).
+TOKEN_PLACEHOLDER = "changeme"
 TOKEN_HOWTO = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # Visible ASCII: what an Authorization header carries unchanged (no spaces).
 _TOKEN_RE = re.compile(r"[\x21-\x7e]+")
@@ -285,6 +286,9 @@ def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:
             )
         scopes = item.get("scopes", [])
         check_api_token(var, i, item.get("token"), scopes, seen)
+        if "scopes" not in item:
+            # A misspelt key would otherwise give a token that can do nothing.
+            raise ConfigError(f"{var}: item {i} needs 'scopes' (a list of read, write, admin)")
         tokens.append(ApiToken(token=item["token"], scopes=frozenset(scopes)))
     return tuple(tokens)
 
@@ -305,7 +309,7 @@ def check_api_token(var: str, i: int, token: Any, scopes: Any, seen: set[str]) -
     The messages never show the token."""
     if not isinstance(token, str) or not token:
         raise ConfigError(f"{var}: item {i} needs a non-empty string 'token'")
-    if TOKEN_PLACEHOLDER in token.lower():
+    if TOKEN_PLACEHOLDER in token.lower().replace("-", "").replace("_", ""):
         raise ConfigError(f"{var}: item {i} is the CHANGE-ME placeholder; {TOKEN_HOWTO}")
     if len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(

@@ -43,11 +43,16 @@ class JsonFormatter(logging.Formatter):
 def _escape_table() -> dict[int, str]:
     table = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
     table.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+    # Bidirectional overrides and zero-width characters: they make a line read
+    # differently from what it holds (Trojan Source).
+    for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF):
+        table[c] = f"\\u{c:04x}"
     return table
 
 
 # Everything that a terminal or a log shipper may take as the end of a line
-# (str.splitlines() splits at \x1c-\x1e and \x85 too), or that moves the cursor.
+# (str.splitlines() splits at \x1c-\x1e and \x85 too), that moves the cursor,
+# or that reorders or hides text.
 _ESCAPES = _escape_table()
 
 

@@ -138,7 +138,13 @@ HOST_REFUSED = (
     "With no tokens configured, a `Host` that is not a loopback name nor in "
     "JOBQ_ALLOWED_HOSTS (DNS rebinding guard)."
 )
-NOT_JSON = "The body is not sent as `Content-Type: application/json`."
+NOT_JSON = "A body not sent as `Content-Type: application/json`."
+TOO_LARGE = (
+    "The body is over this operation's limit (JOBQ_MAX_REQUEST_BYTES for a batch, one job's "
+    "limit for an enqueue, 64 KiB otherwise) or holds too many JSON objects and arrays."
+)
+INTERNAL = "An unexpected error; the answer carries a `request_id` to quote."
+UNAVAILABLE = "The database is unreachable, or its schema is older than this process needs."
 CROSS_SITE = "a browser says the request comes from another site's page (`Origin`, "
 CROSS_SITE += "`Sec-Fetch-Site`)."
 
@@ -160,9 +166,12 @@ def _finish_openapi(doc: dict[str, Any]) -> dict[str, Any]:
             responses = operation.get("responses", {})
             if path not in UNGUARDED_PATHS:
                 responses.setdefault("400", _problem_response(HOST_REFUSED))
-            if is_protected(path) and "requestBody" in operation:
-                responses.setdefault("415", _problem_response(NOT_JSON))
             if is_protected(path):
+                # What any /v1 operation can answer, whatever its own errors.
+                responses.setdefault("413", _problem_response(TOO_LARGE))
+                responses.setdefault("415", _problem_response(NOT_JSON))
+                responses.setdefault("500", _problem_response(INTERNAL))
+                responses.setdefault("503", _problem_response(UNAVAILABLE))
                 scope = required_scope(method, path)
                 operation["security"] = [{"bearerAuth": []}]
                 operation["x-required-scope"] = scope

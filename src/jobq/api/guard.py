@@ -27,6 +27,7 @@ bodyless `POST .../cancel` keeps working from a shell, as the README shows.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Collection
 
 from starlette.responses import Response
@@ -39,12 +40,16 @@ _SAME_SITE_FETCHES = frozenset({b"same-origin", b"none"})
 _JSON_MEDIA_TYPE = b"application/json"
 
 
-def host_name(host: bytes) -> str:
-    """The name part of a Host header value: `[::1]:8000` -> `::1`, `a.b:80` -> `a.b`."""
-    text = host.decode("latin-1").strip().lower()
-    if text.startswith("["):
-        return text[1:].partition("]")[0]
-    return text.rpartition(":")[0] if text.count(":") == 1 else text
+_HOST_RE = re.compile(rb"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+
+
+def host_name(host: bytes) -> str | None:
+    """The name part of a Host header value (`[::1]:8000` -> `::1`, `a.b:80` -> `a.b`),
+    or None when it is not `name[:port]` or `[v6][:port]`."""
+    match = _HOST_RE.fullmatch(host.strip())
+    if match is None:
+        return None
+    return match.group(1).decode("ascii").strip("[]").lower()
 
 
 def is_loopback_name(name: str) -> bool:
@@ -61,7 +66,7 @@ def host_refusal(host: bytes | None, allowed: Collection[str]) -> Response | Non
     """400 unless `host` is loopback or allowed (the open API's rebinding guard)."""
     if "*" in allowed:
         return None
-    name = host_name(host) if host is not None else ""
+    name = host_name(host) if host is not None else None
     if name and (is_loopback_name(name) or name in allowed):
         return None
     return problem(

@@ -5,7 +5,12 @@ uvicorn's own lacks, so a slow or greedy client cannot hold the server.
   the connection opening (or of the previous response): partial headers held
   open (slowloris) get a 408 and the connection is closed.
 - The request line and headers together may take `max_header_bytes`: past
-  that, 431 and close (uvicorn's httptools parser accepts any size).
+  that, 431 and close (uvicorn's httptools parser accepts any size). The raw
+  bytes are counted too, so a header that never ends is refused as it grows
+  (httptools only reports a header once its line is complete).
+- A client that stops reading its answer may hold it in the write buffer for
+  `write_stall_timeout` seconds; then the connection is aborted and the
+  answer's memory freed.
 
 uvicorn's own limits do the rest: `limit_concurrency` (503 beyond) and
 `timeout_keep_alive` for idle connections, set in `jobq.api.server`.
@@ -20,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_WRITE_STALL_SECONDS = 30.0
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -31,11 +37,15 @@ class _HeaderTooLarge(Exception):
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout = DEFAULT_HEADER_TIMEOUT_SECONDS
     max_header_bytes = DEFAULT_MAX_HEADER_BYTES
+    write_stall_timeout = DEFAULT_WRITE_STALL_SECONDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
+        self._raw_head_bytes = 0
+        self._awaiting_headers = True
         self._header_timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
         self._refusal: int | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -44,11 +54,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # Only bytes that arrive while a request's headers are still incomplete
+        # count; a chunk that finishes them may carry body bytes too.
+        counting = self._awaiting_headers
+        super().data_received(data)
+        if counting and self._awaiting_headers and not self.transport.is_closing():
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self.max_header_bytes:
+                self._refuse(431)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.write_stall_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        if not self.transport.is_closing():
+            self.transport.abort()  # the buffered answer is dropped with it
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._raw_head_bytes = 0
+        self._awaiting_headers = True
         # A keep-alive connection's next request (while idle, uvicorn's
         # keep-alive timer guards it).
         if self._header_timer is None:
@@ -63,6 +104,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
         self._disarm_header_timer()
         super().on_headers_complete()
 
@@ -107,10 +149,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def guarded_protocol(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT_SECONDS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    write_stall_timeout: float = DEFAULT_WRITE_STALL_SECONDS,
 ) -> type[GuardedHttpToolsProtocol]:
     """The protocol class with these limits (uvicorn takes a class as `http=`)."""
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+        {
+            "header_timeout": header_timeout,
+            "max_header_bytes": max_header_bytes,
+            "write_stall_timeout": write_stall_timeout,
+        },
     )

@@ -11,11 +11,13 @@ and one `send` hop fewer each, measured on HTTP enqueue):
    answer (no framing, no sniffing, no caching of job data);
 3. browser guards (`jobq.api.guard`): Host, Content-Type and cross-site checks;
 4. bearer auth (`jobq.api.auth`): answers 401/403 before the body is read;
-5. body limit: refuses a body over the limit with 413 before anything parses
-   it: at once from Content-Length, else while counting the chunks (such a
-   body is buffered, which the JSON parser would do anyway). The limit is
-   JOBQ_MAX_REQUEST_BYTES, and for `POST /v1/jobs` (one job) what one job can
-   take (`enqueue_body_limit`).
+5. body limit: refuses a body over its route's limit with 413 before anything
+   parses it: at once from Content-Length, else while counting the chunks. The
+   limit is JOBQ_MAX_REQUEST_BYTES for a batch, what one job can take for
+   `POST /v1/jobs` (`enqueue_body_limit`), and SMALL_BODY_BYTES for every
+   other request. A body over SMALL_BODY_BYTES is buffered (the JSON parser
+   would do so anyway) and refused if it holds over MAX_JSON_CONTAINERS
+   objects and arrays, which would cost far more memory than its bytes.
 
 Every check works on the path relative to the app (`auth.route_path`), so it
 holds the same when the app is mounted under a prefix or run with a root path.
@@ -46,6 +48,11 @@ UNMATCHED_ROUTE = "unmatched"
 _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 ENQUEUE_PATH = "/v1/jobs"
+BATCH_PATH = "/v1/jobs/batch"
+# The body limit of every request but an enqueue (filters, or no body at all).
+SMALL_BODY_BYTES = 64 * 1024
+# JSON objects and arrays one request may hold, each a Python object once parsed.
+MAX_JSON_CONTAINERS = 200_000
 # Sent with every answer unless the answer sets its own (the dashboard's page
 # has a full Content-Security-Policy; its files revalidate with `no-cache`).
 # Swagger UI at /docs runs inline scripts, so the app-wide policy is only
@@ -91,6 +98,7 @@ class _Headers:
         "content_type",
         "fetch_site",
         "host",
+        "hosts",
         "length",
         "origin",
         "request_id",
@@ -104,6 +112,7 @@ class _Headers:
         self.host: bytes | None = None
         self.origin: bytes | None = None
         self.fetch_site: bytes | None = None
+        self.hosts = 0
         self.chunked = False
         for key, value in headers:
             key = key.lower()
@@ -112,6 +121,7 @@ class _Headers:
             elif key == b"content-type":
                 self.content_type = value if self.content_type is None else self.content_type
             elif key == b"host":
+                self.hosts += 1
                 self.host = value if self.host is None else self.host
             elif key == b"authorization":
                 self.authorization = value if self.authorization is None else self.authorization
@@ -240,6 +250,8 @@ class ApiMiddleware:
         """The answer for a request refused before its body is read, or None."""
         path = auth.route_path(scope)
         method: str = scope["method"]
+        if headers.hosts > 1:  # RFC 9112 §3.2: which one would a proxy have routed by?
+            return problem(400, "the request has more than one Host header", type_="bad-host")
         if not self.tokens and path not in guard.UNGUARDED_PATHS:
             refusal = guard.host_refusal(headers.host, self.allowed_hosts)
             if refusal is not None:
@@ -257,17 +269,26 @@ class ApiMiddleware:
                 return guard.media_type_refusal(headers.content_type)
         return None
 
+    def _limit_for(self, scope: Scope) -> int:
+        """The body limit of this request's route: only enqueueing takes large bodies."""
+        if scope["method"] == "POST":
+            path = auth.route_path(scope).rstrip("/")
+            if path == BATCH_PATH:
+                return self.max_bytes
+            if path == ENQUEUE_PATH:
+                return self.max_enqueue_bytes
+        return min(SMALL_BODY_BYTES, self.max_bytes)
+
     async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
-        """Run the app, or answer 413 if the body is over the limit."""
-        limit = self.max_bytes
-        if scope["method"] == "POST" and auth.route_path(scope).rstrip("/") == ENQUEUE_PATH:
-            limit = self.max_enqueue_bytes
+        """Run the app, or answer 413 if the body is over the limit or holds more
+        JSON objects and arrays than MAX_JSON_CONTAINERS."""
+        limit = self._limit_for(scope)
         declared = headers.length.strip() if headers.length is not None else b""
         if declared.isdigit():
             if int(declared) > limit:
                 await self._refuse(scope, receive, send, limit)
                 return
-            if not headers.chunked:
+            if not headers.chunked and int(declared) <= SMALL_BODY_BYTES:
                 # The server delivers exactly Content-Length bytes (the HTTP parser
                 # enforces it), so the common case needs no counting and no buffer.
                 await self.app(scope, receive, send)
@@ -278,6 +299,13 @@ class ApiMiddleware:
             await self._refuse(scope, receive, send, limit)
             return
         body = b"".join(chunks)
+        # Parsed, every `{}` is a dict of ~64 bytes or more: 16 MiB of them would
+        # take gigabytes and the event loop for seconds. Braces inside strings
+        # count too, which errs on the safe side. bytes.count is C-fast.
+        containers = body.count(b"{") + body.count(b"[")
+        if containers > MAX_JSON_CONTAINERS:
+            await self._refuse_complex(scope, receive, send, containers)
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -288,6 +316,19 @@ class ApiMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _refuse_complex(
+        self, scope: Scope, receive: Receive, send: Send, containers: int
+    ) -> None:
+        response = problem(
+            413,
+            f"the request body holds {containers} JSON objects and arrays; at most "
+            f"{MAX_JSON_CONTAINERS} are accepted in one request",
+            type_="request-too-large",
+            title="Request too large",
+            limit=MAX_JSON_CONTAINERS,
+        )
+        await response(scope, receive, send)
 
     async def _read(self, receive: Receive, limit: int) -> list[bytes]:
         chunks: list[bytes] = []
@@ -305,11 +346,10 @@ class ApiMiddleware:
                 return chunks
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        which = (
-            "JOBQ_MAX_REQUEST_BYTES"
-            if limit == self.max_bytes
-            else "one job: 3 x (JOBQ_MAX_PAYLOAD_BYTES + the metadata limit) + 64 KiB"
-        )
+        which = {
+            self.max_bytes: "JOBQ_MAX_REQUEST_BYTES",
+            self.max_enqueue_bytes: "one job: 3 x (JOBQ_MAX_PAYLOAD_BYTES + metadata) + 64 KiB",
+        }.get(limit, "this route takes no larger body")
         response = problem(
             413,
             f"the request body is over the limit of {limit} bytes ({which})",
