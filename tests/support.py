@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from jobq import App, JobContext, Settings
 from jobq.client import Client
+from jobq.db.outcomes import PolicyFor, rescue_expired_leases
+from jobq.db.records import Claimed, Finished, FinishRow
 from jobq.ids import uuid7
 
 
@@ -107,3 +109,34 @@ async def insert_job(
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+async def claim_jobs(
+    client: Client, worker_id: str, queues: Sequence[str] | None = None, limit: int = 1
+) -> list[Claimed]:
+    """Claim as a worker does: `job_finish_and_claim` with no outcomes to carry."""
+    _, claimed = await finish_and_claim(client, (), worker_id, queues, limit)
+    return claimed
+
+
+async def finish_and_claim(
+    client: Client,
+    rows: Sequence[FinishRow],
+    worker_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+) -> tuple[list[Finished], list[Claimed]]:
+    """A worker's round trip: write `rows` and claim up to `limit` jobs."""
+    return await client.queries.job_finish_and_claim(
+        client.pool, rows, worker_id, queues, limit, client.settings.lease_seconds
+    )
+
+
+async def finish_rows(client: Client, rows: Sequence[FinishRow]) -> list[Finished]:
+    """Write outcomes as the worker's completer does (fenced; lost claims are skipped)."""
+    return await client.queries.job_finish_many(client.pool, rows)
+
+
+async def rescue(client: Client, policy_for: PolicyFor) -> list[Finished]:
+    """One run of the rescuer over expired leases."""
+    return await rescue_expired_leases(client.pool, client.queries, policy_for)

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
-from jobq import embedded
-from jobq import embedded_access as access
+from jobq.db import embedded
+from jobq.db import embedded_access as access
 from jobq.errors import EmbeddedDatabaseError
 from tests.test_embedded import _start_in_child
 

@@ -396,6 +396,21 @@ SELECT pg_notify($1::text, $2::text);
 -- One round trip, proving a long-lived session connection (LISTEN) is alive.
 SELECT 1;
 
+-- name: connection_begin_without_jit
+-- Open the transaction a new pooled connection's type lookup runs in, with JIT
+-- off for it alone (SET LOCAL: safe behind a transaction-mode pooler).
+BEGIN; SET LOCAL jit = off;
+
+-- name: connection_array_types
+-- Name every array type jobq's statements pass, so that asyncpg looks them all
+-- up now, in the pool's init, and never on a worker's first claim.
+SELECT NULL::uuid[], NULL::integer[], NULL::bigint[], NULL::smallint[],
+       NULL::timestamptz[], NULL::bytea[];
+
+-- name: connection_commit
+-- End the type lookup's transaction.
+COMMIT;
+
 -- name: leader_acquire
 -- Take or renew the lease row `$1` for holder `$2`; answers the holder after.
 INSERT INTO {schema}.leaders AS l (name, holder, expires_at)

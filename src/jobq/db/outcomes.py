@@ -1,20 +1,21 @@
-"""From an outcome to the row that persists it, and the run-once maintenance steps.
+"""Turns a job's outcome into the fenced row that persists it, and runs the rescue and prune steps.
 
 The completer (worker), the rescuer and the shutdown path all turn an outcome
 into a `FinishRow` here, through the pure `states.decide()`, and write it with
 the one fenced statement `job_finish_and_claim` (the worker's producer sends
-outcomes along with its next claim).
+outcomes along with its next claim; `Queries.job_finish_many` writes them alone).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
-from jobq.queries import Conn, Finished, FinishRow, Queries
+from jobq.db.queries import Conn, Queries
+from jobq.db.records import Finished, FinishRow
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
 from jobq.types import Job, Outcome
@@ -55,12 +56,6 @@ def finish_row(
     )
 
 
-async def finish_many(conn: Conn, queries: Queries, rows: Sequence[FinishRow]) -> list[Finished]:
-    if not rows:
-        return []
-    return await queries.job_finish_many(conn, rows)
-
-
 async def rescue_expired_leases(
     pool: asyncpg.Pool, queries: Queries, policy_for: PolicyFor, *, limit: int = RESCUE_BATCH
 ) -> list[Finished]:
@@ -74,7 +69,7 @@ async def rescue_expired_leases(
             )
             for job in expired
         ]
-        return await finish_many(conn, queries, rows)
+        return await queries.job_finish_many(conn, rows)
 
 
 async def prune_finished(
