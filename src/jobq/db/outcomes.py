@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import asyncpg
 
@@ -33,7 +32,6 @@ def finish_row(
     policy: RetryPolicy,
     *,
     cancel_requested: bool | None = None,
-    now: datetime | None = None,
     uniform: Uniform = random.uniform,
 ) -> FinishRow:
     """The fenced row for `job` (as claimed: attempts counted) ending with `outcome`."""
@@ -43,7 +41,7 @@ def finish_row(
         cancel_requested=job.cancel_requested if cancel_requested is None else cancel_requested,
         retry_delay_ms=job.retry_delay_ms,
     )
-    transition = decide(snapshot, outcome, now or datetime.now(UTC), policy, uniform)
+    transition = decide(snapshot, outcome, policy, uniform)
     return FinishRow(
         id=job.id,
         attempt=job.attempts,
