@@ -295,12 +295,15 @@ class Client:
 
     # --- state changes --------------------------------------------------------
     async def cancel(self, job_id: uuid.UUID) -> Job:
-        """Cancel a job: `cancelled` at once unless running (then `cancel_requested`)."""
+        """Cancel a job: `cancelled` at once unless running (then `cancel_requested`).
+        Cancelling again is a no-op that answers the job as it stands."""
         job = await self.queries.job_cancel(self.pool, job_id)
         if job is not None:
             return job
         current = await self.get(job_id)
-        if current.status is JobStatus.CANCELLED:
+        if current.status is JobStatus.CANCELLED or (
+            current.status is JobStatus.RUNNING and current.cancel_requested
+        ):
             return current
         raise InvalidStateError(f"job {job_id} is already {current.status}", current.status)
 
