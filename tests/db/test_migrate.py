@@ -1,3 +1,5 @@
+"""Migrations against the real database: the schema they build, the lock, versions and refusal."""
+
 import asyncio
 
 import asyncpg

@@ -19,7 +19,7 @@ from tests.support import claim_jobs
 pytestmark = pytest.mark.slow
 
 # The children import jobq from the same source tree as this test run, installed or not.
-_SRC = str(Path(embedded.__file__).resolve().parents[1])
+_SRC = str(Path(embedded.__file__).resolve().parents[2])
 _START = "import sys; from pathlib import Path; from jobq.db.embedded import start; "
 
 
