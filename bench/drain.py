@@ -15,7 +15,7 @@ import time
 import uuid
 
 from jobq import Settings
-from jobq.database import resolve_database_url
+from jobq.db.pool import resolve_database_url
 from jobq.demo import build_app
 from jobq.worker.runtime import Worker
 

@@ -31,8 +31,8 @@ import asyncpg
 
 from jobq.client import Client
 from jobq.config import Settings
+from jobq.db.loader import load_sql, read_package_sql
 from jobq.ids import uuid7
-from jobq.queries import load_sql, read_package_sql
 
 
 def shapes(schema: str) -> dict[str, tuple[str, Any]]:

@@ -5,8 +5,8 @@
 
 Enqueues `--jobs` noop jobs into a scratch schema (dropped at the end),
 ANALYZEs the table, runs one burst `Worker` in this process with
-`Client.finish_and_claim` (the producer's claims, carrying outcomes) and
-`Client.finish` (the completer's own writes) wrapped in timers, and prints the
+`Queries.job_finish_and_claim` (the producer's claims, carrying outcomes) and
+`Queries.job_finish_many` (the completer's own writes) wrapped in timers, and prints the
 drain rate, the number of claims and completions, their mean/median round trip
 and how much of the wall time the claims add up to (the producer claims one
 batch at a time, so that share is the critical path).
@@ -24,8 +24,8 @@ from typing import Any
 
 from jobq import Settings
 from jobq.bench.app import build_app
-from jobq.client import Client
-from jobq.database import resolve_database_url
+from jobq.db.pool import resolve_database_url
+from jobq.db.queries import Queries
 from jobq.worker.runtime import Worker
 
 CLAIMS: list[tuple[float, int, int, int]] = []  # (seconds, asked, got, outcomes carried)
@@ -33,28 +33,33 @@ FINISHES: list[tuple[float, int]] = []  # (seconds, rows)
 
 
 def instrument() -> None:
-    finish_and_claim, finish = Client.finish_and_claim, Client.finish
+    finish_and_claim, finish = Queries.job_finish_and_claim, Queries.job_finish_many
 
     async def timed_claim(
-        self: Client,
+        self: Queries,
+        conn: Any,
         rows: Sequence[Any],
         worker_id: str,
         queues: Sequence[str] | None,
         limit: int,
+        lease_seconds: float,
     ) -> Any:
         began = time.perf_counter()
-        written, claimed = await finish_and_claim(self, rows, worker_id, queues, limit)
-        CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))
+        written, claimed = await finish_and_claim(
+            self, conn, rows, worker_id, queues, limit, lease_seconds
+        )
+        if limit:  # job_finish_many runs this statement too, claiming nothing
+            CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))
         return written, claimed
 
-    async def timed_finish(self: Client, rows: Sequence[Any]) -> Any:
+    async def timed_finish(self: Queries, conn: Any, rows: Sequence[Any]) -> Any:
         began = time.perf_counter()
-        written = await finish(self, rows)
+        written = await finish(self, conn, rows)
         FINISHES.append((time.perf_counter() - began, len(rows)))
         return written
 
-    Client.finish_and_claim = timed_claim  # type: ignore[method-assign]
-    Client.finish = timed_finish  # type: ignore[method-assign]
+    Queries.job_finish_and_claim = timed_claim  # type: ignore[method-assign]
+    Queries.job_finish_many = timed_finish  # type: ignore[method-assign]
 
 
 async def main(jobs: int, concurrency: int) -> None:

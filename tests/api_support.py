@@ -15,9 +15,9 @@ import pytest
 from jobq import App, Failed, JobStatus, Outcome, RetryPolicy, Settings
 from jobq.api import create_app
 from jobq.client import Client
-from jobq.completion import finish_row
 from jobq.config import ApiToken
-from tests.support import wait_for
+from jobq.db.outcomes import finish_row
+from tests.support import claim_jobs, finish_rows, wait_for
 
 BASE_URL = "http://localhost"
 FAST_RETRY = RetryPolicy(1, 1)  # 1 ms: a failed attempt is claimable again at once
@@ -79,7 +79,7 @@ async def claim(client: Client, job_id: uuid.UUID, worker_id: str = "w-test") ->
     """Claim this job (it must be the only runnable one)."""
 
     async def claimed() -> bool:
-        got = await client.claim(worker_id, None, 1)
+        got = await claim_jobs(client, worker_id, None, 1)
         assert all(c.job.id == job_id for c in got), "another job was claimable"
         return bool(got)
 
@@ -91,7 +91,7 @@ async def finish(
 ) -> JobStatus:
     """Finish the claimed attempt of this job with `outcome`; returns the new status."""
     job = await client.get(job_id)
-    done = await client.finish([finish_row(job, worker_id, outcome, FAST_RETRY)])
+    done = await finish_rows(client, [finish_row(job, worker_id, outcome, FAST_RETRY)])
     assert len(done) == 1
     return done[0].status
 

@@ -29,7 +29,7 @@ def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from jobq import embedded
+    from jobq.db import embedded
 
     # One server per checkout, shared by the xdist workers and reused by the next
     # run (`JOBQ_HOME=.jobq-test jobq db stop` stops it).
@@ -45,8 +45,8 @@ def embedded_home() -> Iterator[Path]:
     through the folders above its home (jobq opens none of them). This folder is the test's
     own, 0711: passable, not listable. The space checks the quoting of paths in URLs.
     Should the home's data end up in root's dedicated folder, that folder goes too."""
-    from jobq import embedded
-    from jobq.embedded_access import dedicated_data_dir
+    from jobq.db import embedded
+    from jobq.db.embedded_access import dedicated_data_dir
 
     folder = Path(tempfile.mkdtemp(prefix="jobq-test-"))
     folder.chmod(0o711)

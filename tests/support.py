@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -14,6 +14,8 @@ import pytest
 
 from jobq import App, JobContext, Settings
 from jobq.client import Client
+from jobq.db.outcomes import PolicyFor, rescue_expired_leases
+from jobq.db.records import Claimed, Finished, FinishRow
 from jobq.ids import uuid7
 
 
@@ -121,3 +123,34 @@ def skip_unless_required(reason: str, *, module: bool = False) -> NoReturn:
     if REQUIRE_ALL:
         pytest.fail(f"{reason} (JOBQ_TESTS_REQUIRE_ALL=1)", pytrace=False)
     pytest.skip(reason, allow_module_level=module)
+
+
+async def claim_jobs(
+    client: Client, worker_id: str, queues: Sequence[str] | None = None, limit: int = 1
+) -> list[Claimed]:
+    """Claim as a worker does: `job_finish_and_claim` with no outcomes to carry."""
+    _, claimed = await finish_and_claim(client, (), worker_id, queues, limit)
+    return claimed
+
+
+async def finish_and_claim(
+    client: Client,
+    rows: Sequence[FinishRow],
+    worker_id: str,
+    queues: Sequence[str] | None,
+    limit: int,
+) -> tuple[list[Finished], list[Claimed]]:
+    """A worker's round trip: write `rows` and claim up to `limit` jobs."""
+    return await client.queries.job_finish_and_claim(
+        client.pool, rows, worker_id, queues, limit, client.settings.lease_seconds
+    )
+
+
+async def finish_rows(client: Client, rows: Sequence[FinishRow]) -> list[Finished]:
+    """Write outcomes as the worker's completer does (fenced; lost claims are skipped)."""
+    return await client.queries.job_finish_many(client.pool, rows)
+
+
+async def rescue(client: Client, policy_for: PolicyFor) -> list[Finished]:
+    """One run of the rescuer over expired leases."""
+    return await rescue_expired_leases(client.pool, client.queries, policy_for)

@@ -22,7 +22,7 @@ from jobq.api.routes_system import READY_CACHE_SECONDS
 from jobq.client import Client
 from jobq.types import Job, WorkerInfo
 from tests.api_support import BASE_URL, assert_problem, claim, http, http_client
-from tests.support import insert_job
+from tests.support import claim_jobs, insert_job
 
 __all__ = ["http"]  # the fixture, imported for pytest
 
@@ -52,7 +52,7 @@ async def test_pause_and_resume(http: httpx.AsyncClient, client: Client) -> None
     assert response.status_code == 200, response.text
     assert response.json()["paused"] is True
     assert response.json()["counts"] == {"queued": 1}
-    assert await client.claim("w", None, 10) == []  # a paused queue is not claimed from
+    assert await claim_jobs(client, "w", None, 10) == []  # a paused queue is not claimed from
     # Enqueue still works on a paused queue.
     created = await http.post("/v1/jobs", json={"kind": "noop", "queue": "mail"})
     assert created.status_code == 201
@@ -60,7 +60,7 @@ async def test_pause_and_resume(http: httpx.AsyncClient, client: Client) -> None
     assert response.status_code == 200
     assert response.json()["paused"] is False
     assert response.json()["name"] == "mail"
-    claimed = await client.claim("w", None, 10)
+    claimed = await claim_jobs(client, "w", None, 10)
     assert job_id in {c.job.id for c in claimed}
 
 

@@ -21,10 +21,11 @@ from jobq.bench.report import percentile
 from jobq.bench.runner import scratch_schema
 from jobq.bench.store import BenchStore
 from jobq.client import Client
-from jobq.completion import finish_row
+from jobq.db.outcomes import finish_row
 from jobq.job_request import parse_request
 from jobq.retry import RetryPolicy
 from jobq.types import Failed, Job, Outcome, Succeeded
+from tests.support import claim_jobs, finish_rows
 
 pytestmark = pytest.mark.slow
 
@@ -131,12 +132,14 @@ async def test_self_check_catches_a_job_that_ran_twice(client: Client) -> None:
     policy = RetryPolicy(1, 1)
 
     async def finish(job_outcomes: list[tuple[Job, Outcome]]) -> None:
-        await client.finish([finish_row(job, worker_id, o, policy) for job, o in job_outcomes])
+        await finish_rows(
+            client, [finish_row(job, worker_id, o, policy) for job, o in job_outcomes]
+        )
 
-    first, second = (c.job for c in await client.claim(worker_id, None, 2))
+    first, second = (c.job for c in await claim_jobs(client, worker_id, None, 2))
     await finish([(first, Succeeded()), (second, Failed("boom"))])
     await client.pool.execute(f'UPDATE "{client.settings.schema}".jobs SET run_at = now()')
-    (again,) = await client.claim(worker_id, None, 1)
+    (again,) = await claim_jobs(client, worker_id, None, 1)
     await finish([(again.job, Succeeded())])
     check = await store.bench_self_check(client.pool, 2)
     assert not check.ok

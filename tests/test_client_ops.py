@@ -3,16 +3,13 @@
 import asyncio
 import uuid
 
-import asyncpg
 import pytest
 
-from jobq import App, InvalidRequestError, InvalidStateError, JobNotFoundError, JobStatus, database
+from jobq import App, InvalidRequestError, InvalidStateError, JobNotFoundError, JobStatus
 from jobq.client import Client
-from jobq.completion import finish_row
-from jobq.job_request import parse_request
-from jobq.retry import RetryPolicy
-from jobq.types import JobFilter, Succeeded
-from tests.support import insert_job
+from jobq.db.outcomes import finish_row
+from jobq.types import JobFilter
+from tests.support import claim_jobs, finish_rows, insert_job
 
 
 async def test_cancel_queued_running_and_finished(app: App, client: Client) -> None:
@@ -39,7 +36,7 @@ async def test_cancel_racing_a_claim_never_leaves_a_job_stuck(app: App, client: 
             await client.cancel(job.id)
 
     async def claim_all() -> None:
-        while await client.claim("w", None, 5):
+        while await claim_jobs(client, "w", None, 5):
             pass
 
     await asyncio.gather(cancel_all(), claim_all(), claim_all())
@@ -53,18 +50,21 @@ async def test_cancel_racing_a_claim_never_leaves_a_job_stuck(app: App, client: 
 
 async def test_retry_by_hand_resets_attempts_and_keeps_history(app: App, client: Client) -> None:
     from jobq import Failed
-    from jobq.completion import finish_row
 
     job = await app.enqueue("script", max_attempts=1)
-    (claimed,) = await client.claim("w", None, 1)
-    await client.finish([finish_row(claimed.job, "w", Failed("boom"), app.retry_policy("script"))])
+    (claimed,) = await claim_jobs(client, "w", None, 1)
+    await finish_rows(
+        client, [finish_row(claimed.job, "w", Failed("boom"), app.retry_policy("script"))]
+    )
     assert (await client.get(job.id)).status is JobStatus.FAILED_PERMANENT
     again = await client.retry(job.id)
     assert again.status is JobStatus.QUEUED and again.attempts == 0
     assert again.last_error == "boom" and again.finished_at is None and not again.cancel_requested
-    (claimed,) = await client.claim("w", None, 1)
+    (claimed,) = await claim_jobs(client, "w", None, 1)
     assert claimed.job.attempts == 1
-    await client.finish([finish_row(claimed.job, "w", Failed("again"), app.retry_policy("s"))])
+    await finish_rows(
+        client, [finish_row(claimed.job, "w", Failed("again"), app.retry_policy("s"))]
+    )
     assert [a.seq for a in await client.attempts(job.id)] == [1, 2]
     with pytest.raises(InvalidStateError):
         await client.retry((await app.enqueue("script")).id)
@@ -126,57 +126,3 @@ async def test_queues_show_counts_pause_state_and_oldest_runnable_age(
     assert infos["b"].oldest_runnable_age_seconds is None
     assert infos["empty"].paused and infos["empty"].counts == {}
     assert not (await client.resume("empty")).paused
-
-
-async def test_prune_deletes_old_finished_jobs_in_batches(app: App, client: Client) -> None:
-    from jobq.completion import prune_finished
-
-    old = [
-        await insert_job(client, status="succeeded", finished_offset_s=-8 * 86400) for _ in range(7)
-    ]
-    fresh = await insert_job(client, status="succeeded", finished_offset_s=-60)
-    queued = await insert_job(client)
-    assert await prune_finished(client.pool, client.queries, 7 * 86400, batch=3) == 7
-    for job_id in old:
-        with pytest.raises(JobNotFoundError):
-            await client.get(job_id)
-    assert (await client.get(fresh)).status is JobStatus.SUCCEEDED
-    assert (await client.get(queued)).status is JobStatus.QUEUED
-
-
-async def test_a_new_pooled_connection_looks_up_types_only_in_its_init(
-    app: App, client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # asyncpg looks array types up in the catalog the first time a connection
-    # meets them; with JIT on that took 1.5 s, on a worker's first claim. The
-    # pool's init does it for every new connection, with JIT off.
-    looked_up: list[bool] = []  # one per lookup: made inside the pool's init?
-    in_init = False
-    introspect = asyncpg.Connection._introspect_types
-    load = database.load_array_codecs
-
-    async def recording(self: asyncpg.Connection, oids: object, *args: object) -> object:
-        looked_up.append(in_init)
-        return await introspect(self, oids, *args)
-
-    async def init(conn: asyncpg.Connection) -> None:
-        nonlocal in_init
-        in_init = True
-        try:
-            await load(conn)
-        finally:
-            in_init = False
-
-    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", recording)
-    monkeypatch.setattr(database, "load_array_codecs", init)
-    fresh = await Client.connect(client.settings, app, pool_max_size=2)
-    try:
-        await fresh.pool.expire_connections()  # every connection from here on is new
-        looked_up.clear()
-        await fresh.enqueue_many([parse_request({"kind": "noop"})])
-        row = finish_row((await fresh.claim("w", None, 1))[0].job, "w", Succeeded(), RetryPolicy())
-        await fresh.finish_and_claim([row], "w", None, 1)
-        assert looked_up and all(looked_up)  # looked up, and only in the init
-        assert await fresh.pool.fetchval("SHOW jit") == await client.pool.fetchval("SHOW jit")
-    finally:
-        await fresh.close()

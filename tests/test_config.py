@@ -191,7 +191,7 @@ def test_repr_of_settings_hides_database_passwords() -> None:
     ],
 )
 def test_redact_hides_every_password(url: str, shown: str) -> None:
-    from jobq.database import redact
+    from jobq.config import redact
 
     assert redact(url) == shown
 

@@ -63,8 +63,8 @@ def test_json_log_lines_parse_and_carry_the_job_fields(settings: Settings) -> No
 async def test_readyz_follows_a_private_database_down_and_back(embedded_home: Path) -> None:
     """A PostgreSQL of the test's own (embedded, in a temporary folder), never the
     shared server: stop it, /readyz is 503; start it, /readyz is 200 again."""
-    from jobq import embedded
     from jobq.api import create_app
+    from jobq.db import embedded
     from tests.support import wait_for
 
     home = embedded_home

@@ -88,7 +88,7 @@ def test_no_session_advisory_locks_or_session_state_in_jobq_sql() -> None:
             found += [f"{path.name}: {stmt}" for stmt in session_state(text)]
     assert not found, f"session-level state breaks behind a transaction pooler: {found}"
     # The one advisory lock jobq takes is transaction-level (the migration's).
-    sql = (ROOT / "src" / "jobq" / "sql" / "queries.sql").read_text(encoding="utf-8")
+    sql = (ROOT / "src" / "jobq" / "db" / "sql" / "queries.sql").read_text(encoding="utf-8")
     assert "pg_advisory_xact_lock" in sql
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from jobq import App, Job, JobStatus, Settings, events
 from jobq.client import Client
+from jobq.db.queries import Conn, Queries
+from jobq.db.records import Claimed, Finished, FinishRow
 from jobq.demo import planned_failure
-from jobq.queries import Claimed, Finished, FinishRow
 from jobq.worker.runtime import Worker
 from tests.support import insert_job, wait_for
 from tests.test_worker_support import (
@@ -188,28 +189,37 @@ async def _claimed(worker: Worker) -> bool:
     return worker.producer.claims >= 1
 
 
-class _ClaimsFailWithOutcomes(Client):
+class _ClaimsFailWithOutcomes(Queries):
     """Fails the first claims that carry outcomes, as a dropped connection would."""
 
     failures = 3
 
-    async def finish_and_claim(
-        self, rows: Sequence[FinishRow], worker_id: str, queues: Sequence[str] | None, limit: int
+    async def job_finish_and_claim(
+        self,
+        conn: Conn,
+        rows: Sequence[FinishRow],
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
     ) -> tuple[list[Finished], list[Claimed]]:
         if rows and self.failures:
             self.failures -= 1
             raise ConnectionResetError("injected: the connection dropped")
-        return await super().finish_and_claim(rows, worker_id, queues, limit)
+        return await super().job_finish_and_claim(
+            conn, rows, worker_id, queues, limit, lease_seconds
+        )
 
 
 async def test_outcomes_a_failed_claim_carried_are_written_later_once(
     app: App, client: Client
 ) -> None:
     jobs = await app.enqueue_many([{"kind": "noop"} for _ in range(40)])
-    flaky = _ClaimsFailWithOutcomes(client.pool, client.settings, app, url=client.url)
+    flaky = Client(client.pool, client.settings, app, url=client.url)
+    flaky.queries = queries = _ClaimsFailWithOutcomes(client.settings.schema)
     worker = Worker(app, flaky, concurrency=5, burst=True)
     await asyncio.wait_for(worker.run(), 30)
-    assert flaky.failures == 0  # every injected failure happened
+    assert queries.failures == 0  # every injected failure happened
     assert worker.counts["succeeded"] == 40
     for job in jobs:
         final = await client.get(job.id)

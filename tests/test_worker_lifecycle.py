@@ -12,7 +12,7 @@ from jobq import App, JobStatus, Settings, events
 from jobq.client import Client
 from jobq.worker.maintenance import Maintenance
 from jobq.worker.runtime import Worker
-from tests.support import insert_job, wait_for
+from tests.support import insert_job, rescue, wait_for
 from tests.test_worker_support import (
     all_status,
     build_worker_app,
@@ -91,7 +91,7 @@ async def test_a_worker_that_lost_a_lease_drops_its_outcome(
             f'UPDATE "{client.settings.schema}".jobs SET lease_expires_at = now() WHERE id = $1',
             job.id,
         )
-        assert len(await client.rescue_expired_leases(app.retry_policy)) == 1
+        assert len(await rescue(client, app.retry_policy)) == 1
         with caplog.at_level(logging.WARNING, logger="jobq.worker"):
             await worker.heartbeat.beat_once()
             await wait_for(lambda: _idle(worker))

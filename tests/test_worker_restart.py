@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from jobq import JobStatus, embedded
+from jobq import JobStatus
 from jobq.client import Client
+from jobq.db import embedded
 from jobq.worker.runtime import Worker
 from tests.support import wait_for
 from tests.test_worker_support import all_status, build_worker_app, is_status, worker_settings

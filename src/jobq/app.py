@@ -20,7 +20,7 @@ import asyncpg
 
 from jobq.client import Client
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
-from jobq.database import CONNECT_DEADLINE_SECONDS
+from jobq.db.pool import CONNECT_DEADLINE_SECONDS
 from jobq.job_request import KIND_PATTERN, parse_request
 from jobq.retry import RetryPolicy
 from jobq.tasks import Executor, FunctionExecutor, Handler, TaskSpec

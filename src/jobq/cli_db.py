@@ -22,7 +22,7 @@ def db_status(settings: Settings, json_out: JsonOpt = False) -> None:
 
     Example: jobq db status --json
     """
-    from jobq import embedded
+    from jobq.db import embedded
 
     with errors_to_exit_codes():
         st = embedded.status(settings.home)
@@ -43,7 +43,7 @@ def db_url(settings: Settings) -> None:
 
     Example: psql "$(jobq db url)"
     """
-    from jobq import embedded
+    from jobq.db import embedded
 
     with errors_to_exit_codes():
         url = embedded.attach(settings.home)
@@ -59,7 +59,7 @@ def db_stop(settings: Settings) -> None:
 
     Example: jobq db stop
     """
-    from jobq import embedded
+    from jobq.db import embedded
 
     with errors_to_exit_codes():
         stopped = embedded.stop(settings.home)

@@ -1,8 +1,10 @@
 """The queue core: the one seam the library, the HTTP API, the CLI and the workers use.
 
 `Client` owns a pool and speaks in jobq's types; every SQL call goes through
-`jobq.queries`. It validates and enqueues (idempotency of SPEC §3), and reads
-and changes jobs and queues under the state rules of SPEC §1.
+`jobq.db.queries`. It validates and enqueues (idempotency of SPEC §3), and reads
+and changes jobs and queues under the state rules of SPEC §1. The worker's side
+(claim, finish, rescue, prune) is not here: worker services call `Queries` on
+the pool directly (see `jobq.db`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Protocol
 import asyncpg
 
 from jobq import events
-from jobq import migrate as migrations
-from jobq.completion import PolicyFor, finish_many, prune_finished, rescue_expired_leases
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
-from jobq.database import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
+from jobq.db import migrate as migrations
+from jobq.db.pool import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
+from jobq.db.queries import Conn, Queries
+from jobq.db.records import InsertRow
 from jobq.errors import (
     FieldError,
     IdempotencyConflictError,
@@ -34,7 +37,6 @@ from jobq.errors import (
 )
 from jobq.ids import uuid7
 from jobq.job_request import JobRequest, dump_json, request_hash
-from jobq.queries import Claimed, Conn, Finished, FinishRow, InsertRow, Queries
 from jobq.types import Attempt, Job, JobFilter, JobPage, JobStatus, QueueInfo, WorkerInfo
 
 DEFAULT_PAGE_SIZE = 50
@@ -291,43 +293,17 @@ class Client:
     async def workers(self) -> list[WorkerInfo]:
         return await self.queries.worker_list(self.pool, 2 * self.settings.lease_seconds)
 
-    # --- the worker's side -------------------------------------------------------
-    async def claim(
-        self, worker_id: str, queues: Sequence[str] | None, limit: int
-    ) -> list[Claimed]:
-        """Claim up to `limit` runnable jobs (one statement, FOR UPDATE SKIP LOCKED)."""
-        return await self.queries.job_claim(
-            self.pool, worker_id, queues, limit, self.settings.lease_seconds
-        )
-
-    async def finish_and_claim(
-        self, rows: Sequence[FinishRow], worker_id: str, queues: Sequence[str] | None, limit: int
-    ) -> tuple[list[Finished], list[Claimed]]:
-        """`finish(rows)` and `claim(worker_id, queues, limit)` in one statement:
-        one round trip and one commit where a worker would spend two."""
-        return await self.queries.job_finish_and_claim(
-            self.pool, rows, worker_id, queues, limit, self.settings.lease_seconds
-        )
-
-    async def finish(self, rows: Sequence[FinishRow]) -> list[Finished]:
-        """Persist many outcomes in one fenced statement; rows whose claim was lost
-        (rescued, re-claimed elsewhere) are not written and not returned."""
-        return await finish_many(self.pool, self.queries, rows)
-
-    async def rescue_expired_leases(self, policy_for: PolicyFor) -> list[Finished]:
-        return await rescue_expired_leases(self.pool, self.queries, policy_for)
-
-    async def prune_finished(self) -> int:
-        return await prune_finished(self.pool, self.queries, self.settings.retention_seconds)
-
     # --- state changes --------------------------------------------------------
     async def cancel(self, job_id: uuid.UUID) -> Job:
-        """Cancel a job: `cancelled` at once unless running (then `cancel_requested`)."""
+        """Cancel a job: `cancelled` at once unless running (then `cancel_requested`).
+        Cancelling again is a no-op that answers the job as it stands."""
         job = await self.queries.job_cancel(self.pool, job_id)
         if job is not None:
             return job
         current = await self.get(job_id)
-        if current.status is JobStatus.CANCELLED:
+        if current.status is JobStatus.CANCELLED or (
+            current.status is JobStatus.RUNNING and current.cancel_requested
+        ):
             return current
         raise InvalidStateError(f"job {job_id} is already {current.status}", current.status)
 

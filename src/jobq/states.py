@@ -1,15 +1,15 @@
 """The state machine of SPEC §1 as a pure function: outcome in, transition out.
 
 `decide()` is called for every finished attempt (by the completer) and every
-lost lease (by the rescuer), with the clock and the random source passed in,
-so the rules are tested without a database.
+lost lease (by the rescuer), with the random source passed in, so the rules
+are tested without a database. It needs no clock: a retry's `run_at` is the
+database's `now()` plus the delay decided here (`job_finish_and_claim`).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime
 
 from jobq.retry import RetryPolicy, Uniform
 from jobq.types import (
@@ -48,11 +48,7 @@ class LeaseExpired:
 class Transition:
     status: JobStatus
     attempt_outcome: AttemptOutcome
-    # The metric outcome of SPEC §8, or None when the job did not finish an attempt
-    # in the metric's sense (released at shutdown).
-    finished_as: str | None
     error: str | None = None
-    run_at: datetime | None = None
     retry_delay_ms: int | None = None
     # Interrupted attempts are not counted (SPEC §1): the claim's +1 is undone.
     attempts_delta: int = 0
@@ -61,21 +57,19 @@ class Transition:
 def decide(
     job: JobSnapshot,
     outcome: Outcome | LeaseExpired,
-    now: datetime,
     policy: RetryPolicy,
     uniform: Uniform = random.uniform,
 ) -> Transition:
     if isinstance(outcome, Succeeded):
         # A handler that returned after a cancel request won the race (SPEC §1).
-        return Transition(JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED, "succeeded")
+        return Transition(JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED)
     if isinstance(outcome, CancelledOutcome):
-        return Transition(JobStatus.CANCELLED, AttemptOutcome.CANCELLED, "cancelled")
+        return Transition(JobStatus.CANCELLED, AttemptOutcome.CANCELLED)
     if isinstance(outcome, Interrupted):
         status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.QUEUED
         return Transition(
             status,
             AttemptOutcome.INTERRUPTED,
-            "cancelled" if job.cancel_requested else None,
             error=outcome.message,
             attempts_delta=-1,
         )
@@ -84,19 +78,12 @@ def decide(
     )
     assert isinstance(outcome, Failed | LeaseExpired)
     if job.cancel_requested:
-        return Transition(JobStatus.CANCELLED, attempt_outcome, "cancelled", error=outcome.message)
+        return Transition(JobStatus.CANCELLED, attempt_outcome, error=outcome.message)
     if job.attempts >= job.max_attempts:
-        return Transition(
-            JobStatus.FAILED_PERMANENT, attempt_outcome, "failed_permanent", error=outcome.message
-        )
-    run_at, delay = policy.next_retry_at(now, job.retry_delay_ms, uniform)
+        return Transition(JobStatus.FAILED_PERMANENT, attempt_outcome, error=outcome.message)
+    delay = policy.next_delay_ms(job.retry_delay_ms, uniform)
     return Transition(
-        JobStatus.RETRYING,
-        attempt_outcome,
-        "retried",
-        error=outcome.message,
-        run_at=run_at,
-        retry_delay_ms=delay,
+        JobStatus.RETRYING, attempt_outcome, error=outcome.message, retry_delay_ms=delay
     )
 
 

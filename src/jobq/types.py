@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -206,26 +206,6 @@ Outcome = Succeeded | Failed | CancelledOutcome | Interrupted
 
 # The value a handler returns to say "I saw the cancel and stopped".
 Cancelled = CancelledOutcome()
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What a worker holds for a running job: the fence for its outcome."""
-
-    job_id: uuid.UUID
-    attempt: int
-    worker_id: str
-
-
-@dataclass(slots=True)
-class Completion:
-    """An outcome to persist for a claimed job (the completer's unit of work)."""
-
-    claim: Claim
-    outcome: Outcome
-    queue: str = ""
-    kind: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def format_timestamp(value: datetime | None) -> str | None:

@@ -33,7 +33,7 @@ from jobq.bench.store import BenchStore, SelfCheck
 from jobq.bench.workers import WorkerProcess
 from jobq.client import Client
 from jobq.config import Settings
-from jobq.database import resolve_database_url
+from jobq.db.pool import resolve_database_url
 from jobq.errors import JobqError
 
 POLL_SECONDS = 0.25

@@ -1,4 +1,4 @@
-"""The benchmark's database seam: `sql/bench.sql`, one function per query.
+"""The benchmark's database seam: `db/sql/bench.sql`, one function per query.
 
 Everything runs in a scratch schema that `jobq bench` creates (with jobq's own
 migrations) and drops at the end, so a benchmark never touches an
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobq.queries import Conn, load_sql, read_package_sql
+from jobq.db.loader import load_sql, read_package_sql
+from jobq.db.queries import Conn
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from jobq import events
 from jobq.client import Client
-from jobq.completion import PolicyFor, finish_row
-from jobq.queries import Finished, FinishRow
+from jobq.db.outcomes import PolicyFor, finish_row
+from jobq.db.records import Finished, FinishRow
 from jobq.types import JobStatus, Outcome
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import COMPLETER_BATCH_SIZE, COMPLETER_FLUSH_SECONDS
@@ -153,7 +153,9 @@ class Completer:
                 continue
             batch = self.take()
             try:
-                written = await self.client.finish([p.row for p in batch])
+                written = await self.client.queries.job_finish_many(
+                    self.client.pool, [p.row for p in batch]
+                )
             except Exception as exc:
                 self.put_back(batch)
                 await self._backoff.failed(exc)

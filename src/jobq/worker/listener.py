@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from jobq import database
 from jobq.client import Client
+from jobq.db.pool import connect
 from jobq.worker.backoff import Backoff
 
 log = logging.getLogger("jobq.worker")
@@ -58,7 +58,7 @@ class Listener:
     async def run(self) -> None:
         while True:
             try:
-                conn = await database.connect(self.url, self.client.settings)
+                conn = await connect(self.url, self.client.settings)
             except Exception as exc:
                 if self.connects == 0 and self._backoff.failures == 0:
                     self._warn_polling(f"cannot open a LISTEN connection yet ({exc})")

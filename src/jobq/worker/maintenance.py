@@ -28,7 +28,7 @@ from contextlib import suppress
 
 from jobq import events
 from jobq.client import Client
-from jobq.completion import PolicyFor
+from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
 
@@ -66,7 +66,9 @@ class Maintenance:
         return leader
 
     async def rescue_once(self) -> int:
-        rescued = await self.client.rescue_expired_leases(self.policy_for)
+        rescued = await rescue_expired_leases(
+            self.client.pool, self.client.queries, self.policy_for
+        )
         per_queue = Counter(f.queue for f in rescued)
         for queue, count in per_queue.items():
             events.emit(events.JobsRescued(queue, count))
@@ -85,7 +87,9 @@ class Maintenance:
         return len(rescued)
 
     async def prune_once(self) -> int:
-        pruned = await self.client.prune_finished()
+        pruned = await prune_finished(
+            self.client.pool, self.client.queries, self.client.settings.retention_seconds
+        )
         if pruned:
             log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
         return pruned

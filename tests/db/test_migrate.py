@@ -1,11 +1,13 @@
+"""Migrations against the real database: the schema they build, the lock, versions and refusal."""
+
 import asyncio
 
 import asyncpg
 
 from jobq import Settings
 from jobq.client import Client
-from jobq.migrate import bundled_migrations, migrate, required_schema_version, schema_version
-from jobq.queries import Queries
+from jobq.db.migrate import bundled_migrations, migrate, required_schema_version, schema_version
+from jobq.db.queries import Queries
 from tests.conftest import drop_schema
 
 

@@ -5,9 +5,9 @@ import uuid
 
 from jobq import App, Failed, JobStatus, Succeeded
 from jobq.client import Client
-from jobq.completion import finish_row
+from jobq.db.outcomes import finish_row
 from jobq.types import Interrupted
-from tests.support import insert_job
+from tests.support import claim_jobs, finish_and_claim, finish_rows, insert_job, rescue
 
 
 async def test_eight_concurrent_claimers_claim_every_job_exactly_once(
@@ -19,7 +19,7 @@ async def test_eight_concurrent_claimers_claim_every_job_exactly_once(
 
     async def claimer(n: int) -> None:
         while True:
-            got = await client.claim(f"w{n}", None, 25)
+            got = await claim_jobs(client, f"w{n}", None, 25)
             if not got:
                 return
             claimed.extend(c.job.id for c in got)
@@ -33,7 +33,7 @@ async def test_claim_order_priority_then_run_at_then_id(app: App, client: Client
     low = await insert_job(client, priority=0, run_at_offset_s=-100)
     high = await insert_job(client, priority=5, run_at_offset_s=-1)
     old = await insert_job(client, priority=0, run_at_offset_s=-200)
-    got = await client.claim("w", None, 10)
+    got = await claim_jobs(client, "w", None, 10)
     assert [c.job.id for c in got] == [high, old, low]
     first = got[0].job
     assert first.status is JobStatus.RUNNING
@@ -50,17 +50,17 @@ async def test_claim_skips_future_jobs_paused_queues_and_other_queues(
     wanted = await insert_job(client, queue="mine")
     await insert_job(client, queue="other")
     await client.pause("paused")
-    got = await client.claim("w", ["mine", "paused"], 10)
+    got = await claim_jobs(client, "w", ["mine", "paused"], 10)
     assert [c.job.id for c in got] == [wanted]
     await client.resume("paused")
-    assert len(await client.claim("w", ["paused"], 10)) == 1
+    assert len(await claim_jobs(client, "w", ["paused"], 10)) == 1
 
 
 async def test_complete_records_the_attempt(app: App, client: Client) -> None:
     job = await app.enqueue("script")
-    (claimed,) = await client.claim("w1", None, 1)
+    (claimed,) = await claim_jobs(client, "w1", None, 1)
     rows = [finish_row(claimed.job, "w1", Succeeded(), app.retry_policy("script"))]
-    (done,) = await client.finish(rows)
+    (done,) = await finish_rows(client, rows)
     assert done.status is JobStatus.SUCCEEDED
     final = await client.get(job.id)
     assert final.status is JobStatus.SUCCEEDED
@@ -73,9 +73,9 @@ async def test_failure_retries_with_the_delay_from_the_database_clock(
     app: App, client: Client
 ) -> None:
     job = await app.enqueue("script")
-    (claimed,) = await client.claim("w1", None, 1)
+    (claimed,) = await claim_jobs(client, "w1", None, 1)
     row = finish_row(claimed.job, "w1", Failed("boom"), app.retry_policy("script"))
-    await client.finish([row])
+    await finish_rows(client, [row])
     after = await client.get(job.id)
     assert after.status is JobStatus.RETRYING
     assert after.last_error == "boom"
@@ -91,19 +91,23 @@ async def test_a_late_fenced_ack_is_rejected(app: App, client: Client) -> None:
         client, status="running", attempts=1, locked_by="A", lease_offset_s=-120
     )
     stale = await client.get(job_id)
-    rescued = await client.rescue_expired_leases(app.retry_policy)
+    rescued = await rescue(client, app.retry_policy)
     assert [r.status for r in rescued] == [JobStatus.RETRYING]
     assert (await client.get(job_id)).last_error.startswith("lease expired")  # type: ignore[union-attr]
     await client.pool.execute(
         f'UPDATE "{client.settings.schema}".jobs SET run_at = now() WHERE id = $1', job_id
     )
-    (b_claim,) = await client.claim("B", None, 1)
+    (b_claim,) = await claim_jobs(client, "B", None, 1)
     assert b_claim.job.attempts == 2
-    late = await client.finish([finish_row(stale, "A", Succeeded(), app.retry_policy("script"))])
+    late = await finish_rows(
+        client, [finish_row(stale, "A", Succeeded(), app.retry_policy("script"))]
+    )
     assert late == []
     current = await client.get(job_id)
     assert current.status is JobStatus.RUNNING and current.locked_by == "B"
-    await client.finish([finish_row(b_claim.job, "B", Succeeded(), app.retry_policy("script"))])
+    await finish_rows(
+        client, [finish_row(b_claim.job, "B", Succeeded(), app.retry_policy("script"))]
+    )
     assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
     outcomes = [(a.seq, a.worker_id, a.outcome) for a in await client.attempts(job_id)]
     assert outcomes == [(1, "A", "lease_expired"), (2, "B", "succeeded")]
@@ -122,7 +126,7 @@ async def test_rescue_of_an_exhausted_or_cancelled_job(app: App, client: Client)
         cancel_requested=True,
     )
     alive = await insert_job(client, status="running", attempts=1, locked_by="B", lease_offset_s=60)
-    await client.rescue_expired_leases(app.retry_policy)
+    await rescue(client, app.retry_policy)
     assert (await client.get(exhausted)).status is JobStatus.FAILED_PERMANENT
     assert (await client.get(cancelled)).status is JobStatus.CANCELLED
     assert (await client.get(alive)).status is JobStatus.RUNNING
@@ -130,8 +134,10 @@ async def test_rescue_of_an_exhausted_or_cancelled_job(app: App, client: Client)
 
 async def test_interrupted_job_returns_to_queued_uncounted(app: App, client: Client) -> None:
     job = await app.enqueue("script")
-    (claimed,) = await client.claim("w", None, 1)
-    await client.finish([finish_row(claimed.job, "w", Interrupted(), app.retry_policy("script"))])
+    (claimed,) = await claim_jobs(client, "w", None, 1)
+    await finish_rows(
+        client, [finish_row(claimed.job, "w", Interrupted(), app.retry_policy("script"))]
+    )
     after = await client.get(job.id)
     assert after.status is JobStatus.QUEUED and after.attempts == 0
     assert [a.outcome for a in await client.attempts(job.id)] == ["interrupted"]
@@ -141,20 +147,22 @@ async def test_failure_after_a_cancel_request_that_the_worker_did_not_see(
     app: App, client: Client
 ) -> None:
     job = await app.enqueue("script")
-    (claimed,) = await client.claim("w", None, 1)
+    (claimed,) = await claim_jobs(client, "w", None, 1)
     await client.cancel(job.id)  # lands after the worker last looked
     row = finish_row(claimed.job, "w", Failed("boom"), app.retry_policy("script"))
     assert row.status is JobStatus.RETRYING  # what the worker believed
-    (done,) = await client.finish([row])
+    (done,) = await finish_rows(client, [row])
     assert done.status is JobStatus.CANCELLED
     assert (await client.get(job.id)).finished_at is not None
 
 
 async def test_success_after_a_cancel_request_wins(app: App, client: Client) -> None:
     job = await app.enqueue("script")
-    (claimed,) = await client.claim("w", None, 1)
+    (claimed,) = await claim_jobs(client, "w", None, 1)
     await client.cancel(job.id)
-    await client.finish([finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))])
+    await finish_rows(
+        client, [finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))]
+    )
     final = await client.get(job.id)
     assert final.status is JobStatus.SUCCEEDED and final.cancel_requested
 
@@ -163,11 +171,11 @@ async def test_finish_and_claim_writes_outcomes_and_claims_in_one_call(
     app: App, client: Client
 ) -> None:
     first = await insert_job(client, run_at_offset_s=-10)
-    (claimed,) = await client.claim("w", None, 1)
+    (claimed,) = await claim_jobs(client, "w", None, 1)
     assert claimed.job.id == first
     others = {await insert_job(client), await insert_job(client)}
     row = finish_row(claimed.job, "w", Succeeded(), app.retry_policy("script"))
-    written, got = await client.finish_and_claim([row], "w", None, 5)
+    written, got = await finish_and_claim(client, [row], "w", None, 5)
     assert [(f.id, f.status) for f in written] == [(first, JobStatus.SUCCEEDED)]
     assert {c.job.id for c in got} == others
     assert all(c.job.status is JobStatus.RUNNING and c.job.locked_by == "w" for c in got)
@@ -181,20 +189,20 @@ async def test_finish_and_claim_does_not_claim_the_job_it_just_released(
     # Released (back to queued, runnable now) and claimed in one statement would
     # update one row twice; the claim half sees the job as still running.
     job = await insert_job(client)
-    (claimed,) = await client.claim("w", None, 1)
+    (claimed,) = await claim_jobs(client, "w", None, 1)
     row = finish_row(claimed.job, "w", Interrupted(), app.retry_policy("script"))
-    written, got = await client.finish_and_claim([row], "w", None, 5)
+    written, got = await finish_and_claim(client, [row], "w", None, 5)
     assert [(f.id, f.status) for f in written] == [(job, JobStatus.QUEUED)]
     assert got == []
-    (again,) = await client.claim("w", None, 5)
+    (again,) = await claim_jobs(client, "w", None, 5)
     assert again.job.id == job
 
 
 async def test_finish_and_claim_with_a_stale_row_still_claims(app: App, client: Client) -> None:
     await insert_job(client)
-    (claimed,) = await client.claim("A", None, 1)
+    (claimed,) = await claim_jobs(client, "A", None, 1)
     stale = finish_row(claimed.job, "B", Succeeded(), app.retry_policy("script"))  # not B's
     fresh = await insert_job(client)
-    written, got = await client.finish_and_claim([stale], "B", None, 5)
+    written, got = await finish_and_claim(client, [stale], "B", None, 5)
     assert written == []
     assert [c.job.id for c in got] == [fresh]

@@ -1,16 +1,17 @@
-"""Connecting to PostgreSQL: the URL (DATABASE_URL or the embedded server) and the pool."""
+"""Connects to PostgreSQL: the URL (DATABASE_URL or the embedded server), pools and sessions."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from typing import Any
 
 import asyncpg
 
-from jobq.config import Settings
-from jobq.config import redact as redact  # where the messages below and callers find it
+from jobq.config import Settings, redact
+from jobq.db.loader import load_sql, read_package_sql
 from jobq.errors import DatabaseUnavailableError, EmbeddedDatabaseError
 
 CONNECT_DEADLINE_SECONDS = 10.0
@@ -32,7 +33,7 @@ async def resolve_database_url(settings: Settings, *, start_embedded: bool) -> s
     """DATABASE_URL when set; else the embedded server, started only if asked."""
     if settings.database_url:
         return settings.database_url
-    from jobq import embedded
+    from jobq.db import embedded
 
     home = settings.home.resolve()
     if start_embedded:
@@ -101,22 +102,26 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     `ctx.pool` must likewise leave no session state behind."""
 
 
-# The array types jobq's statements pass. asyncpg knows text[] but looks the
-# others up in the catalog the first time a connection meets them, with a
-# recursive query that JIT compilation can stretch past a second (PostgreSQL
-# 15 with jit on, measured: 1.5 s). That landed on a worker's first claim and
-# a client's first enqueue.
-ARRAY_TYPES = ("uuid[]", "integer[]", "bigint[]", "smallint[]", "timestamptz[]", "bytea[]")
+@functools.cache
+def _connection_sql() -> dict[str, str]:
+    """The schema-free blocks of queries.sql a pool's init runs (before any Queries exists)."""
+    return load_sql(read_package_sql("queries.sql"), "")
 
 
 async def load_array_codecs(conn: asyncpg.Connection) -> None:
-    """Make a new pooled connection look the array types up now, with JIT off
-    for this one transaction (SET LOCAL: safe behind a transaction-mode pooler)."""
-    await conn.execute("BEGIN; SET LOCAL jit = off")
+    """Make a new pooled connection look up the array types jobq's statements pass
+    (`connection_array_types`) now, with JIT off for this one transaction.
+
+    asyncpg knows text[] but looks the others up in the catalog the first time a
+    connection meets them, with a recursive query that JIT compilation can stretch
+    past a second (PostgreSQL 15 with jit on, measured: 1.5 s). That landed on a
+    worker's first claim and a client's first enqueue."""
+    sql = _connection_sql()
+    await conn.execute(sql["connection_begin_without_jit"])
     try:
-        await conn.fetchrow("SELECT " + ", ".join(f"NULL::{t}" for t in ARRAY_TYPES))
+        await conn.fetchrow(sql["connection_array_types"])
     finally:
-        await conn.execute("COMMIT")
+        await conn.execute(sql["connection_commit"])
 
 
 async def connect(url: str, settings: Settings) -> asyncpg.Connection:

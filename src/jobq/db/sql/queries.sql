@@ -219,13 +219,19 @@ FOR UPDATE SKIP LOCKED;
 -- name: job_cancel
 -- Cancel one job: queued/retrying become cancelled; running gets
 -- cancel_requested and its worker is told through the control channel.
+-- The rule is job_cancel_many's, word for word, with an id instead of a filter
+-- (tests/db/test_cancel_retry.py runs both over every state): a job already
+-- cancelled, or running with a cancel already requested, is left as it is, so
+-- a repeated cancel writes nothing (the client answers with the job as it stands).
 WITH updated AS (
     UPDATE {schema}.jobs AS j
     SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
         cancel_requested = j.cancel_requested OR j.status = 'running',
         finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
         updated_at = now()
-    WHERE j.id = $1 AND j.status IN ('queued', 'retrying', 'running')
+    WHERE j.status IN ('queued', 'retrying', 'running')
+      AND NOT (j.status = 'running' AND j.cancel_requested)
+      AND j.id = $1
     RETURNING j.*
 ),
 notified AS (
@@ -235,6 +241,7 @@ SELECT updated.*, (SELECT count(*) FROM notified) AS notifications FROM updated;
 
 -- name: job_cancel_many
 -- Cancel every job matching a filter in one statement; one NOTIFY per worker.
+-- The rule is job_cancel's (see there); only the row filter differs.
 WITH updated AS (
     UPDATE {schema}.jobs AS j
     SET status = CASE WHEN j.status = 'running' THEN j.status ELSE 'cancelled' END,
@@ -242,10 +249,10 @@ WITH updated AS (
         finished_at = CASE WHEN j.status = 'running' THEN j.finished_at ELSE now() END,
         updated_at = now()
     WHERE j.status IN ('queued', 'retrying', 'running')
+      AND NOT (j.status = 'running' AND j.cancel_requested)
       AND ($1::text[] IS NULL OR j.status = ANY($1))
       AND ($2::text IS NULL OR j.queue = $2)
       AND ($3::text IS NULL OR j.kind = $3)
-      AND NOT (j.status = 'running' AND j.cancel_requested)
     RETURNING j.status, j.locked_by
 ),
 notified AS (
@@ -255,20 +262,26 @@ notified AS (
 SELECT count(*) AS count, (SELECT count(*) FROM notified) AS notifications FROM updated;
 
 -- name: job_retry
--- Put a failed_permanent or cancelled job back in its queue (SPEC §1).
+-- Put a failed_permanent or cancelled job back in its queue (SPEC §1): a fresh
+-- start, every trace of the last run cleared. The rule is job_retry_many's,
+-- word for word, with an id instead of a filter.
 WITH updated AS (
-    UPDATE {schema}.jobs
+    UPDATE {schema}.jobs AS j
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
         started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
         retry_delay_ms = NULL, updated_at = now()
-    WHERE id = $1 AND status IN ('failed_permanent', 'cancelled')
-    RETURNING *
+    WHERE j.status IN ('failed_permanent', 'cancelled')
+      AND j.id = $1
+    RETURNING j.*
 ),
-notified AS (SELECT pg_notify($2::text, queue) FROM updated)
+notified AS (
+    SELECT pg_notify($2::text, q.queue) FROM (SELECT DISTINCT queue FROM updated) AS q
+)
 SELECT updated.*, (SELECT count(*) FROM notified) AS notifications FROM updated;
 
 -- name: job_retry_many
--- Retry every failed_permanent or cancelled job matching a filter.
+-- Retry every failed_permanent or cancelled job matching a filter; one NOTIFY
+-- per queue. The rule is job_retry's (see there); only the row filter differs.
 WITH updated AS (
     UPDATE {schema}.jobs AS j
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
@@ -395,6 +408,21 @@ SELECT pg_notify($1::text, $2::text);
 -- name: connection_ping
 -- One round trip, proving a long-lived session connection (LISTEN) is alive.
 SELECT 1;
+
+-- name: connection_begin_without_jit
+-- Open the transaction a new pooled connection's type lookup runs in, with JIT
+-- off for it alone (SET LOCAL: safe behind a transaction-mode pooler).
+BEGIN; SET LOCAL jit = off;
+
+-- name: connection_array_types
+-- Name every array type jobq's statements pass, so that asyncpg looks them all
+-- up now, in the pool's init, and never on a worker's first claim.
+SELECT NULL::uuid[], NULL::integer[], NULL::bigint[], NULL::smallint[],
+       NULL::timestamptz[], NULL::bytea[];
+
+-- name: connection_commit
+-- End the type lookup's transaction.
+COMMIT;
 
 -- name: leader_acquire
 -- Take or renew the lease row `$1` for holder `$2`; answers the holder after.

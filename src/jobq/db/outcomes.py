@@ -1,20 +1,20 @@
-"""From an outcome to the row that persists it, and the run-once maintenance steps.
+"""Turns a job's outcome into the fenced row that persists it, and runs the rescue and prune steps.
 
 The completer (worker), the rescuer and the shutdown path all turn an outcome
 into a `FinishRow` here, through the pure `states.decide()`, and write it with
 the one fenced statement `job_finish_and_claim` (the worker's producer sends
-outcomes along with its next claim).
+outcomes along with its next claim; `Queries.job_finish_many` writes them alone).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
 
 import asyncpg
 
-from jobq.queries import Conn, Finished, FinishRow, Queries
+from jobq.db.queries import Conn, Queries
+from jobq.db.records import Finished, FinishRow
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
 from jobq.types import Job, Outcome
@@ -32,7 +32,6 @@ def finish_row(
     policy: RetryPolicy,
     *,
     cancel_requested: bool | None = None,
-    now: datetime | None = None,
     uniform: Uniform = random.uniform,
 ) -> FinishRow:
     """The fenced row for `job` (as claimed: attempts counted) ending with `outcome`."""
@@ -42,7 +41,7 @@ def finish_row(
         cancel_requested=job.cancel_requested if cancel_requested is None else cancel_requested,
         retry_delay_ms=job.retry_delay_ms,
     )
-    transition = decide(snapshot, outcome, now or datetime.now(UTC), policy, uniform)
+    transition = decide(snapshot, outcome, policy, uniform)
     return FinishRow(
         id=job.id,
         attempt=job.attempts,
@@ -53,12 +52,6 @@ def finish_row(
         retry_delay_ms=transition.retry_delay_ms,
         attempts_delta=transition.attempts_delta,
     )
-
-
-async def finish_many(conn: Conn, queries: Queries, rows: Sequence[FinishRow]) -> list[Finished]:
-    if not rows:
-        return []
-    return await queries.job_finish_many(conn, rows)
 
 
 async def rescue_expired_leases(
@@ -74,7 +67,7 @@ async def rescue_expired_leases(
             )
             for job in expired
         ]
-        return await finish_many(conn, queries, rows)
+        return await queries.job_finish_many(conn, rows)
 
 
 async def prune_finished(

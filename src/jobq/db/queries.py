@@ -1,6 +1,7 @@
-"""The database seam: loads `sql/queries.sql` and exposes one typed function per query.
+"""Loads `db/sql/queries.sql` and exposes one typed method per named query.
 
-No other runtime module holds SQL. Each method is named after its query block
+No other runtime module holds SQL (the pool's init reads its blocks from the
+same file through `jobq.db.loader`). Each method is named after its query block
 (noun first: `job_finish_and_claim`, `job_get`) and takes the connection or pool to
 run on, so the same query serves a pool, a worker's connection and a caller's
 own transaction.
@@ -9,25 +10,20 @@ own transaction.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from importlib import resources
 from typing import Any, Protocol
 
-from jobq.types import (
-    Attempt,
-    AttemptOutcome,
-    Job,
-    JobFilter,
-    JobStatus,
-    QueueInfo,
-    WorkerInfo,
+from jobq.db.loader import load_sql, read_package_sql
+from jobq.db.records import (
+    Claimed,
+    Finished,
+    FinishRow,
+    HeartbeatAnswer,
+    InsertRow,
+    job_from_record,
 )
-
-_BLOCK_RE = re.compile(r"^-- name: (\w+)\n((?:--.*\n)*)", re.MULTILINE)
+from jobq.types import Attempt, AttemptOutcome, Job, JobFilter, JobStatus, QueueInfo, WorkerInfo
 
 
 class Conn(Protocol):
@@ -37,104 +33,6 @@ class Conn(Protocol):
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
     async def fetchval(self, query: str, *args: Any) -> Any: ...
     async def execute(self, query: str, *args: Any) -> str: ...
-
-
-def load_sql(text: str, schema: str) -> dict[str, str]:
-    """Split a queries file into {name: sql} with `{schema}` filled in."""
-    quoted = '"' + schema.replace('"', '""') + '"'
-    blocks: dict[str, str] = {}
-    matches = list(_BLOCK_RE.finditer(text))
-    for here, nxt in zip(matches, [*matches[1:], None], strict=True):
-        end = nxt.start() if nxt else len(text)
-        body = text[here.end() : end].strip()
-        blocks[here.group(1)] = body.replace("{schema}", quoted)
-    return blocks
-
-
-def read_package_sql(name: str) -> str:
-    return (resources.files("jobq") / "sql" / name).read_text(encoding="utf-8")
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def job_from_record(row: Any) -> Job:
-    return Job(
-        id=row["id"],
-        queue=row["queue"],
-        kind=row["kind"],
-        payload=_json(row["payload"]),
-        metadata=_json(row["metadata"]),
-        status=JobStatus(row["status"]),
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        run_at=row["run_at"],
-        idempotency_key=row["idempotency_key"],
-        cancel_requested=row["cancel_requested"],
-        last_error=row["last_error"],
-        locked_by=row["locked_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        retry_delay_ms=row["retry_delay_ms"],
-        lease_expires_at=row["lease_expires_at"],
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class InsertRow:
-    """One job ready for `job_insert_many` (validated and normalised)."""
-
-    id: uuid.UUID
-    queue: str
-    kind: str
-    payload_json: str
-    metadata_json: str
-    priority: int
-    max_attempts: int
-    run_at: datetime | None
-    idempotency_key: str | None
-    request_hash: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class FinishRow:
-    """One outcome for `job_finish_and_claim`, fenced by (id, attempt, worker_id)."""
-
-    id: uuid.UUID
-    attempt: int
-    worker_id: str
-    status: JobStatus
-    attempt_outcome: AttemptOutcome
-    error: str | None
-    retry_delay_ms: int | None
-    attempts_delta: int
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A row `job_finish_and_claim` wrote: its final state after the cancel rule."""
-
-    id: uuid.UUID
-    queue: str
-    kind: str
-    status: JobStatus
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    job: Job
-    claimed_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatAnswer:
-    id: uuid.UUID
-    attempts: int
-    cancel_requested: bool
 
 
 class Queries:
@@ -260,20 +158,10 @@ class Queries:
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return finished, claimed
 
-    async def job_claim(
-        self,
-        conn: Conn,
-        worker_id: str,
-        queues: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-    ) -> list[Claimed]:
-        _, claimed = await self.job_finish_and_claim(
-            conn, (), worker_id, queues, limit, lease_seconds
-        )
-        return claimed
-
     async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
+        """`job_finish_and_claim` with nothing to claim; no round trip for no rows."""
+        if not rows:
+            return []
         finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0)
         return finished
 

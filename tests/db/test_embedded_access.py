@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
-from jobq import embedded
-from jobq import embedded_access as access
+from jobq.db import embedded
+from jobq.db import embedded_access as access
 from jobq.errors import EmbeddedDatabaseError
-from tests.test_embedded import _start_in_child
+from tests.db.test_embedded import _start_in_child
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def closed_home(embedded_home: Path) -> Iterator[Callable[[str], Path]]:
 def _db_status(home: Path) -> object:
     """`jobq db status --json` of ``home``, in another process."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"JOBQ_HOME": str(home)}
-    env["PYTHONPATH"] = str(Path(embedded.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = str(Path(embedded.__file__).resolve().parents[2])
     shown = subprocess.run(
         [sys.executable, "-m", "jobq", "db", "status", "--json"],
         env=env,

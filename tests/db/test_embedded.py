@@ -12,14 +12,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from jobq import embedded
-from jobq.embedded_access import SERVER_USER
+from jobq.db import embedded
+from jobq.db.embedded_access import SERVER_USER
+from tests.support import claim_jobs
 
 pytestmark = pytest.mark.slow
 
 # The children import jobq from the same source tree as this test run, installed or not.
-_SRC = str(Path(embedded.__file__).resolve().parents[1])
-_START = "import sys; from pathlib import Path; from jobq.embedded import start; "
+_SRC = str(Path(embedded.__file__).resolve().parents[2])
+_START = "import sys; from pathlib import Path; from jobq.db.embedded import start; "
 
 
 def _python(code: str, home: Path) -> subprocess.Popen[str]:
@@ -179,7 +180,7 @@ async def test_jobq_end_to_end_on_the_embedded_default(home: Path) -> None:
     try:
         job = await app.enqueue("noop", {"n": 1})
         client = await app.client()
-        (claimed,) = await client.claim("w", None, 1)
+        (claimed,) = await claim_jobs(client, "w", None, 1)
         assert claimed.job.id == job.id and claimed.job.status is JobStatus.RUNNING
     finally:
         await app.close()

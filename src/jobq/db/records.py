@@ -1,0 +1,93 @@
+"""The rows the queries take and give: jobs read from records, and the typed rows of a batch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobq.types import AttemptOutcome, Job, JobStatus
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def job_from_record(row: Any) -> Job:
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        kind=row["kind"],
+        payload=_json(row["payload"]),
+        metadata=_json(row["metadata"]),
+        status=JobStatus(row["status"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        run_at=row["run_at"],
+        idempotency_key=row["idempotency_key"],
+        cancel_requested=row["cancel_requested"],
+        last_error=row["last_error"],
+        locked_by=row["locked_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        retry_delay_ms=row["retry_delay_ms"],
+        lease_expires_at=row["lease_expires_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InsertRow:
+    """One job ready for `job_insert_many` (validated and normalised)."""
+
+    id: uuid.UUID
+    queue: str
+    kind: str
+    payload_json: str
+    metadata_json: str
+    priority: int
+    max_attempts: int
+    run_at: datetime | None
+    idempotency_key: str | None
+    request_hash: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRow:
+    """One outcome for `job_finish_and_claim`, fenced by (id, attempt, worker_id)."""
+
+    id: uuid.UUID
+    attempt: int
+    worker_id: str
+    status: JobStatus
+    attempt_outcome: AttemptOutcome
+    error: str | None
+    retry_delay_ms: int | None
+    attempts_delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A row `job_finish_and_claim` wrote: its final state after the cancel rule."""
+
+    id: uuid.UUID
+    queue: str
+    kind: str
+    status: JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    job: Job
+    claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAnswer:
+    id: uuid.UUID
+    attempts: int
+    cancel_requested: bool
