@@ -6,10 +6,10 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from jobq import App, JobContext, Settings
+from jobq import App, Job, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.ids import uuid7
 
@@ -107,3 +107,30 @@ async def insert_job(
 
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def make_job(**changes: Any) -> Job:
+    """A running `Job` value with every field set, for tests that need no database."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "queue": "default",
+        "kind": "k",
+        "payload": {"n": 1},
+        "metadata": {},
+        "status": JobStatus.RUNNING,
+        "priority": 0,
+        "attempts": 1,
+        "max_attempts": 3,
+        "run_at": now,
+        "idempotency_key": None,
+        "cancel_requested": False,
+        "last_error": None,
+        "locked_by": "w",
+        "created_at": now,
+        "updated_at": now,
+        "started_at": now,
+        "finished_at": None,
+    }
+    fields.update(changes)
+    return Job(**fields)
