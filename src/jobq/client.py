@@ -21,6 +21,9 @@ from jobq import migrate as migrations
 from jobq.completion import PolicyFor, finish_many, prune_finished, rescue_expired_leases
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.database import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
+from jobq.database import (
+    POOL_MAX_SIZE as POOL_MAX_SIZE,  # re-exported: jobq.api.server sizes its pool
+)
 from jobq.errors import (
     FieldError,
     IdempotencyConflictError,
@@ -82,7 +85,7 @@ class Client:
         *,
         start_embedded: bool = True,
         migrate: bool = True,
-        pool_max_size: int = 10,
+        pool_max_size: int = POOL_MAX_SIZE,
         connect_deadline: float = CONNECT_DEADLINE_SECONDS,
     ) -> Client:
         """Open a pool; apply pending migrations, or refuse if `migrate` is False."""
