@@ -17,19 +17,30 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from jobq.config import Settings
+from jobq.registry import TaskRegistry
 from jobq.worker.options import WorkerOptions
 
 if TYPE_CHECKING:
-    from jobq.app import App
+    from jobq.client import Client
     from jobq.worker.runtime import Worker
 
 log = logging.getLogger("jobq.worker")
 
 THREAD_PREFIX = "jobq-handler"
 PARENT_CHECK_SECONDS = 1.0
+
+
+class App(Protocol):
+    """What a worker process needs of a `jobq.App` (which it never imports)."""
+
+    @property
+    def registry(self) -> TaskRegistry: ...
+    def configure(self, settings: Settings) -> None: ...
+    async def client(self) -> Client: ...
+    async def close(self) -> None: ...
 
 
 def run_in_process(

@@ -31,17 +31,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobq.appref import find_app_ref
 from jobq.config import Settings, worker_environment
 from jobq.errors import ConfigError
 from jobq.metrics import mark_process_dead
 from jobq.worker.options import WorkerOptions
-from jobq.worker.process import run_in_process
-
-if TYPE_CHECKING:
-    from jobq.app import App
+from jobq.worker.process import App, run_in_process
 
 log = logging.getLogger("jobq.worker.supervisor")
 
