@@ -127,7 +127,7 @@ class App:
             if self._client is None:
                 self._client = await Client.connect(
                     self.settings,
-                    self.registry,
+                    self,  # its catalog (kinds, default attempts); client.catalog is the app
                     migrate=migrate,
                     start_embedded=start_embedded,
                     connect_deadline=connect_deadline,

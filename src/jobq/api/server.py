@@ -125,7 +125,7 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
     # The API's pool, plus one connection per job slot when the worker runs here.
     pool_size = POOL_MAX_SIZE + (options.worker.concurrency if options.worker else 0)
     client = await Client.connect(
-        settings, jobq_app.registry, migrate=options.migrate, pool_max_size=pool_size
+        settings, jobq_app, migrate=options.migrate, pool_max_size=pool_size
     )
     jobq_app.use_client(client)
     try:
