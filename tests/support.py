@@ -7,12 +7,12 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import pytest
 
-from jobq import App, JobContext, Settings
+from jobq import App, Job, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.db.outcomes import PolicyFor, rescue_expired_leases
 from jobq.db.records import Claimed, Finished, FinishRow
@@ -154,3 +154,30 @@ async def finish_rows(client: Client, rows: Sequence[FinishRow]) -> list[Finishe
 async def rescue(client: Client, policy_for: PolicyFor) -> list[Finished]:
     """One run of the rescuer over expired leases."""
     return await rescue_expired_leases(client.pool, client.queries, policy_for)
+
+
+def make_job(**changes: Any) -> Job:
+    """A running `Job` value with every field set, for tests that need no database."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "queue": "default",
+        "kind": "k",
+        "payload": {"n": 1},
+        "metadata": {},
+        "status": JobStatus.RUNNING,
+        "priority": 0,
+        "attempts": 1,
+        "max_attempts": 3,
+        "run_at": now,
+        "idempotency_key": None,
+        "cancel_requested": False,
+        "last_error": None,
+        "locked_by": "w",
+        "created_at": now,
+        "updated_at": now,
+        "started_at": now,
+        "finished_at": None,
+    }
+    fields.update(changes)
+    return Job(**fields)

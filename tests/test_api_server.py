@@ -28,11 +28,14 @@ SERVE_SCRIPT = """
 import sys
 from jobq import Settings
 from jobq.api.server import serve
+from jobq.worker.options import WorkerOptions
 from tests.support import build_test_app
 
 settings = Settings.from_env()
 app = build_test_app(settings)
-sys.exit(serve(app, settings, port=int(sys.argv[1]), workers=sys.argv[2] == "1", concurrency=2))
+workers = sys.argv[2] == "1"
+options = WorkerOptions(concurrency=2)
+sys.exit(serve(app, settings, port=int(sys.argv[1]), workers=workers, worker_options=options))
 """
 
 

@@ -218,17 +218,13 @@ async def test_queue_names_with_a_trailing_newline_are_usage_errors(settings: Se
 
 def test_worker_metrics_bind_loopback_unless_asked() -> None:
     """Finding 14: /metrics of `jobq worker` was on every interface by default."""
-    import inspect
-
     import typer
 
     from jobq.cli import cli
-    from jobq.worker import process, supervisor
+    from jobq.worker.options import DEFAULT_METRICS_HOST, WorkerOptions
 
     command = typer.main.get_command(cli).get_command(None, "worker")  # type: ignore[attr-defined,arg-type]
     assert command is not None
     params = command.make_context("worker", []).params
-    assert params["metrics_host"] == process.DEFAULT_METRICS_HOST == "127.0.0.1"
-    for fn in (process.run_in_process, supervisor.run_worker_command):
-        default = inspect.signature(fn).parameters["metrics_host"].default
-        assert default == "127.0.0.1", fn
+    assert params["metrics_host"] == DEFAULT_METRICS_HOST == "127.0.0.1"
+    assert WorkerOptions().metrics_host == "127.0.0.1"

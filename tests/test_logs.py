@@ -13,9 +13,9 @@ import pytest
 
 from jobq import App, JobContext
 from jobq.client import Client
+from jobq.handlers import valid_traceparent
 from jobq.job_request import JobRequest
 from jobq.logs import JsonFormatter, TextFormatter, one_line
-from jobq.tasks import valid_traceparent
 from jobq.testing import drain
 
 FORGED = "boom\n2025-01-01 00:00:00,000 CRITICAL jobq.worker: forged"

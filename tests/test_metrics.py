@@ -249,6 +249,7 @@ def _free_port() -> int:
 async def test_a_known_mix_gives_exact_counters(database_url: str, schema: str) -> None:
     """Run demo-style jobs through a real worker, scrape, and compare with the database."""
     from jobq import JobContext, Settings
+    from jobq.worker.options import WorkerOptions
     from jobq.worker.runtime import Worker
     from tests.conftest import drop_schema
     from tests.support import wait_for
@@ -276,7 +277,7 @@ async def test_a_known_mix_gives_exact_counters(database_url: str, schema: str) 
     try:
         await app.enqueue_many([{"kind": "ok", "queue": queue} for _ in range(7)])
         await app.enqueue_many([{"kind": "bad", "queue": queue} for _ in range(3)])
-        worker = Worker(app, client, concurrency=4)
+        worker = Worker(app.registry, client, WorkerOptions(concurrency=4))
 
         async def all_finished() -> bool:
             infos = {q.name: q for q in await client.queues()}

@@ -18,9 +18,9 @@ from jobq.errors import (
     SchemaError,
     UnknownKindError,
 )
+from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
-from jobq.tasks import Executor, JobContext
 from jobq.types import (
     Attempt,
     AttemptOutcome,
@@ -33,8 +33,7 @@ from jobq.types import (
     Outcome,
     Succeeded,
 )
-
-__version__ = "0.1.0"
+from jobq.version import __version__
 
 __all__ = [
     "App",

@@ -21,12 +21,14 @@ import asyncpg
 from jobq.client import Client
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
-from jobq.job_request import KIND_PATTERN, parse_request
+from jobq.handlers import Executor, HandlerFunction
+from jobq.job_request import parse_request
+from jobq.registry import TaskRegistry, TaskSpec
 from jobq.retry import RetryPolicy
-from jobq.tasks import Executor, FunctionExecutor, Handler, TaskSpec
 from jobq.types import Job
+from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
 
-H = TypeVar("H", bound=Handler)
+H = TypeVar("H", bound=HandlerFunction)
 
 
 class App:
@@ -35,7 +37,7 @@ class App:
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None):
         self._settings = settings
         self._database_url = database_url
-        self.tasks: dict[str, TaskSpec] = {}
+        self.registry = TaskRegistry()
         self._client: Client | None = None
         self._client_lock: asyncio.Lock | None = None
 
@@ -52,6 +54,11 @@ class App:
         self._settings = settings
 
     # --- registry ---------------------------------------------------------
+    @property
+    def tasks(self) -> Mapping[str, TaskSpec]:
+        """The registered kinds and their specs (read-only; `register` adds to it)."""
+        return self.registry.specs
+
     def task(
         self,
         kind: str,
@@ -79,52 +86,31 @@ class App:
     def register(
         self,
         kind: str,
-        handler: Handler | Executor,
+        handler: HandlerFunction | Executor,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        import re
-
-        if not re.fullmatch(KIND_PATTERN, kind):
-            raise ValueError(f"kind {kind!r} must match {KIND_PATTERN}")
-        if kind in self.tasks:
-            raise ValueError(f"kind {kind!r} is already registered")
-        if not 1 <= max_attempts <= 1000:
-            raise ValueError("max_attempts must be between 1 and 1000")
-        if retry_base_ms is not None and retry_cap_ms is not None:
-            RetryPolicy(retry_base_ms, retry_cap_ms)  # validates cap >= base now
-        executor: Executor
-        if isinstance(handler, Executor):
-            executor, is_sync = handler, False
-        else:
-            function_executor = FunctionExecutor(handler)
-            executor, is_sync = function_executor, not function_executor.is_async
-        self.tasks[kind] = TaskSpec(
-            kind=kind,
-            executor=executor,
+        self.registry.register(
+            kind,
+            handler,
             max_attempts=max_attempts,
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
-            is_sync=is_sync,
         )
 
     def kinds(self) -> list[str]:
-        return sorted(self.tasks)
+        return self.registry.kinds()
 
     def default_max_attempts(self, kind: str) -> int:
-        spec = self.tasks.get(kind)
-        return spec.max_attempts if spec else DEFAULT_MAX_ATTEMPTS
+        return self.registry.default_max_attempts(kind)
 
     def retry_policy(self, kind: str) -> RetryPolicy:
         """The kind's policy: its own base/cap where set in code, else the settings'."""
-        spec = self.tasks.get(kind)
-        base = spec.retry_base_ms if spec and spec.retry_base_ms else self.settings.retry_base_ms
-        cap = spec.retry_cap_ms if spec and spec.retry_cap_ms else self.settings.retry_cap_ms
-        return RetryPolicy(base, max(base, cap))
+        return self.registry.retry_policy(kind, self.settings)
 
     # --- connection ---------------------------------------------------------
     async def client(
@@ -141,7 +127,7 @@ class App:
             if self._client is None:
                 self._client = await Client.connect(
                     self.settings,
-                    self,
+                    self,  # its catalog (kinds, default attempts); client.catalog is the app
                     migrate=migrate,
                     start_embedded=start_embedded,
                     connect_deadline=connect_deadline,
@@ -207,7 +193,7 @@ class App:
 
     async def run_worker(
         self,
-        concurrency: int = 10,
+        concurrency: int = DEFAULT_CONCURRENCY,
         queues: list[str] | None = None,
         *,
         burst: bool = False,
@@ -216,6 +202,7 @@ class App:
         """Run a worker in this event loop until stopped (or, with burst, until idle)."""
         from jobq.worker.runtime import Worker
 
+        options = WorkerOptions(concurrency=concurrency, queues=queues, burst=burst)
         client = await self.client()
-        worker = Worker(self, client, concurrency=concurrency, queues=queues, burst=burst)
+        worker = Worker(self.registry, client, options)
         await worker.run(install_signal_handlers=install_signal_handlers)

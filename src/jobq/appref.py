@@ -37,7 +37,7 @@ def load_app(ref: str | None) -> App:
     return app
 
 
-def find_app_ref(app: App) -> str | None:
+def find_app_ref(app: object) -> str | None:
     """The `module:attribute` under which `app` is importable, if any module
     already imported holds it at top level."""
     for name, module in list(sys.modules.items()):

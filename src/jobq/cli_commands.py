@@ -71,6 +71,7 @@ def serve(
     Example: jobq serve --port 8000 --concurrency 20
     """
     from jobq.api.server import serve as serve_api
+    from jobq.worker.options import WorkerOptions
 
     with errors_to_exit_codes():
         configure_logging(log_format)
@@ -82,8 +83,7 @@ def serve(
             host=host,
             port=port,
             workers=not no_workers,
-            concurrency=concurrency,
-            queues=_queues(queues),
+            worker_options=WorkerOptions(concurrency=concurrency, queues=_queues(queues)),
             allow_unauthenticated=allow_unauthenticated,
             migrate=not no_migrate,
         )
@@ -105,7 +105,7 @@ def worker(
             min=1, max=65535, help="Serve /metrics and /healthz on this port (off unless given)."
         ),
     ] = None,
-    # jobq.worker.process.DEFAULT_METRICS_HOST, spelled out to keep `jobq`'s imports light.
+    # jobq.worker.options.DEFAULT_METRICS_HOST, spelled out to keep `jobq`'s imports light.
     metrics_host: Annotated[
         str,
         typer.Option(
@@ -119,6 +119,7 @@ def worker(
 
     Example: jobq worker --concurrency 20 --queues emails,webhooks
     """
+    from jobq.worker.options import WorkerOptions
     from jobq.worker.supervisor import run_worker_command
 
     with errors_to_exit_codes():
@@ -126,17 +127,15 @@ def worker(
         jobq_app = load_app(app)
         jobq_app.configure(settings)
         run_async(_migrate_then_close(jobq_app, not no_migrate))
-        code = run_worker_command(
-            jobq_app,
-            settings,
+        options = WorkerOptions(
             concurrency=concurrency,
-            processes=processes,
             queues=_queues(queues),
             burst=burst,
-            app_ref=app,
+            processes=processes,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
         )
+        code = run_worker_command(jobq_app, settings, options, app_ref=app)
     raise typer.Exit(code)
 
 

@@ -22,6 +22,9 @@ from jobq import events
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
+from jobq.db.pool import (
+    POOL_MAX_SIZE as POOL_MAX_SIZE,  # re-exported: jobq.api.server sizes its pool
+)
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow
 from jobq.errors import (
@@ -84,7 +87,7 @@ class Client:
         *,
         start_embedded: bool = True,
         migrate: bool = True,
-        pool_max_size: int = 10,
+        pool_max_size: int = POOL_MAX_SIZE,
         connect_deadline: float = CONNECT_DEADLINE_SECONDS,
     ) -> Client:
         """Open a pool; apply pending migrations, or refuse if `migrate` is False."""

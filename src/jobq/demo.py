@@ -31,7 +31,7 @@ from typing import Any
 
 from jobq.app import App
 from jobq.config import Settings
-from jobq.tasks import JobContext
+from jobq.handlers import JobContext
 from jobq.types import Cancelled, CancelledOutcome
 
 # kind -> [(sleep ms, failure probability on attempt 1)]

@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from jobq.errors import UnknownKindError
+from jobq.handlers import JobContext
 from jobq.ids import uuid7
 from jobq.job_request import DEFAULT_QUEUE, dump_json
-from jobq.tasks import JobContext, run_with_timeout
 from jobq.types import Job, JobStatus, Outcome
+from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
 
 if TYPE_CHECKING:
     from jobq.app import App
@@ -107,7 +108,7 @@ async def run_task_async(
     ctx = JobContext(job, TESTING_WORKER_ID, pool)
     if cancel:
         ctx.cancel_event.set()
-    return await run_with_timeout(spec, ctx, job)
+    return await spec.run(ctx, job)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +125,15 @@ class DrainResult:
         return self.succeeded + self.retried + self.failed_permanent + self.cancelled
 
 
-async def drain(app: App, *, queues: list[str] | None = None, concurrency: int = 10) -> DrainResult:
+async def drain(
+    app: App, *, queues: list[str] | None = None, concurrency: int = DEFAULT_CONCURRENCY
+) -> DrainResult:
     """Run the queue (or `queues`) until no runnable job is left; count outcomes."""
     from jobq.worker.runtime import Worker
 
     client = await app.client()
-    worker = Worker(app, client, concurrency=concurrency, queues=queues, burst=True)
+    options = WorkerOptions(concurrency=concurrency, queues=queues, burst=True)
+    worker = Worker(app.registry, client, options)
     await worker.run()
     counts = worker.counts
     return DrainResult(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -65,32 +65,29 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    # Bookkeeping outside the SPEC §1 shape (not in to_dict()).
-    retry_delay_ms: int | None = None
-    lease_expires_at: datetime | None = None
+    # Bookkeeping outside the SPEC §1 shape: not in JOB_FIELDS, to_dict() or the API.
+    retry_delay_ms: int | None = field(default=None, metadata={"internal": True})
+    lease_expires_at: datetime | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of SPEC §1 (ids as strings, timestamps in UTC with Z)."""
-        return {
-            "id": str(self.id),
-            "queue": self.queue,
-            "kind": self.kind,
-            "payload": self.payload,
-            "metadata": self.metadata,
-            "status": self.status.value,
-            "priority": self.priority,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "run_at": format_timestamp(self.run_at),
-            "idempotency_key": self.idempotency_key,
-            "cancel_requested": self.cancel_requested,
-            "last_error": self.last_error,
-            "locked_by": self.locked_by,
-            "created_at": format_timestamp(self.created_at),
-            "updated_at": format_timestamp(self.updated_at),
-            "started_at": format_timestamp(self.started_at),
-            "finished_at": format_timestamp(self.finished_at),
-        }
+        return {name: _json_value(getattr(self, name)) for name in JOB_FIELDS}
+
+
+# The job's public fields (SPEC §1), in order: the one list that to_dict() walks
+# and that the API's JobOut is tested against (tests/test_types.py), so a new
+# column is declared once, here.
+JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Job) if not f.metadata.get("internal"))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ Modules:
 - middleware.py     HTTP metrics events, request ids and 500s, the body limit
 - problems.py       RFC 9457 problem+json for every error (the catalogue)
 - models.py         documented request and response shapes
-- endpoints.py      the client dependency and documented error responses
+- dependencies.py   the client dependency and documented error responses
 - server.py         serve(): uvicorn + the worker runtime in one process
 """
 

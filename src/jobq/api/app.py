@@ -20,6 +20,7 @@ from jobq.client import Client
 from jobq.config import DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.dashboard import mount_dashboard
 from jobq.metrics import Metrics, default_metrics
+from jobq.version import __version__
 
 DESCRIPTION = """\
 jobq's HTTP API: enqueue, inspect, cancel and retry jobs on PostgreSQL.
@@ -69,7 +70,7 @@ def create_app(
 
     api = FastAPI(
         title="jobq",
-        version=jobq.__version__,
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,

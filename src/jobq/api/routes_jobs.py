@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 
 from jobq.api.auth import authorize
-from jobq.api.endpoints import ClientDep, error_responses, get_client
+from jobq.api.dependencies import ClientDep, error_responses, get_client
 from jobq.api.models import (
     AttemptList,
     BatchOut,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
 
 from jobq.api.auth import authorize
-from jobq.api.endpoints import ClientDep, error_responses
+from jobq.api.dependencies import ClientDep, error_responses
 from jobq.api.models import QueueList, QueueOut, WorkerList
 from jobq.job_request import QUEUE_PATTERN
 

@@ -21,7 +21,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
-from jobq.api.endpoints import error_responses
+from jobq.api.dependencies import error_responses
 from jobq.api.models import StatusOut
 from jobq.api.problems import problem
 from jobq.client import Client

@@ -16,23 +16,24 @@ import logging
 import signal
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import uvicorn
 
 import jobq
 from jobq.api.app import create_app
 from jobq.api.http_protocol import guarded_protocol
-from jobq.client import Client
+from jobq.client import POOL_MAX_SIZE, Client
 from jobq.config import Settings
 from jobq.errors import ConfigError
+
+if TYPE_CHECKING:  # imported late at run time: API-only needs none of the worker
+    from jobq.worker.options import WorkerOptions
 
 log = logging.getLogger("jobq.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_CONCURRENCY = 10
-POOL_SIZE = 10  # for the API; the worker's concurrency is added when it runs here
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Connections and requests served at once; uvicorn answers 503 beyond, before
 # the process runs out of file descriptors or memory.
@@ -79,21 +80,25 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     workers: bool = True,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    queues: list[str] | None = None,
+    worker_options: WorkerOptions | None = None,
     allow_unauthenticated: bool = False,
     migrate: bool = True,
 ) -> int:
     """Run the API (and the workers) until SIGTERM/SIGINT; returns the exit status.
 
     Opens its own client in its own event loop (with `migrate=False` it refuses a
-    database whose schema is behind instead of migrating it)."""
+    database whose schema is behind instead of migrating it). `worker_options`
+    (concurrency and queues; default: WorkerOptions()) apply when `workers`."""
     check_bind(host, port, settings, allow_unauthenticated)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     with contextlib.suppress(RuntimeError):  # already connected: the caller configured it
         jobq_app.configure(settings)
-    options = _Options(host, port, workers, concurrency, queues, migrate)
+    if workers and worker_options is None:
+        from jobq.worker.options import WorkerOptions
+
+        worker_options = WorkerOptions()
+    options = _Options(host, port, worker_options if workers else None, migrate)
     return _run_loop(_serve(jobq_app, settings, options))
 
 
@@ -110,16 +115,15 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 class _Options:
     host: str
     port: int
-    workers: bool
-    concurrency: int
-    queues: list[str] | None
+    worker: WorkerOptions | None  # None: API only
     migrate: bool
 
 
 async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> int:
     # A client of this event loop: one the caller opened in another loop (asyncio.run)
     # cannot be used here, so it is replaced.
-    pool_size = POOL_SIZE + (options.concurrency if options.workers else 0)
+    # The API's pool, plus one connection per job slot when the worker runs here.
+    pool_size = POOL_MAX_SIZE + (options.worker.concurrency if options.worker else 0)
     client = await Client.connect(
         settings, jobq_app, migrate=options.migrate, pool_max_size=pool_size
     )
@@ -140,12 +144,10 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
         )
         server = _Server(config)
         worker: _Worker | None = None
-        if options.workers:
+        if options.worker is not None:
             from jobq.worker.runtime import Worker  # imported late: API-only needs none of it
 
-            worker = Worker(
-                jobq_app, client, concurrency=options.concurrency, queues=options.queues
-            )
+            worker = Worker(jobq_app.registry, client, options.worker)
         shutdown = _Shutdown(server, worker)
         with _stop_on_signals(shutdown):
             return await _run_both(server, worker, shutdown)

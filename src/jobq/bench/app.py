@@ -16,7 +16,7 @@ from typing import Any
 
 from jobq.app import App
 from jobq.demo import noop, sleep
-from jobq.tasks import JobContext
+from jobq.handlers import JobContext
 
 _sock: socket.socket | None = None
 

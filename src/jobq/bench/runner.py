@@ -85,7 +85,7 @@ class Bench:
         self.settings = self.base_settings.with_overrides(database_url=url, schema=schema)
         self.store = BenchStore(schema)
         self.app.configure(self.settings)
-        from jobq import __version__
+        from jobq.version import __version__
 
         result = BenchResult(self.config, __version__)
         client = await self.app.client()  # migrates the scratch schema

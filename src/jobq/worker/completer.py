@@ -1,6 +1,6 @@
 """The completer: persists outcomes in batches, one fenced statement for many jobs.
 
-Outcomes arrive from the executor as jobs settle. Most leave with the
+Outcomes arrive from the runner as jobs settle. Most leave with the
 producer's next claim (`take()`, then `landed()`): one statement writes them
 and claims the jobs for the slots they freed. The rest, when no claim goes out
 (the queue is empty, or every slot is busy), are written here: the first one
@@ -32,7 +32,7 @@ from jobq.db.records import Finished, FinishRow
 from jobq.types import JobStatus, Outcome
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import COMPLETER_BATCH_SIZE, COMPLETER_FLUSH_SECONDS
-from jobq.worker.executor import RunningJob
+from jobq.worker.runner import RunningJob
 
 log = logging.getLogger("jobq.worker")
 

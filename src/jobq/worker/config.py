@@ -1,4 +1,4 @@
-"""The worker's tuning, derived once from `Settings` into a frozen object.
+"""The worker's tuning: `WorkerConfig`, derived once from `Settings` and `WorkerOptions`.
 
 Every interval the runtime uses is here, beside its default, so that a test
 with a two-second lease gets a worker whose heartbeat, rescuer and leader
@@ -7,16 +7,10 @@ lease scale down with it.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from jobq.config import Settings
-from jobq.errors import ConfigError
-from jobq.job_request import QUEUE_PATTERN
-
-DEFAULT_CONCURRENCY = 10
-MAX_CONCURRENCY = 10_000
+from jobq.worker.options import WorkerOptions
 
 # The completer writes a batch when it holds this many outcomes, or this long
 # after the first one arrived, whichever comes first. A few milliseconds cost
@@ -58,24 +52,11 @@ class WorkerConfig:
     listen_url: str | None
 
     @classmethod
-    def build(
-        cls,
-        settings: Settings,
-        *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        queues: Sequence[str] | None = None,
-        burst: bool = False,
-    ) -> WorkerConfig:
-        if not 1 <= concurrency <= MAX_CONCURRENCY:
-            raise ConfigError(f"--concurrency: must be 1 to {MAX_CONCURRENCY}, got {concurrency}")
-        names = tuple(dict.fromkeys(q.strip() for q in queues or () if q.strip())) or None
-        for name in names or ():
-            if not re.fullmatch(QUEUE_PATTERN, name):
-                raise ConfigError(f"--queues: {name!r} is not a valid queue name")
+    def build(cls, settings: Settings, options: WorkerOptions) -> WorkerConfig:
         return cls(
-            concurrency=concurrency,
-            queues=names,
-            burst=burst,
+            concurrency=options.concurrency,
+            queues=tuple(options.queues) if options.queues else None,
+            burst=options.burst,
             lease_seconds=settings.lease_seconds,
             poll_interval_seconds=settings.poll_interval_ms / 1000.0,
             cancel_grace_seconds=settings.cancel_grace_seconds,

@@ -1,4 +1,4 @@
-"""The heartbeat: one statement renews every lease this process holds.
+"""The heartbeat: one periodic statement renews every lease this worker holds.
 
 Its answer carries each job's `cancel_requested`, so a cancel reaches the job
 even when its NOTIFY was missed; a job missing from the answer (or held under
@@ -10,20 +10,18 @@ is how a cancel arrives within a second (SPEC §5).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import suppress
 
 from jobq.client import Client
-from jobq.worker.backoff import Backoff
-from jobq.worker.executor import RunningJob
+from jobq.worker.runner import RunningJob
+from jobq.worker.service import PeriodicService
 
 log = logging.getLogger("jobq.worker")
 
 
-class Heartbeat:
+class Heartbeat(PeriodicService):
     def __init__(
         self,
         client: Client,
@@ -36,24 +34,22 @@ class Heartbeat:
         mark_lost: Callable[[RunningJob], None],
         register: Callable[[], Awaitable[None]],
     ) -> None:
+        super().__init__(
+            "heartbeat",
+            worker_id,
+            interval=interval,
+            timeout=client.settings.lease_seconds,
+            log=log,
+        )
         self.client = client
-        self.worker_id = worker_id
-        self.interval = interval
         self._held = held
         self._in_flight = in_flight
         self._request_cancel = request_cancel
         self._mark_lost = mark_lost
         self._register = register
-        self._now = asyncio.Event()
-        self._backoff = Backoff(log, "heartbeat", maximum=interval)
 
-    def trigger(self) -> None:
-        """Run a tick now (a control NOTIFY named this worker)."""
-        self._now.set()
-
-    async def beat_once(self) -> None:
+    async def run_once(self) -> None:
         """Renew leases, deliver cancels, find lost jobs, mark the worker alive."""
-        self._now.clear()
         snapshot = [r for r in self._held().values() if not r.lost]
         queries, pool = self.client.queries, self.client.pool
         if snapshot:
@@ -71,17 +67,3 @@ class Heartbeat:
         if not await queries.worker_heartbeat(pool, self.worker_id, self._in_flight()):
             log.warning("worker row was gone (silent too long?); registering again")
             await self._register()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                # A tick that hangs longer than a lease has lost the leases anyway.
-                async with asyncio.timeout(self.client.settings.lease_seconds):
-                    await self.beat_once()
-            except Exception as exc:
-                await self._backoff.failed(exc, {"worker_id": self.worker_id})
-                continue
-            self._backoff.succeeded()
-            with suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._now.wait()

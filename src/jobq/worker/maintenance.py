@@ -1,4 +1,4 @@
-"""Maintenance, run by one elected worker at a time: rescuer, pruner, worker rows.
+"""Maintenance, a periodic service run by one elected worker: rescuer, pruner, worker rows.
 
 The leader is elected through a lease row (`leader_acquire`), renewed every
 tick and given up on a clean stop, never a session advisory lock: those break
@@ -20,7 +20,6 @@ Each service has a run-once step, so tests drive them without timers:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -29,26 +28,31 @@ from contextlib import suppress
 from jobq import events
 from jobq.client import Client
 from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
-from jobq.worker.backoff import Backoff
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
+from jobq.worker.service import PeriodicService
 
 log = logging.getLogger("jobq.worker.maintenance")
 
 LEADER_NAME = "maintenance"
 
 
-class Maintenance:
+class Maintenance(PeriodicService):
     def __init__(
         self, client: Client, worker_id: str, config: WorkerConfig, policy_for: PolicyFor
     ) -> None:
+        super().__init__(
+            "maintenance",
+            worker_id,
+            interval=config.maintenance_interval,
+            timeout=config.lease_seconds,
+            log=log,
+        )
         self.client = client
-        self.worker_id = worker_id
         self.config = config
         self.policy_for = policy_for
         self.is_leader = False
         self.rescued_total = 0
         self._next_prune = 0.0
-        self._backoff = Backoff(log, "maintenance", maximum=config.maintenance_interval)
 
     async def elect_once(self) -> bool:
         """Take or renew the leader row; True while this worker holds it."""
@@ -104,7 +108,8 @@ class Maintenance:
     async def prune_workers_once(self) -> None:
         await self.client.queries.worker_prune(self.client.pool, self.config.worker_row_ttl_seconds)
 
-    async def tick(self) -> None:
+    async def run_once(self) -> None:
+        """Elect; as the leader, rescue and analyze, and prune now and then."""
         if not await self.elect_once():
             return
         await self.rescue_once()
@@ -114,17 +119,6 @@ class Maintenance:
             self._next_prune = now + PRUNE_INTERVAL_SECONDS
             await self.prune_workers_once()
             await self.prune_once()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self.config.lease_seconds):
-                    await self.tick()
-            except Exception as exc:
-                await self._backoff.failed(exc, {"worker_id": self.worker_id})
-                continue
-            self._backoff.succeeded()
-            await asyncio.sleep(self.config.maintenance_interval)
 
     async def release(self) -> None:
         """Give the leader row up on a clean stop, so another worker takes over at once."""

@@ -1,4 +1,4 @@
-"""One worker process: its event loop, its thread pool, its signals.
+"""One worker process: runs a Worker in its own event loop, with its thread pool and signals.
 
 `run_in_process()` is what `jobq worker` runs with `--processes 1` and what
 each child of the supervisor runs. SIGTERM / SIGINT stop the worker
@@ -17,43 +17,48 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from jobq.config import Settings
+from jobq.registry import TaskRegistry
+from jobq.worker.options import WorkerOptions
 
 if TYPE_CHECKING:
-    from jobq.app import App
+    from jobq.client import Client
     from jobq.worker.runtime import Worker
 
 log = logging.getLogger("jobq.worker")
 
 THREAD_PREFIX = "jobq-handler"
-# Loopback unless asked: /metrics shows queue and kind names, and nothing on the
-# port asks for a token. A Prometheus in another pod or container needs
-# `--metrics-host 0.0.0.0` (deploy/k8s/worker.yaml and compose.yaml pass it).
-DEFAULT_METRICS_HOST = "127.0.0.1"
 PARENT_CHECK_SECONDS = 1.0
+
+
+class App(Protocol):
+    """What a worker process needs of a `jobq.App` (which it never imports)."""
+
+    @property
+    def registry(self) -> TaskRegistry: ...
+    def configure(self, settings: Settings) -> None: ...
+    async def client(self) -> Client: ...
+    async def close(self) -> None: ...
 
 
 def run_in_process(
     app: App,
     settings: Settings,
+    options: WorkerOptions,
     *,
-    concurrency: int,
-    queues: list[str] | None,
-    burst: bool,
     supervisor_pid: int | None = None,
-    metrics_port: int | None = None,
-    metrics_host: str = DEFAULT_METRICS_HOST,
 ) -> int:
     """Run one worker in a new event loop until it stops; returns the exit code."""
     app.configure(settings)
     loop = asyncio.new_event_loop()
-    threads = ThreadPoolExecutor(max_workers=concurrency + 4, thread_name_prefix=THREAD_PREFIX)
+    threads = ThreadPoolExecutor(
+        max_workers=options.concurrency + 4, thread_name_prefix=THREAD_PREFIX
+    )
     loop.set_default_executor(threads)
     try:
-        metrics_at = (metrics_host, metrics_port) if metrics_port is not None else None
-        loop.run_until_complete(_serve(app, concurrency, queues, burst, supervisor_pid, metrics_at))
+        loop.run_until_complete(_serve(app, options, supervisor_pid))
     finally:
         _close_loop(loop)
         threads.shutdown(wait=False, cancel_futures=True)
@@ -71,14 +76,7 @@ def run_in_process(
     return 0
 
 
-async def _serve(
-    app: App,
-    concurrency: int,
-    queues: list[str] | None,
-    burst: bool,
-    supervisor_pid: int | None,
-    metrics_at: tuple[str, int] | None,
-) -> None:
+async def _serve(app: App, options: WorkerOptions, supervisor_pid: int | None) -> None:
     from jobq.metrics import default_metrics
     from jobq.metrics_server import start_metrics_server
     from jobq.worker.runtime import Worker
@@ -88,10 +86,12 @@ async def _serve(
     metrics = default_metrics()
     client = await app.client()
     server = None
-    if metrics_at is not None:
-        server = await start_metrics_server(*metrics_at, lambda: metrics.render(client))
+    if options.metrics_port is not None:
+        server = await start_metrics_server(
+            options.metrics_host, options.metrics_port, lambda: metrics.render(client)
+        )
     try:
-        worker = Worker(app, client, concurrency=concurrency, queues=queues, burst=burst)
+        worker = Worker(app.registry, client, options)
         watchdog = None
         if supervisor_pid is not None:
             watchdog = asyncio.create_task(_watch_supervisor(worker, supervisor_pid))

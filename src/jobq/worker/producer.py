@@ -1,6 +1,6 @@
 """The producer: claims jobs into free slots, woken by NOTIFY or a jittered poll.
 
-It asks for no more jobs than the executor has free slots, several per round
+It asks for no more jobs than the runner has free slots, several per round
 trip, and each claim carries the outcomes waiting to be written (one statement,
 one commit for both: the jobs that just finished freed the slots it fills).
 After a claim that filled every slot it waits for a slot; after one that
@@ -37,7 +37,7 @@ POLL_JITTER = 0.2
 
 
 class Slots(Protocol):
-    """The executor's side as the producer sees it."""
+    """The runner's side as the producer sees it."""
 
     def free(self) -> int: ...
     def busy(self) -> int: ...

@@ -1,9 +1,9 @@
-"""The worker runtime: producer -> executor -> completer, plus leases and maintenance.
+"""The worker runtime: wires producer -> runner -> completer, plus leases and maintenance.
 
-    Worker(app, client, concurrency=10, queues=None, burst=False).run()
+    Worker(app.registry, client, WorkerOptions(concurrency=10)).run()
 
 One Worker is one registered worker (`host:pid:random`): a producer that
-claims into free slots, an executor that runs each job in a task, a completer
+claims into free slots, a runner that runs each job in a task, a completer
 that writes outcomes in batches, a heartbeat that renews every lease in one
 statement, a listener for NOTIFY, and maintenance when elected. `run()`
 returns after a clean stop: `request_stop()` (SIGTERM/SIGINT with
@@ -33,23 +33,22 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from jobq import events
 from jobq.client import Client
 from jobq.db.records import Claimed
-from jobq.tasks import JobContext
+from jobq.handlers import JobContext
+from jobq.registry import TaskRegistry
 from jobq.types import Interrupted, Outcome, WorkerInfo
+from jobq.version import __version__
 from jobq.worker.completer import Completer
 from jobq.worker.config import COMPLETER_BATCH_SIZE, FINAL_FLUSH_SECONDS, WorkerConfig
-from jobq.worker.executor import JobExecutor, RunningJob
 from jobq.worker.heartbeat import Heartbeat
 from jobq.worker.listener import Listener
 from jobq.worker.maintenance import Maintenance
+from jobq.worker.options import WorkerOptions
 from jobq.worker.producer import Producer
-
-if TYPE_CHECKING:
-    from jobq.app import App
+from jobq.worker.runner import JobRunner, RunningJob
 
 log = logging.getLogger("jobq.worker")
 
@@ -59,20 +58,17 @@ def make_worker_id() -> str:
 
 
 class Worker:
+    """One registered worker running `registry`'s kinds through `client`."""
+
     def __init__(
         self,
-        app: App,
+        registry: TaskRegistry,
         client: Client,
-        *,
-        concurrency: int = 10,
-        queues: list[str] | None = None,
-        burst: bool = False,
+        options: WorkerOptions | None = None,
     ) -> None:
-        self.app = app
+        self.registry = registry
         self.client = client
-        self.config = WorkerConfig.build(
-            client.settings, concurrency=concurrency, queues=queues, burst=burst
-        )
+        self.config = WorkerConfig.build(client.settings, options or WorkerOptions())
         self.id = make_worker_id()
         self.executing: dict[uuid.UUID, RunningJob] = {}
         self.held: dict[uuid.UUID, RunningJob] = {}  # executing + outcome not yet written
@@ -85,10 +81,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
         cfg = self.config
-        self.executor = JobExecutor(cfg.cancel_grace_seconds, self._settled)
+        self.runner = JobRunner(cfg.cancel_grace_seconds, self._settled)
+        policy_for = registry.policy_for(client.settings)
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)
-        self.completer = Completer(client, app.retry_policy, self._written, batch_size=batch)
+        self.completer = Completer(client, policy_for, self._written, batch_size=batch)
         self.producer = Producer(client, self.id, cfg, self, self._start, self.completer)
         self.heartbeat = Heartbeat(
             client,
@@ -96,7 +93,7 @@ class Worker:
             cfg.heartbeat_interval,
             held=lambda: self.held,
             in_flight=self.busy,
-            request_cancel=self.executor.request_cancel,
+            request_cancel=self.runner.request_cancel,
             mark_lost=self._lost,
             register=self._register,
         )
@@ -108,7 +105,7 @@ class Worker:
             on_control=self.heartbeat.trigger,
             poll_interval=cfg.poll_interval_seconds,
         )
-        self.maintenance = Maintenance(client, self.id, cfg, app.retry_policy)
+        self.maintenance = Maintenance(client, self.id, cfg, policy_for)
 
     # --- what the producer sees (its Slots protocol) ---------------------------
     def free(self) -> int:
@@ -141,7 +138,7 @@ class Worker:
         if (older := self.held.get(job.id)) is not None:
             self._lost(older)  # we hold an older attempt: it was rescued from us
         ctx = JobContext(job, self.id, self.client.pool, shutdown_event=self.shutdown_event)
-        running = RunningJob(job, self.app.tasks.get(job.kind), ctx, claimed.claimed_at)
+        running = RunningJob(job, self.registry.get(job.kind), ctx, claimed.claimed_at)
         self.executing[job.id] = running
         self.held[job.id] = running
         self._idle.clear()
@@ -150,7 +147,7 @@ class Worker:
         events.emit(events.InFlightChanged(job.queue, 1))
         if log.isEnabledFor(logging.DEBUG):  # log_extra() costs per job; skip it unless shown
             log.debug("job started", extra=running.log_extra())
-        self.executor.start(running)
+        self.runner.start(running)
 
     def _settled(self, running: RunningJob, outcome: Outcome) -> None:
         if self.executing.get(running.id) is running:
@@ -178,7 +175,7 @@ class Worker:
         running.lost = True
         self._written(running)
         log.warning("lost the lease of a running job", extra=running.log_extra())
-        self.executor.request_cancel(running)
+        self.runner.request_cancel(running)
 
     async def _register(self) -> None:
         now = datetime.now(UTC)
@@ -189,7 +186,7 @@ class Worker:
             queues=list(self.config.queues) if self.config.queues else None,
             concurrency=self.config.concurrency,
             in_flight=self.busy(),
-            version=_version(),
+            version=__version__,
             started_at=now,
             last_heartbeat_at=now,
         )
@@ -311,7 +308,7 @@ class Worker:
             now.cancel()
         for running in list(self.executing.values()):
             log.warning("interrupting a running job", extra=running.log_extra())
-            self.executor.force(running, Interrupted())
+            self.runner.force(running, Interrupted())
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
@@ -330,9 +327,3 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def _version() -> str:
-    from jobq import __version__
-
-    return __version__

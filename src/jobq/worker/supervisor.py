@@ -1,4 +1,4 @@
-"""`jobq worker`: one process, or a supervisor of N worker processes.
+"""`jobq worker`: runs one worker process, or supervises N of them.
 
 With `processes=1` the worker runs in this process (jobq.worker.process).
 With more, this process supervises children started as
@@ -31,16 +31,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobq.appref import find_app_ref
 from jobq.config import Settings, worker_environment
 from jobq.errors import ConfigError
 from jobq.metrics import mark_process_dead
-from jobq.worker.process import DEFAULT_METRICS_HOST, run_in_process
-
-if TYPE_CHECKING:
-    from jobq.app import App
+from jobq.worker.options import WorkerOptions
+from jobq.worker.process import App, run_in_process
 
 log = logging.getLogger("jobq.worker.supervisor")
 
@@ -52,37 +50,20 @@ RESTART_BACKOFF_MAX_SECONDS = 30.0
 def run_worker_command(
     app: App,
     settings: Settings,
+    options: WorkerOptions,
     *,
-    concurrency: int,
-    processes: int,
-    queues: list[str] | None,
-    burst: bool,
     app_ref: str | None = None,
-    metrics_port: int | None = None,
-    metrics_host: str = DEFAULT_METRICS_HOST,
 ) -> int:
     """Run `jobq worker` to the end; returns the process exit code."""
-    if processes < 1:
-        raise ConfigError(f"--processes: must be at least 1, got {processes}")
-    if processes == 1:
-        return run_in_process(
-            app,
-            settings,
-            concurrency=concurrency,
-            queues=queues,
-            burst=burst,
-            metrics_port=metrics_port,
-            metrics_host=metrics_host,
-        )
+    if options.processes == 1:
+        return run_in_process(app, settings, options)
     # None: the demo app, or whichever imported module holds this app.
     ref = app_ref or find_app_ref(app)
     if ref is None:
         raise ConfigError("--processes above 1 needs --app module:attribute for this app")
-    args = ["--app", ref, "--concurrency", str(concurrency)]
-    if queues:
-        args += ["--queues", ",".join(queues)]
-    if burst:
-        args.append("--burst")
+    processes, burst = options.processes, options.burst
+    metrics_port, metrics_host = options.metrics_port, options.metrics_host
+    args = ["--app", ref, *options.child_args()]
     if _logs_json():
         args += ["--log-format", "json"]
     env = child_environment(settings)

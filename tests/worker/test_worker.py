@@ -13,9 +13,10 @@ from jobq.client import Client
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import Claimed, Finished, FinishRow
 from jobq.demo import planned_failure
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 from tests.support import insert_job, wait_for
-from tests.test_worker_support import (
+from tests.worker.support import (
     CANCEL_SEEN,
     RELEASE_SYNC,
     all_status,
@@ -109,7 +110,7 @@ async def test_a_cancel_arrives_through_the_heartbeat_without_notify(
             f'UPDATE "{client.settings.schema}".jobs SET cancel_requested = true WHERE id = $1',
             job.id,
         )
-        await worker.heartbeat.beat_once()
+        await worker.heartbeat.run_once()
         await wait_for(lambda: is_status(client, job.id, JobStatus.CANCELLED))
 
 
@@ -162,7 +163,9 @@ async def test_two_hundred_jobs_on_eight_workers_each_run_exactly_once(
     jobs = await app.enqueue_many([{"kind": "record", "payload": {"i": i}} for i in range(200)])
     shared = await Client.connect(settings, app, pool_max_size=30)
     try:
-        workers = [Worker(app, shared, concurrency=4, burst=True) for _ in range(8)]
+        workers = [
+            Worker(app.registry, shared, WorkerOptions(concurrency=4, burst=True)) for _ in range(8)
+        ]
         await asyncio.wait_for(asyncio.gather(*(w.run() for w in workers)), 60)
     finally:
         await shared.close()
@@ -217,7 +220,7 @@ async def test_outcomes_a_failed_claim_carried_are_written_later_once(
     jobs = await app.enqueue_many([{"kind": "noop"} for _ in range(40)])
     flaky = Client(client.pool, client.settings, app, url=client.url)
     flaky.queries = queries = _ClaimsFailWithOutcomes(client.settings.schema)
-    worker = Worker(app, flaky, concurrency=5, burst=True)
+    worker = Worker(app.registry, flaky, WorkerOptions(concurrency=5, burst=True))
     await asyncio.wait_for(worker.run(), 30)
     assert queries.failures == 0  # every injected failure happened
     assert worker.counts["succeeded"] == 40

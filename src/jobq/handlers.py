@@ -1,9 +1,11 @@
-"""Handlers and how they run: the `Executor` protocol, `JobContext`, task specs.
+"""What a handler sees and how its result becomes an Outcome: JobContext, Executor, FunctionHandler.
 
 A handler is `handler(ctx, payload)`, async or sync. It returns normally
 (succeeded), raises (failed, then the retry policy), or returns
-`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionExecutor`
+`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionHandler`
 maps every one of those to a closed `Outcome` and never touches the database.
+An object with `async execute(ctx, job) -> Outcome` (the public `jobq.Executor`
+protocol) is the lower-level form of a handler.
 Sync handlers run in a thread; a thread cannot be interrupted, so a sync
 handler that ignores a cancel keeps running after its job is marked cancelled.
 """
@@ -12,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,8 +23,6 @@ import asyncpg
 
 from jobq.errors import JobCancelled
 from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
-
-log = logging.getLogger("jobq.tasks")
 
 # W3C Trace Context, version 00's shape: version-trace_id-parent_id-flags.
 _TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -90,13 +89,13 @@ class Executor(Protocol):
     async def execute(self, ctx: JobContext, job: Job) -> Outcome: ...
 
 
-Handler = Callable[[JobContext, dict[str, Any]], Any]
+HandlerFunction = Callable[[JobContext, dict[str, Any]], Any]
 
 
-class FunctionExecutor:
-    """Runs a `handler(ctx, payload)` function and maps what it does to an Outcome."""
+class FunctionHandler:
+    """The `Executor` of a `handler(ctx, payload)` function: maps what it does to an Outcome."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: HandlerFunction) -> None:
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
 
@@ -126,28 +125,3 @@ def outcome_of(result: Any) -> Outcome:
 def describe_error(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A registered kind: how to run it and its retry policy."""
-
-    kind: str
-    executor: Executor
-    max_attempts: int
-    # Per-kind overrides of JOBQ_RETRY_BASE_MS / JOBQ_RETRY_CAP_MS (None: the setting).
-    retry_base_ms: int | None = None
-    retry_cap_ms: int | None = None
-    timeout: float | None = None
-    is_sync: bool = False
-
-
-async def run_with_timeout(spec: TaskSpec, ctx: JobContext, job: Job) -> Outcome:
-    """Run one attempt; a per-kind timeout ends it as failed."""
-    call: Awaitable[Outcome] = spec.executor.execute(ctx, job)
-    if spec.timeout is None:
-        return await call
-    try:
-        return await asyncio.wait_for(call, timeout=spec.timeout)
-    except TimeoutError:
-        return Failed(f"timed out after {spec.timeout:g}s")

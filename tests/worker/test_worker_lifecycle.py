@@ -11,9 +11,10 @@ import pytest
 from jobq import App, JobStatus, Settings, events
 from jobq.client import Client
 from jobq.worker.maintenance import Maintenance
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 from tests.support import insert_job, rescue, wait_for
-from tests.test_worker_support import (
+from tests.worker.support import (
     all_status,
     build_worker_app,
     is_status,
@@ -69,7 +70,7 @@ async def test_a_second_stop_request_skips_the_grace(app: App, client: Client) -
     settings = client.settings.with_overrides(shutdown_grace_seconds=30.0)
     patient = Client(client.pool, settings, app, url=client.url)
     job = await app.enqueue("sleep", {"seconds": 30})
-    worker = Worker(app, patient)
+    worker = Worker(app.registry, patient)
     task = asyncio.create_task(worker.run())
     await wait_for(lambda: is_status(client, job.id, JobStatus.RUNNING))
     began = time.monotonic()
@@ -93,7 +94,7 @@ async def test_a_worker_that_lost_a_lease_drops_its_outcome(
         )
         assert len(await rescue(client, app.retry_policy)) == 1
         with caplog.at_level(logging.WARNING, logger="jobq.worker"):
-            await worker.heartbeat.beat_once()
+            await worker.heartbeat.run_once()
             await wait_for(lambda: _idle(worker))
     lost = [r for r in caplog.records if r.getMessage() == "lost the lease of a running job"]
     assert [r.job_id for r in lost] == [str(job.id)]  # type: ignore[attr-defined]
@@ -109,7 +110,7 @@ async def _idle(worker: Worker) -> bool:
 
 
 async def test_maintenance_has_one_leader_that_rescues_and_prunes(app: App, client: Client) -> None:
-    cfg = Worker(app, client).config
+    cfg = Worker(app.registry, client).config
     first = Maintenance(client, "w1", cfg, app.retry_policy)
     second = Maintenance(client, "w2", cfg, app.retry_policy)
     assert await first.elect_once() is True
@@ -123,7 +124,7 @@ async def test_maintenance_has_one_leader_that_rescues_and_prunes(app: App, clie
     seen: list[events.Event] = []
     unsubscribe = events.subscribe(seen.append)
     try:
-        await first.tick()
+        await first.run_once()
     finally:
         unsubscribe()
     assert (await client.get(expired)).status is JobStatus.RETRYING
@@ -162,7 +163,7 @@ async def test_without_notifications_the_worker_says_so_and_polls(
     # as a LISTEN through a transaction-mode pooler does not.
     elsewhere = _other_database(client.url)
     settings = client.settings.with_overrides(listen_database_url=elsewhere)
-    worker = Worker(app, Client(client.pool, settings, app, url=client.url))
+    worker = Worker(app.registry, Client(client.pool, settings, app, url=client.url))
     with caplog.at_level(logging.WARNING, logger="jobq.worker"):
         task = asyncio.create_task(worker.run())
         await wait_for(lambda: _polling_only(worker), timeout=5)
@@ -188,7 +189,7 @@ def _other_database(url: str) -> str:
 async def test_burst_mode_drains_only_its_queues_and_returns(app: App, client: Client) -> None:
     mine = await app.enqueue_many([{"kind": "noop", "queue": "mine"} for _ in range(30)])
     other = await app.enqueue("noop", queue="other")
-    worker = Worker(app, client, concurrency=4, queues=["mine"], burst=True)
+    worker = Worker(app.registry, client, WorkerOptions(concurrency=4, queues=["mine"], burst=True))
     await asyncio.wait_for(worker.run(), 20)
     assert worker.counts["succeeded"] == 30
     assert all([await is_status(client, j.id, JobStatus.SUCCEEDED) for j in mine])
@@ -200,7 +201,7 @@ async def test_events_balance_in_flight_and_measure_pickup(app: App, client: Cli
     seen: list[events.Event] = []
     unsubscribe = events.subscribe(seen.append)
     try:
-        await asyncio.wait_for(Worker(app, client, burst=True).run(), 30)
+        await asyncio.wait_for(Worker(app.registry, client, WorkerOptions(burst=True)).run(), 30)
     finally:
         unsubscribe()
     claimed = [e for e in seen if isinstance(e, events.JobClaimed)]
@@ -214,7 +215,7 @@ async def test_events_balance_in_flight_and_measure_pickup(app: App, client: Cli
 
 
 async def test_maintenance_analyzes_the_jobs_table_after_a_burst(app: App, client: Client) -> None:
-    cfg = Worker(app, client).config
+    cfg = Worker(app.registry, client).config
     leader = Maintenance(client, "w1", cfg, app.retry_policy)
     await app.enqueue_many([{"kind": "noop"} for _ in range(1000)])
     await app.enqueue_many([{"kind": "noop"} for _ in range(1000)])

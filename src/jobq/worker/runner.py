@@ -1,7 +1,7 @@
-"""The executor: runs one claimed job's handler and settles it to one Outcome.
+"""The job runner: runs each claimed job's handler in a task and settles it to one Outcome.
 
 It never writes SQL. Each job runs in its own asyncio task; the task's result
-(or its exception) becomes an `Outcome` through `jobq.tasks`, and three things
+(or its exception) becomes an `Outcome` through `jobq.handlers`, and three things
 can settle a job before its handler returns:
 
 - the cancel grace (`JOBQ_CANCEL_GRACE_SECONDS`) running out after a cancel
@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobq.tasks import JobContext, TaskSpec, describe_error, run_with_timeout
+from jobq.handlers import JobContext, describe_error
+from jobq.registry import TaskSpec
 from jobq.types import CancelledOutcome, Failed, Job, Outcome
 
 log = logging.getLogger("jobq.worker")
@@ -70,7 +71,9 @@ class RunningJob:
 Settled = Callable[[RunningJob, Outcome], None]
 
 
-class JobExecutor:
+class JobRunner:
+    """Starts a task per job, delivers cancels with their grace, and settles each job once."""
+
     def __init__(self, cancel_grace_seconds: float, on_settled: Settled) -> None:
         self.cancel_grace_seconds = cancel_grace_seconds
         self.on_settled = on_settled
@@ -83,13 +86,13 @@ class JobExecutor:
     async def _run(self, running: RunningJob) -> Outcome:
         if running.spec is None:
             return Failed(f"kind {running.job.kind!r} is not registered in this worker's app")
-        return await run_with_timeout(running.spec, running.ctx, running.job)
+        return await running.spec.run(running.ctx, running.job)
 
     def _task_done(self, running: RunningJob, task: asyncio.Task[Outcome]) -> None:
         if task.cancelled():
             outcome: Outcome = Failed("the handler's task was cancelled")
         elif (exc := task.exception()) is not None:
-            # FunctionExecutor turns handler errors into Failed; this is a
+            # FunctionHandler turns handler errors into Failed; this is a
             # custom Executor (or jobq) raising.
             if not running.settled:
                 log.error("executor raised", exc_info=exc, extra=running.log_extra())
@@ -140,6 +143,7 @@ class JobExecutor:
 
 
 def storable(outcome: Outcome) -> Outcome:
+    """`outcome` with a failure message PostgreSQL can store: no NUL, at most MAX_ERROR_CHARS."""
     if isinstance(outcome, Failed):
         message = outcome.message.replace("\x00", "\\x00")
         if len(message) > MAX_ERROR_CHARS:

@@ -16,9 +16,10 @@ import pytest
 from jobq import JobStatus
 from jobq.client import Client
 from jobq.db import embedded
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 from tests.support import wait_for
-from tests.test_worker_support import all_status, build_worker_app, is_status, worker_settings
+from tests.worker.support import all_status, build_worker_app, is_status, worker_settings
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ async def test_workers_carry_on_after_the_database_restarts(home: Path) -> None:
             [{"kind": "sleep", "payload": {"seconds": 0.2}} for _ in range(60)]
         )
         ids = [j.id for j in jobs]
-        workers = [Worker(app, client, concurrency=4) for _ in range(2)]
+        workers = [Worker(app.registry, client, WorkerOptions(concurrency=4)) for _ in range(2)]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
             await wait_for(lambda: _succeeded_at_least(client, ids, 5), timeout=20)

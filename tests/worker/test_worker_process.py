@@ -16,7 +16,7 @@ from jobq import App, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.worker.runtime import Worker
 from tests.support import insert_job, wait_for
-from tests.test_worker_support import (
+from tests.worker.support import (
     all_status,
     build_worker_app,
     is_status,
@@ -104,7 +104,7 @@ async def test_a_sigkilled_workers_job_is_finished_by_another_within_two_leases(
         async def sleep(ctx: JobContext, payload: dict[str, Any]) -> None:
             return None
 
-        survivor = Worker(quick, client)
+        survivor = Worker(quick.registry, client)
         task = asyncio.create_task(survivor.run())
         try:
             await wait_for(lambda: _listening(survivor))
@@ -160,7 +160,7 @@ async def test_a_stop_does_not_wait_for_a_stuck_sync_handler_thread(
     client: Client, settings: Settings
 ) -> None:
     job_id = await insert_job(client, kind="block", payload={"seconds": 60}, max_attempts=5)
-    app_ref = "tests.test_worker_support:blocking_app"
+    app_ref = "tests.worker.support:blocking_app"
     async with worker_process(
         settings, "--app", app_ref, JOBQ_SHUTDOWN_GRACE_SECONDS="0.5"
     ) as proc:

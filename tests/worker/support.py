@@ -16,6 +16,7 @@ from typing import Any
 from jobq import App, Cancelled, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.demo import build_app
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 from tests.support import wait_for
 
@@ -77,7 +78,7 @@ def build_worker_app(settings: Settings) -> App:
 @asynccontextmanager
 async def running(app: App, client: Client, **options: Any) -> AsyncIterator[Worker]:
     """A worker running in this event loop, listening, stopped cleanly on exit."""
-    worker = Worker(app, client, **options)
+    worker = Worker(app.registry, client, WorkerOptions(**options))
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(lambda: _ready(worker, task))
@@ -124,7 +125,7 @@ def subprocess_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-# For `jobq worker --app tests.test_worker_support:blocking_app` (settings from the environment).
+# For `jobq worker --app tests.worker.support:blocking_app` (settings from the environment).
 blocking_app = App()
 
 
