@@ -1,11 +1,14 @@
-"""The `jobq` command line (SPEC §7).
+"""What every `jobq` command shares: consoles, exit codes, settings flags, errors and the client.
 
 Exit codes: 0 ok, 1 error (database unreachable, schema too old, ...),
 2 usage (bad flag, value, argument, id or payload), 3 not found,
 4 conflict (the job's state forbids it, or an idempotency key was reused).
 Every error is one line on stderr naming the problem and what to do, never a
-traceback. Every command applies pending migrations first (`--no-migrate`
-refuses instead).
+traceback (`fail`, `errors_to_exit_codes`). Every command that opens a client
+applies pending migrations first (`--no-migrate` refuses instead).
+
+Imports nothing else from `jobq.cli`, so the command modules and `jobq bench`
+can import it without the package root.
 """
 
 from __future__ import annotations
@@ -13,18 +16,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 import os
 import typing
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from jobq.app import App
 from jobq.appref import DEMO_APP_REF, load_app
@@ -39,33 +41,17 @@ from jobq.errors import (
     JobNotFoundError,
     JobqError,
 )
-from jobq.types import Attempt, Job, format_timestamp
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 DEFAULT_APP = DEMO_APP_REF
 ONE_SHOT_CONNECT_DEADLINE = 3.0
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage (bad flag, id or payload), 3 not found, 4 conflict."
 )
 
-cli = typer.Typer(
-    name="jobq",
-    help=(
-        "jobq: a job queue on PostgreSQL.\n\n"
-        "Example: jobq serve (API, dashboard and workers on http://127.0.0.1:8000), "
-        "then jobq enqueue noop and jobq list."
-    ),
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-db_cli = typer.Typer(
-    help="The embedded PostgreSQL (used when DATABASE_URL is not set).  Example: jobq db status",
-    epilog=EXIT_CODES_HELP,
-    no_args_is_help=True,
-)
-cli.add_typer(db_cli, name="db")
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _stdout_console() -> Console:
@@ -80,11 +66,17 @@ out = _stdout_console()
 # soft_wrap: an error stays one line however narrow the terminal.
 err = Console(stderr=True, soft_wrap=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-# Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9); secrets
-# (JOBQ_API_TOKENS) are deliberately absent.
-_SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
+AppOpt = Annotated[str | None, typer.Option("--app", help="module:attribute of your jobq.App.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+NoMigrateOpt = Annotated[
+    bool, typer.Option("--no-migrate", help="Refuse to start if migrations are pending.")
+]
+
+# Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9). Left out
+# on purpose: JOBQ_API_TOKENS (a secret would show in `ps` and shell history)
+# and JOBQ_ALLOWED_HOSTS (the API's, set beside the tokens).
+SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     "database_url": (str, "PostgreSQL URL (DATABASE_URL); default: the embedded database."),
     "listen_database_url": (str, "Direct URL for LISTEN behind a transaction pooler."),
     "schema": (str, "PostgreSQL schema for jobq's tables (JOBQ_SCHEMA, default jobq)."),
@@ -100,9 +92,11 @@ _SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     "max_request_bytes": (int, "Largest HTTP request body (default 16 MiB)."),
     "statement_cache": (int, "asyncpg statement cache size; 0 for PgBouncer < 1.21."),
 }
+SETTINGS_PANEL = "Settings"
 
 
-def _flag_name(name: str) -> str:
+def flag_name(name: str) -> str:
+    """The flag of a setting: its field name in kebab case (`--retention` for retention_seconds)."""
     return "--retention" if name == "retention_seconds" else "--" + name.replace("_", "-")
 
 
@@ -117,8 +111,8 @@ def with_settings(fn: F) -> F:
         for p in sig.parameters.values()
         if p.name != "settings"
     ]
-    for name, (kind, help_text) in _SETTINGS_FLAGS.items():
-        option = typer.Option(None, _flag_name(name), help=help_text, rich_help_panel="Settings")
+    for name, (kind, help_text) in SETTINGS_FLAGS.items():
+        option = typer.Option(None, flag_name(name), help=help_text, rich_help_panel=SETTINGS_PANEL)
         params.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind | None
@@ -127,7 +121,7 @@ def with_settings(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        overrides = {name: kwargs.pop(name, None) for name in _SETTINGS_FLAGS}
+        overrides = {name: kwargs.pop(name, None) for name in SETTINGS_FLAGS}
         with errors_to_exit_codes():
             settings = Settings.from_env(**overrides)
         return fn(*args, settings=settings, **kwargs)
@@ -147,7 +141,7 @@ class errors_to_exit_codes:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> typing.Literal[False]:
         if isinstance(exc, KeyboardInterrupt):
-            raise typer.Exit(130)
+            raise typer.Exit(EXIT_INTERRUPTED)
         if isinstance(exc, JobqError):
             fail(str(exc), exit_code(exc))
         if isinstance(exc, asyncpg.ClientConfigurationError):
@@ -178,9 +172,10 @@ def fail(message: str, code: int = EXIT_ERROR) -> typing.NoReturn:
     raise typer.Exit(code)
 
 
-def run_async(coro: Awaitable[Any]) -> Any:
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, its errors mapped to exit codes."""
     with errors_to_exit_codes():
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
 
 
 async def open_client(
@@ -197,88 +192,37 @@ async def open_client(
     return app, client
 
 
-AppOpt = Annotated[str | None, typer.Option("--app", help="module:attribute of your jobq.App.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
-NoMigrateOpt = Annotated[
-    bool, typer.Option("--no-migrate", help="Refuse to start if migrations are pending.")
-]
+@asynccontextmanager
+async def cli_client(
+    settings: Settings, *, no_migrate: bool = False, app_ref: str | None = None
+) -> AsyncIterator[Client]:
+    """A one-shot command's client, closed on the way out; any error in the block
+    (or in connecting) becomes its one `error:` line and exit code (`typer.Exit`)."""
+    with errors_to_exit_codes():
+        _, client = await open_client(
+            settings, app_ref, migrate=not no_migrate, start_embedded=False
+        )
+        try:
+            yield client
+        finally:
+            await client.close()
+
+
+def with_client(
+    settings: Settings, action: Callable[[Client], Awaitable[T]], *, no_migrate: bool = False
+) -> T:
+    """Run `action(client)` in a `cli_client` to completion: one call of a one-shot command."""
+
+    async def go() -> T:
+        async with cli_client(settings, no_migrate=no_migrate) as client:
+            return await action(client)
+
+    return run_async(go())
 
 
 def parse_id(raw: str) -> uuid.UUID:
+    """A job id from the command line, or exit 2 saying what an id looks like."""
     try:
         return uuid.UUID(raw)
     except ValueError:
         fail(f"{raw!r} is not a job id: ids are UUIDs such as those `jobq list` shows", EXIT_USAGE)
-
-
-def print_json(value: Any) -> None:
-    out.print_json(json.dumps(value), highlight=False) if out.is_terminal else print(
-        json.dumps(value)
-    )
-
-
-def short_time(value: Any) -> str:
-    """A timestamp for a table: RFC 3339 in UTC to the second."""
-    text = format_timestamp(value)
-    return text[:19] + "Z" if text else ""
-
-
-def one_line(text: str | None, limit: int = 60) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def job_table(jobs: list[Job]) -> Table:
-    table = Table("id", "queue", "kind", "status", "attempts", "run_at (UTC)", "last_error")
-    table.columns[0].no_wrap = True
-    for job in jobs:
-        table.add_row(
-            str(job.id),
-            job.queue,
-            job.kind,
-            job.status.value + (" (cancel requested)" if job.cancel_requested else ""),
-            f"{job.attempts}/{job.max_attempts}",
-            short_time(job.run_at),
-            one_line(job.last_error),
-        )
-    return table
-
-
-def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
-    """`jobq get`: the job's fields, payload and metadata, then its attempts."""
-    from rich.syntax import Syntax
-
-    fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="bold", no_wrap=True)
-    fields.add_column()
-    for name, value in job.to_dict().items():
-        if name in ("payload", "metadata"):
-            continue
-        shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
-        fields.add_row(name, str(shown))
-    parts: list[Any] = [fields, "", "[bold]payload[/bold]"]
-    parts.append(Syntax(json.dumps(job.payload, indent=2), "json", theme="ansi_dark"))
-    if job.metadata:
-        parts += ["[bold]metadata[/bold]", Syntax(json.dumps(job.metadata, indent=2), "json")]
-    if attempts:
-        table = Table("#", "outcome", "worker", "started (UTC)", "finished (UTC)", "error")
-        for a in attempts:
-            table.add_row(
-                str(a.seq),
-                a.outcome.value if a.outcome else "running",
-                a.worker_id or "",
-                short_time(a.started_at),
-                short_time(a.finished_at),
-                one_line(a.error, 80),
-            )
-        parts += ["", "[bold]attempts[/bold]", table]
-    else:
-        parts += ["", "no attempts yet"]
-    return parts
-
-
-from jobq import cli_commands, cli_db, cli_enqueue  # noqa: E402,F401  - they register the commands on `cli`
-
-
-def main() -> None:
-    cli()

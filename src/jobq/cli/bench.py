@@ -1,4 +1,4 @@
-"""`jobq bench`: the typer command (registered in jobq.cli_commands)."""
+"""`jobq bench`: the command that runs `jobq.bench`'s measurements and prints their report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import typer
 
 from jobq.bench.report import BenchConfig, BenchResult
 from jobq.bench.runner import Bench
-from jobq.cli import EXIT_ERROR, EXIT_USAGE, JsonOpt, err, fail, out, print_json, run_async
+from jobq.cli.plumbing import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    JsonOpt,
+    err,
+    fail,
+    out,
+    run_async,
+    with_settings,
+)
+from jobq.cli.render import print_json
 from jobq.client import MAX_BATCH_SIZE
 from jobq.config import Settings
 
@@ -117,5 +128,9 @@ def _run(settings: Settings, config: BenchConfig, keep_schema: bool) -> BenchRes
         disable=not err.is_terminal,
     ) as progress:
         bench = Bench(settings, config, _ProgressBar(progress))
-        result: BenchResult = run_async(bench.run(keep_schema=keep_schema))
-    return result
+        return run_async(bench.run(keep_schema=keep_schema))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bench` to `app` (the `jobq` root)."""
+    app.command(name="bench", epilog=EXIT_CODES_HELP)(with_settings(bench_command))
