@@ -73,9 +73,8 @@ NoMigrateOpt = Annotated[
     bool, typer.Option("--no-migrate", help="Refuse to start if migrations are pending.")
 ]
 
-# Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9). Left out
-# on purpose: JOBQ_API_TOKENS (a secret would show in `ps` and shell history)
-# and JOBQ_ALLOWED_HOSTS (the API's, set beside the tokens).
+# Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9), except
+# SETTINGS_WITHOUT_FLAGS (a test checks that the two cover every setting).
 SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     "database_url": (str, "PostgreSQL URL (DATABASE_URL); default: the embedded database."),
     "listen_database_url": (str, "Direct URL for LISTEN behind a transaction pooler."),
@@ -91,6 +90,10 @@ SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     "max_payload_bytes": (int, "Largest payload accepted (default 1 MiB)."),
     "max_request_bytes": (int, "Largest HTTP request body (default 16 MiB)."),
     "statement_cache": (int, "asyncpg statement cache size; 0 for PgBouncer < 1.21."),
+}
+SETTINGS_WITHOUT_FLAGS: dict[str, str] = {
+    "api_tokens": "a secret, which a flag would show in `ps` and in the shell's history",
+    "allowed_hosts": "the API's DNS-rebinding guard, which only `jobq serve` reads",
 }
 SETTINGS_PANEL = "Settings"
 
