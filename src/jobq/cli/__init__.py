@@ -5,10 +5,10 @@
 db status|url|stop), `jobs` (get, cancel, retry, list), `queues` (queues,
 workers, pause, resume), `bench` and `enqueue` hold the commands, each with a
 `register(app)` that this module calls; `reference` writes docs/CLI.md from
-the app. They may import the client, the app, `jobq.bench` and the layers
-below, and each other downwards (commands → render → plumbing), never this
-package root, and nothing outside the CLI imports them: so no cycle, and any
-of them imports alone.
+the app it reads from here. The others may import the client, the app,
+`jobq.bench` and the layers below, and each other downwards (commands →
+render → plumbing), never this package root: so no cycle, and any of them
+imports alone in a fresh interpreter (tests/cli/test_reference.py).
 """
 
 from __future__ import annotations

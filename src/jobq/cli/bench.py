@@ -13,13 +13,12 @@ from jobq.cli.plumbing import (
     EXIT_ERROR,
     EXIT_USAGE,
     JsonOpt,
-    err,
     fail,
     out,
     run_async,
     with_settings,
 )
-from jobq.cli.render import print_json
+from jobq.cli.render import print_json, progress_bar
 from jobq.client import MAX_BATCH_SIZE
 from jobq.config import Settings
 
@@ -108,25 +107,15 @@ def bench_command(
 
 
 def _run(settings: Settings, config: BenchConfig, keep_schema: bool) -> BenchResult:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(
+    columns = (
         TextColumn("{task.description:<44}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=False,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=not err.is_terminal,
-    ) as progress:
+    )
+    with progress_bar(*columns, transient=False) as progress:
         bench = Bench(settings, config, _ProgressBar(progress))
         return run_async(bench.run(keep_schema=keep_schema))
 

@@ -22,7 +22,7 @@ from jobq.cli.plumbing import (
     run_async,
     with_settings,
 )
-from jobq.cli.render import print_json
+from jobq.cli.render import print_json, progress_bar
 from jobq.client import Client, EnqueueResult
 from jobq.config import Settings
 from jobq.errors import InvalidRequestError
@@ -72,19 +72,12 @@ async def _enqueue_all(
     """Enqueue in batches of ENQUEUE_BATCH (one transaction each) with a progress bar."""
     if len(requests) == 1:
         return [await client.enqueue(requests[0])]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
     results: list[EnqueueResult] = []
     columns = (f"enqueue {kind}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # Only stderr shows it (stdout carries the ids), and only on a terminal.
-    with Progress(
-        *columns,
-        console=err,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=not err.is_terminal,
-    ) as progress:
+    # Transient: the ids go to stdout, the bar leaves no trace on stderr.
+    with progress_bar(*columns, transient=True) as progress:
         task = progress.add_task(kind, total=len(requests))
         for start in range(0, len(requests), ENQUEUE_BATCH):
             try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from jobq.cli.plumbing import out
+from jobq.cli.plumbing import err, out
 from jobq.types import Attempt, Job, JobStatus, QueueInfo, WorkerInfo, format_timestamp
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
 
 
 def print_json(value: Any) -> None:
@@ -17,6 +20,20 @@ def print_json(value: Any) -> None:
         out.print_json(json.dumps(value), highlight=False)
     else:
         print(json.dumps(value))
+
+
+def progress_bar(*columns: str | ProgressColumn, transient: bool) -> Progress:
+    """A progress bar on stderr (stdout carries the results), shown only on a terminal."""
+    from rich.progress import Progress
+
+    return Progress(
+        *columns,
+        console=err,
+        transient=transient,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not err.is_terminal,
+    )
 
 
 def short_time(value: Any) -> str:
