@@ -3,10 +3,11 @@
     python docs/generate.py          # rewrite the pages
     python docs/generate.py --check  # exit 1 and name the pages that drifted
 
-Pages: CONFIGURATION.md (the Settings fields), HTTP.md (the OpenAPI
-document), METRICS.md (the Prometheus registry), STATES.md (the state
-table of jobq.states). tests/test_docs_reference.py runs `--check`, so a
-change to any of them that is not regenerated fails the suite.
+Pages: CLI.md (the typer app, by jobq.cli.reference), CONFIGURATION.md
+(the Settings fields), HTTP.md (the OpenAPI document), METRICS.md (the
+Prometheus registry), STATES.md (the state table of jobq.states).
+tests/test_docs_reference.py runs `--check`, so a change to any of them that
+is not regenerated fails the suite.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def configuration() -> str:
     for f in dataclasses.fields(Settings):
         default = f.default if f.default is not dataclasses.MISSING else None
         shown = "—" if default in (None, ()) else f"`{default}`"
-        flag = f"`{flag_name(f.name)}`" if f.metadata["flag"] else "(environment only)"
+        flag = (
+            f"`{flag_name(f.name)}`"
+            if f.metadata["flag"]
+            else f"none: {f.metadata['no_flag']}".replace("|", "\\|")
+        )
         doc = f.metadata["doc"].replace("|", "\\|")
         lines.append(f"| `{env_name(f.name)}` | {flag} | {shown} | {doc} |")
     return "\n".join(lines) + "\n"
@@ -135,7 +140,14 @@ def states() -> str:
     return "\n".join(lines) + "\n"
 
 
+def cli() -> str:
+    from jobq.cli.reference import render
+
+    return render()
+
+
 PAGES: dict[str, Callable[[], str]] = {
+    "CLI.md": cli,
     "CONFIGURATION.md": configuration,
     "HTTP.md": http,
     "METRICS.md": metrics,
@@ -144,7 +156,8 @@ PAGES: dict[str, Callable[[], str]] = {
 
 
 def render() -> dict[str, str]:
-    return {name: HEADER + make() for name, make in PAGES.items()}
+    # CLI.md carries its own header (jobq.cli.reference).
+    return {name: ("" if name == "CLI.md" else HEADER) + make() for name, make in PAGES.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,10 +54,11 @@ class ApiToken:
     scopes: frozenset[str]
 
 
-def _setting(default: Any, doc: str, *, flag: bool = True, in_repr: bool = True) -> Any:
+def _setting(default: Any, doc: str, *, no_flag: str | None = None, in_repr: bool = True) -> Any:
     """A Settings field with its documentation (docs/CONFIGURATION.md and the CLI's
-    flag help are made from it) and whether the CLI offers it as a flag."""
-    return field(default=default, repr=in_repr, metadata={"doc": doc, "flag": flag})
+    flag help are made from it) and, for a setting that is not a CLI flag, why."""
+    metadata = {"doc": doc, "flag": no_flag is None, "no_flag": no_flag}
+    return field(default=default, repr=in_repr, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +103,15 @@ class Settings:
     api_tokens: tuple[ApiToken, ...] = _setting(
         (),
         'Bearer tokens of the HTTP API, a JSON list: [{"token": "...", "scopes": ["read", '
-        '"write", "admin"]}]. A secret: environment only, never a flag.',
-        flag=False,
+        '"write", "admin"]}].',
+        no_flag="a secret, which a flag would show in `ps` and in the shell's history",
         in_repr=False,
     )
     allowed_hosts: tuple[str, ...] = _setting(
         (),
         "Host names an API without tokens also answers to, besides loopback names "
         "(comma-separated; * for any): the DNS rebinding guard.",
-        flag=False,
+        no_flag="the API's DNS-rebinding guard, which only `jobq serve` reads",
     )
 
     @classmethod

@@ -5,7 +5,7 @@
 - `jobq.bench.workers`: worker processes started the way users start them;
 - `jobq.bench.runner`: the phases and the self-check;
 - `jobq.bench.report`: percentiles, the summary table and the JSON line;
-- `jobq.bench.command`: the `jobq bench` command.
+- `jobq.cli.bench` (not here): the `jobq bench` command, so this package imports no front end.
 
 Kept import-light: worker processes import `jobq.bench.app` and nothing else.
 """

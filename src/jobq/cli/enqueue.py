@@ -9,21 +9,21 @@ from typing import Annotated, Any
 
 import typer
 
-from jobq.cli import (
+from jobq.cli.plumbing import (
     DEFAULT_APP,
     EXIT_CODES_HELP,
     EXIT_USAGE,
     AppOpt,
     JsonOpt,
     NoMigrateOpt,
-    cli,
+    cli_client,
     err,
     fail,
-    open_client,
-    print_json,
     run_async,
     with_settings,
 )
+from jobq.cli.render import print_json, progress_bar
+from jobq.client import Client, EnqueueResult
 from jobq.config import Settings
 from jobq.errors import InvalidRequestError
 from jobq.job_request import JobRequest, parse_request
@@ -66,23 +66,18 @@ def _job_requests(texts: list[tuple[str, str]], fields: dict[str, Any]) -> list[
     return requests
 
 
-async def _enqueue_all(client: Any, requests: list[JobRequest], kind: str) -> list[Any]:
+async def _enqueue_all(
+    client: Client, requests: list[JobRequest], kind: str
+) -> list[EnqueueResult]:
     """Enqueue in batches of ENQUEUE_BATCH (one transaction each) with a progress bar."""
     if len(requests) == 1:
         return [await client.enqueue(requests[0])]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
-    results: list[Any] = []
+    results: list[EnqueueResult] = []
     columns = (f"enqueue {kind}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    # Only stderr shows it (stdout carries the ids), and only on a terminal.
-    with Progress(
-        *columns,
-        console=err,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=not err.is_terminal,
-    ) as progress:
+    # Transient: the ids go to stdout, the bar leaves no trace on stderr.
+    with progress_bar(*columns, transient=True) as progress:
         task = progress.add_task(kind, total=len(requests))
         for start in range(0, len(requests), ENQUEUE_BATCH):
             try:
@@ -100,7 +95,6 @@ async def _enqueue_all(client: Any, requests: list[JobRequest], kind: str) -> li
     return results
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
 @with_settings
 def enqueue(
     settings: Settings,
@@ -156,15 +150,12 @@ def enqueue(
     if idempotency_key is not None and len(requests) > 1:
         fail("--idempotency-key names one job: it cannot go with --count or --jsonl", EXIT_USAGE)
 
-    async def go() -> tuple[list[Any], float]:
-        _, client = await open_client(
-            settings, app or DEFAULT_APP, migrate=not no_migrate, start_embedded=False
-        )
-        try:
+    async def go() -> tuple[list[EnqueueResult], float]:
+        async with cli_client(
+            settings, no_migrate=no_migrate, app_ref=app or DEFAULT_APP
+        ) as client:
             began = time.monotonic()
             return await _enqueue_all(client, requests, kind), time.monotonic() - began
-        finally:
-            await client.close()
 
     results, took = run_async(go())
     if json_out and len(results) == 1:
@@ -175,3 +166,8 @@ def enqueue(
         sys.stdout.write("".join(f"{r.job.id}\n" for r in results))
     if len(results) > 1:
         err.print(f"enqueued {len(results)} {kind} jobs in {took:.2f} s", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `enqueue` to `app` (the `jobq` root)."""
+    app.command(epilog=EXIT_CODES_HELP)(enqueue)

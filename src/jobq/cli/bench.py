@@ -1,4 +1,4 @@
-"""`jobq bench`: the typer command (registered in jobq.cli_commands)."""
+"""`jobq bench`: the command that runs `jobq.bench`'s measurements and prints their report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ import typer
 
 from jobq.bench.report import BenchConfig, BenchResult
 from jobq.bench.runner import Bench
-from jobq.cli import EXIT_ERROR, EXIT_USAGE, JsonOpt, err, fail, out, print_json, run_async
+from jobq.cli.plumbing import (
+    EXIT_CODES_HELP,
+    EXIT_ERROR,
+    EXIT_USAGE,
+    JsonOpt,
+    fail,
+    out,
+    run_async,
+    with_settings,
+)
+from jobq.cli.render import print_json, progress_bar
 from jobq.client import MAX_BATCH_SIZE
 from jobq.config import Settings
 
@@ -97,25 +107,19 @@ def bench_command(
 
 
 def _run(settings: Settings, config: BenchConfig, keep_schema: bool) -> BenchResult:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(
+    columns = (
         TextColumn("{task.description:<44}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=False,
-        redirect_stdout=False,
-        redirect_stderr=False,
-        disable=not err.is_terminal,
-    ) as progress:
+    )
+    with progress_bar(*columns, transient=False) as progress:
         bench = Bench(settings, config, _ProgressBar(progress))
-        result: BenchResult = run_async(bench.run(keep_schema=keep_schema))
-    return result
+        return run_async(bench.run(keep_schema=keep_schema))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bench` to `app` (the `jobq` root)."""
+    app.command(name="bench", epilog=EXIT_CODES_HELP)(with_settings(bench_command))

@@ -6,8 +6,8 @@ import pytest
 
 from jobq import Settings
 from jobq.client import Client
+from tests.cli.run import cli_env, ids, jobq, ok
 from tests.support import insert_job
-from tests.test_cli import cli_env, ids, jobq, ok
 
 
 async def test_enqueue_prints_the_id_and_get_shows_the_job(

@@ -1,0 +1,98 @@
+"""`jobq queues`, `workers`, `pause` and `resume`: the state of queues and worker processes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from jobq.cli.plumbing import (
+    EXIT_CODES_HELP,
+    EXIT_USAGE,
+    JsonOpt,
+    NoMigrateOpt,
+    fail,
+    out,
+    with_client,
+    with_settings,
+)
+from jobq.cli.render import print_json, queue_table, worker_table
+from jobq.config import Settings
+from jobq.job_request import QUEUE_PATTERN
+
+QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
+
+
+@with_settings
+def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
+    """Show every queue: its jobs per state, paused or not, and its oldest runnable job's age.
+
+    Example: jobq queues --json
+    """
+    infos = with_client(settings, lambda client: client.queues(), no_migrate=no_migrate)
+    if json_out:
+        print_json({"queues": [q.to_dict() for q in infos]})
+    elif infos:
+        out.print(queue_table(infos))
+    else:
+        out.print("no queues yet: enqueue a job (jobq enqueue KIND) or pause a queue")
+
+
+@with_settings
+def workers(
+    settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
+) -> None:
+    """Show live worker processes (seen within the last two leases).
+
+    Example: jobq workers --json
+    """
+    infos = with_client(settings, lambda client: client.workers(), no_migrate=no_migrate)
+    if json_out:
+        print_json({"workers": [w.to_dict() for w in infos]})
+    elif infos:
+        out.print(worker_table(infos))
+    else:
+        out.print("no live workers: start some with jobq worker or jobq serve")
+
+
+def _pause_command(paused: bool) -> Callable[..., None]:
+    """`jobq pause` (paused=True) or `jobq resume`: the same command but for the call."""
+
+    def command(
+        settings: Settings,
+        queue: QueueArg,
+        json_out: JsonOpt = False,
+        no_migrate: NoMigrateOpt = False,
+    ) -> None:
+        if not re.fullmatch(QUEUE_PATTERN, queue):
+            fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
+        info = with_client(
+            settings,
+            lambda client: client.pause(queue) if paused else client.resume(queue),
+            no_migrate=no_migrate,
+        )
+        if json_out:
+            print_json(info.to_dict())
+        else:
+            out.print(f"queue {info.name} {'paused' if info.paused else 'resumed'}")
+
+    return command
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to `app` (the `jobq` root)."""
+    app.command(epilog=EXIT_CODES_HELP)(queues)
+    app.command(epilog=EXIT_CODES_HELP)(workers)
+    app.command(
+        name="pause",
+        help="Stop workers claiming from a queue (running jobs finish; enqueue still works)."
+        "\n\nExample: jobq pause emails",
+        epilog=EXIT_CODES_HELP,
+    )(with_settings(_pause_command(True)))
+    app.command(
+        name="resume",
+        help="Let workers claim from a paused queue again.\n\nExample: jobq resume emails",
+        epilog=EXIT_CODES_HELP,
+    )(with_settings(_pause_command(False)))

@@ -1,0 +1,131 @@
+"""How `jobq` commands print results: JSON on stdout, rich tables of jobs, queues and workers."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from jobq.cli.plumbing import err, out
+from jobq.types import Attempt, Job, JobStatus, QueueInfo, WorkerInfo, format_timestamp
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
+
+def print_json(value: Any) -> None:
+    """`--json`: indented and coloured on a terminal, one line otherwise."""
+    if out.is_terminal:
+        out.print_json(json.dumps(value), highlight=False)
+    else:
+        print(json.dumps(value))
+
+
+def progress_bar(*columns: str | ProgressColumn, transient: bool) -> Progress:
+    """A progress bar on stderr (stdout carries the results), shown only on a terminal."""
+    from rich.progress import Progress
+
+    return Progress(
+        *columns,
+        console=err,
+        transient=transient,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=not err.is_terminal,
+    )
+
+
+def short_time(value: Any) -> str:
+    """A timestamp for a table: RFC 3339 in UTC to the second."""
+    text = format_timestamp(value)
+    return text[:19] + "Z" if text else ""
+
+
+def one_line(text: str | None, limit: int = 60) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def job_table(jobs: list[Job]) -> Table:
+    """`jobq list`: a job a row."""
+    table = Table("id", "queue", "kind", "status", "attempts", "run_at (UTC)", "last_error")
+    table.columns[0].no_wrap = True
+    for job in jobs:
+        table.add_row(
+            str(job.id),
+            job.queue,
+            job.kind,
+            job.status.value + (" (cancel requested)" if job.cancel_requested else ""),
+            f"{job.attempts}/{job.max_attempts}",
+            short_time(job.run_at),
+            one_line(job.last_error),
+        )
+    return table
+
+
+def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
+    """`jobq get`: the job's fields, payload and metadata, then its attempts."""
+    from rich.syntax import Syntax
+
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column()
+    for name, value in job.to_dict().items():
+        if name in ("payload", "metadata"):
+            continue
+        shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+        fields.add_row(name, str(shown))
+    parts: list[Any] = [fields, "", "[bold]payload[/bold]"]
+    parts.append(Syntax(json.dumps(job.payload, indent=2), "json", theme="ansi_dark"))
+    if job.metadata:
+        parts += ["[bold]metadata[/bold]", Syntax(json.dumps(job.metadata, indent=2), "json")]
+    if attempts:
+        table = Table("#", "outcome", "worker", "started (UTC)", "finished (UTC)", "error")
+        for a in attempts:
+            table.add_row(
+                str(a.seq),
+                a.outcome.value if a.outcome else "running",
+                a.worker_id or "",
+                short_time(a.started_at),
+                short_time(a.finished_at),
+                one_line(a.error, 80),
+            )
+        parts += ["", "[bold]attempts[/bold]", table]
+    else:
+        parts += ["", "no attempts yet"]
+    return parts
+
+
+def queue_table(infos: list[QueueInfo]) -> Table:
+    """`jobq queues`: a queue a row, its jobs per state, paused or not, its oldest runnable age."""
+    headers = [s.value.replace("failed_permanent", "failed") for s in JobStatus]
+    table = Table("queue", "paused", *headers, "oldest runnable")
+    for column in table.columns[2:]:
+        column.justify = "right"
+    for q in infos:
+        age = q.oldest_runnable_age_seconds
+        table.add_row(
+            q.name,
+            "yes" if q.paused else "",
+            *[str(q.counts.get(s.value, 0)) for s in JobStatus],
+            f"{age:.1f} s" if age is not None else "",
+        )
+    return table
+
+
+def worker_table(infos: list[WorkerInfo]) -> Table:
+    """`jobq workers`: a live worker process a row."""
+    table = Table("id", "host", "pid", "queues", "in flight", "started (UTC)", "last heartbeat")
+    for w in infos:
+        table.add_row(
+            w.id,
+            w.host,
+            str(w.pid),
+            ",".join(w.queues or ["(all)"]),
+            f"{w.in_flight}/{w.concurrency}",
+            short_time(w.started_at),
+            short_time(w.last_heartbeat_at),
+        )
+    return table

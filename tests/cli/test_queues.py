@@ -1,0 +1,48 @@
+"""`jobq queues`, `workers`, `pause` and `resume`."""
+
+from __future__ import annotations
+
+from jobq import Settings
+from jobq.client import Client
+from tests.cli.run import jobq, ok
+from tests.support import insert_job
+
+
+async def test_queues_pause_and_resume(client: Client, settings: Settings) -> None:
+    empty = await ok(settings, "queues")
+    assert "no queues yet" in empty.out
+    await insert_job(client, queue="emails")
+    await insert_job(client, queue="emails", status="failed_permanent")
+
+    paused = await ok(settings, "pause", "emails")
+    assert paused.out.strip() == "queue emails paused"
+    assert (await ok(settings, "pause", "later", "--json")).json()["paused"] is True
+
+    table = await ok(settings, "queues")
+    emails_row = next(line for line in table.out.splitlines() if "emails" in line)
+    assert "yes" in emails_row
+    assert "failed" in table.out and "oldest runnable" in table.out
+    queues = {q["name"]: q for q in (await ok(settings, "queues", "--json")).json()["queues"]}
+    assert queues["emails"]["paused"] is True
+    assert queues["emails"]["counts"]["queued"] == 1
+    assert queues["emails"]["counts"]["failed_permanent"] == 1
+    assert queues["emails"]["oldest_runnable_age_seconds"] >= 0
+    assert queues["later"]["paused"] is True
+
+    resumed = await ok(settings, "resume", "emails", "--json")
+    assert resumed.json()["paused"] is False
+    bad = await jobq(settings, "pause", "Not A Queue")
+    assert bad.code == 2 and "is not a queue name" in bad.error_line
+
+
+async def test_workers_when_there_are_none(client: Client, settings: Settings) -> None:
+    assert "no live workers" in (await ok(settings, "workers")).out
+    assert (await ok(settings, "workers", "--json")).json() == {"workers": []}
+
+
+async def test_queue_names_with_a_trailing_newline_are_usage_errors(settings: Settings) -> None:
+    """re.match with `$` let "default\\n" through to the database (finding 14)."""
+    for args in (("pause", "default\n"), ("resume", "default\n"), ("list", "--queue", "q\n")):
+        run = await jobq(settings, *args)
+        assert run.code == 2, run
+        assert "is not a queue name" in run.error_line
