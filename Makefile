@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck fmt lock clean
+.PHONY: help install run test lint typecheck fmt docs lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,16 +24,20 @@ run: $(STAMP) ## Start jobq serve (API + workers + dashboard) on the embedded da
 test: $(STAMP) ## Run the whole test suite (uses DATABASE_URL if set, else an embedded PostgreSQL)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
+	$(BIN)/ruff check src tests docs/generate.py
+	$(BIN)/ruff format --check src tests docs/generate.py
+	$(BIN)/lint-imports
 
-typecheck: $(STAMP) ## mypy --strict on the package
+typecheck: $(STAMP) ## mypy --strict on the package and the tests
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## Format the code
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests docs/generate.py
+	$(BIN)/ruff check --fix src tests docs/generate.py
+
+docs: $(STAMP) ## Regenerate the reference pages in docs/ from the code
+	$(BIN)/python docs/generate.py
 
 lock: ## Re-pin every dependency into requirements.lock (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock

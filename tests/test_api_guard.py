@@ -4,8 +4,9 @@ headers every answer carries (#10): jobq.api.guard and jobq.api.middleware."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -193,15 +194,15 @@ def test_loopback_names() -> None:
 
 async def test_two_host_headers_are_refused(app: App, client: Client, settings: Settings) -> None:
     api = create_app(app, client=client, settings=settings)
-    sent: list[dict[str, object]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def receive() -> dict[str, object]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",

@@ -70,7 +70,7 @@ def by_kind(kind: str) -> dict[str, dict[str, Any]]:
 def parse_cli(args: list[str]) -> dict[str, Any]:
     """Parse a jobq command line as `jobq` would, without running it."""
     group = typer.main.get_command(cli)
-    command = group.get_command(None, args[0])  # type: ignore[attr-defined,arg-type]
+    command = group.get_command(None, args[0])  # type: ignore[attr-defined]
     assert command is not None, f"no command {args[0]!r} in {args}"
     try:
         return dict(command.make_context(args[0], list(args[1:])).params)

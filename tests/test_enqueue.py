@@ -216,7 +216,7 @@ async def test_one_notify_per_queue_per_batch(app: App, client: Client) -> None:
             got.set()
 
         await conn.add_listener(client.queries.enqueue_channel, on_notify)
-        items = [{"kind": "script", "queue": q} for q in ["a", "b"] * 50]
+        items: list[dict[str, Any]] = [{"kind": "script", "queue": q} for q in ["a", "b"] * 50]
         items.append(
             {"kind": "script", "queue": "later", "run_at": datetime.now(UTC) + timedelta(hours=1)}
         )

@@ -1,6 +1,14 @@
 from jobq.retry import RetryPolicy
 from jobq.states import JobSnapshot, LeaseExpired, decide
-from jobq.types import AttemptOutcome, Cancelled, Failed, Interrupted, JobStatus, Succeeded
+from jobq.types import (
+    AttemptOutcome,
+    Cancelled,
+    Failed,
+    Interrupted,
+    JobStatus,
+    Outcome,
+    Succeeded,
+)
 
 POLICY = RetryPolicy(1000, 60_000)
 
@@ -67,7 +75,13 @@ def test_every_transition_decide_makes_is_in_the_table() -> None:
     from jobq.states import EDGES
 
     from_running = {e.target for e in EDGES if e.source is JobStatus.RUNNING}
-    outcomes = [Succeeded(), Cancelled, Failed("x"), Interrupted("x"), LeaseExpired("w")]
+    outcomes: list[Outcome | LeaseExpired] = [
+        Succeeded(),
+        Cancelled,
+        Failed("x"),
+        Interrupted("x"),
+        LeaseExpired("w"),
+    ]
     made = set()
     for outcome, attempts, cancel in product(outcomes, (1, 3), (False, True)):
         made.add(decide(snap(attempts, 3, cancel), outcome, POLICY, lowest).status)

@@ -10,7 +10,7 @@ def test_worker_metrics_bind_loopback_unless_asked() -> None:
     from jobq.cli import cli
     from jobq.worker.options import DEFAULT_METRICS_HOST, WorkerOptions
 
-    command = typer.main.get_command(cli).get_command(None, "worker")  # type: ignore[attr-defined,arg-type]
+    command = typer.main.get_command(cli).get_command(None, "worker")  # type: ignore[attr-defined]
     assert command is not None
     params = command.make_context("worker", []).params
     assert params["metrics_host"] == DEFAULT_METRICS_HOST == "127.0.0.1"

@@ -21,7 +21,7 @@ async def test_a_new_pooled_connection_looks_up_types_only_in_its_init(
     # pool's init does it for every new connection, with JIT off.
     looked_up: list[bool] = []  # one per lookup: made inside the pool's init?
     in_init = False
-    introspect = asyncpg.Connection._introspect_types
+    introspect = asyncpg.Connection._introspect_types  # type: ignore[attr-defined]
     load = database.load_array_codecs
 
     async def recording(self: asyncpg.Connection, oids: object, *args: object) -> object:
