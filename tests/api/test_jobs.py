@@ -12,7 +12,7 @@ import pytest
 
 from jobq import App, Cancelled, JobStatus, Settings, Succeeded
 from jobq.client import Client
-from tests.api_support import (
+from tests.api.support import (
     assert_problem,
     claim,
     error_fields,

@@ -19,7 +19,7 @@ from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
 from jobq.types import Job
-from tests.api_support import assert_problem, http_client, token_of, with_tokens
+from tests.api.support import assert_problem, http_client, token_of, with_tokens
 from tests.support import insert_job
 
 SECRET = "s3cret-Token-7f1b-not-configured-anywhere"

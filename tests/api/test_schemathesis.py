@@ -21,7 +21,7 @@ from schemathesis.python import asgi
 
 from jobq import Settings
 from jobq.api import create_app
-from tests.api_support import token_of, with_tokens
+from tests.api.support import token_of, with_tokens
 from tests.conftest import drop_schema
 from tests.support import build_test_app
 

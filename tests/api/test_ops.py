@@ -21,7 +21,7 @@ from jobq.api import create_app
 from jobq.api.routes_system import READY_CACHE_SECONDS
 from jobq.client import Client
 from jobq.types import Job, WorkerInfo
-from tests.api_support import BASE_URL, assert_problem, claim, http, http_client
+from tests.api.support import BASE_URL, assert_problem, claim, http, http_client
 from tests.support import claim_jobs, insert_job
 
 __all__ = ["http"]  # the fixture, imported for pytest
@@ -334,7 +334,7 @@ def http_events() -> Iterator[list[events.HttpRequestDone]]:
 async def test_http_requests_are_reported_by_route_template(
     app: App, client: Client, settings: Settings, http_events: list[events.HttpRequestDone]
 ) -> None:
-    from tests.api_support import token_of, with_tokens
+    from tests.api.support import token_of, with_tokens
 
     async with http_client(app, client, with_tokens(settings, admin={"admin"})) as http:
         job_id = await insert_job(client)

@@ -19,10 +19,10 @@ import pytest
 from jobq import App, ConfigError, Settings
 from jobq.api.server import check_bind, is_loopback, serve
 from jobq.client import Client
-from tests.api_support import with_tokens
+from tests.api.support import with_tokens
 from tests.support import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVE_SCRIPT = """
 import sys

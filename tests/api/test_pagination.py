@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from jobq.client import Client
-from tests.api_support import http
+from tests.api.support import http
 
 __all__ = ["http"]  # the fixture, imported for pytest
 

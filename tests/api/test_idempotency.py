@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from jobq.client import Client
-from tests.api_support import assert_problem, error_fields, http
+from tests.api.support import assert_problem, error_fields, http
 
 __all__ = ["http"]  # the fixture, imported for pytest
 

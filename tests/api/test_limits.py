@@ -16,7 +16,7 @@ from jobq.api.middleware import MAX_JSON_CONTAINERS, SMALL_BODY_BYTES, enqueue_b
 from jobq.client import MAX_PAGE_BYTES, Client
 from jobq.config import DEFAULT_MAX_METADATA_BYTES
 from jobq.job_request import MAX_JSON_DEPTH
-from tests.api_support import assert_problem, http, http_client
+from tests.api.support import assert_problem, http, http_client
 from tests.support import insert_job
 
 __all__ = ["http"]  # the fixture, imported for pytest

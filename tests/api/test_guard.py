@@ -15,7 +15,7 @@ from jobq import App, Settings
 from jobq.api import create_app, guard
 from jobq.client import Client
 from jobq.types import JobFilter
-from tests.api_support import assert_problem, token_of, with_tokens
+from tests.api.support import assert_problem, token_of, with_tokens
 from tests.support import insert_job
 
 EVIL = "http://evil.example"

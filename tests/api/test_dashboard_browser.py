@@ -49,7 +49,7 @@ from jobq.client import Client  # noqa: E402
 from tests.support import insert_job  # noqa: E402
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
