@@ -1,0 +1,45 @@
+"""Awaited `app.enqueue` calls, one at a time: the library's single-enqueue rate.
+
+    DATABASE_URL=postgresql://... .venv/bin/python bench/enqueue_loop.py [label]
+
+Prints the label and the rate of each of 5 rounds of 1,000 calls (after 200 to
+warm up), sorted, in a scratch schema it drops. Used for run 6 of
+docs/BENCHMARKS.md, alternating two checkouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from jobq import App, JobContext, Settings
+
+ROUNDS, CALLS, WARMUP = 5, 1000, 200
+
+
+async def main(label: str) -> None:
+    app = App(Settings.from_env(schema="bench_enqueue_loop"))
+
+    @app.task("noop")
+    async def noop(ctx: JobContext, payload: dict[str, object]) -> None:
+        return None
+
+    client = await app.client()
+    try:
+        for i in range(WARMUP):
+            await app.enqueue("noop", {"i": i})
+        rates = []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            for i in range(CALLS):
+                await app.enqueue("noop", {"i": i})
+            rates.append(CALLS / (time.perf_counter() - started))
+        print(label, " ".join(f"{r:,.0f}" for r in sorted(rates)))
+    finally:
+        await client.pool.execute("DROP SCHEMA bench_enqueue_loop CASCADE")
+        await app.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "jobq"))
