@@ -18,7 +18,7 @@ from typing import Protocol
 
 import asyncpg
 
-from jobq import events
+from jobq import events, idempotency
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
@@ -29,7 +29,6 @@ from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow
 from jobq.errors import (
     FieldError,
-    IdempotencyConflictError,
     InvalidRequestError,
     InvalidStateError,
     IsolationConflictError,
@@ -176,23 +175,12 @@ class Client:
     ) -> list[EnqueueResult]:
         known = frozenset(self.catalog.kinds()) if self.catalog is not None else None
         rows = [self._insert_row(r, i if batch else None, known) for i, r in enumerate(requests)]
-        # Two items with one key must be the same request; only the first is inserted.
-        first_with_key: dict[str, int] = {}
-        to_insert: list[InsertRow] = []
-        for i, row in enumerate(rows):
-            key = row.idempotency_key
-            if key is None:
-                to_insert.append(row)
-            elif key not in first_with_key:
-                first_with_key[key] = i
-                to_insert.append(row)
-            elif rows[first_with_key[key]].request_hash != row.request_hash:
-                raise IdempotencyConflictError(key, i if batch else None)
+        to_insert = idempotency.first_of_each_key(rows, batch=batch)
         # The insert is one statement, so it is atomic by itself. Only a batch with
         # keys can fail after rows went in (an item whose key holds a different
         # request), so only that needs a transaction (a savepoint in the caller's)
         # to be all or nothing; everything else saves BEGIN and COMMIT.
-        needs_transaction = batch and bool(first_with_key)
+        needs_transaction = batch and any(r.idempotency_key is not None for r in rows)
         target = connection if connection is not None else self.pool
         if not needs_transaction:
             return await self._insert(target, rows, to_insert, batch)
@@ -213,36 +201,13 @@ class Client:
                 "key supports READ COMMITTED, retry the transaction or use READ COMMITTED"
             ) from exc
         _emit_enqueued(inserted)
-        by_id = {job.id: job for job in inserted}
-        skipped = {r.idempotency_key for r in to_insert if r.id not in by_id}
-        existing: dict[str, tuple[Job, bytes | None]] = {}
-        if skipped:
+        existing: list[tuple[Job, bytes | None]] = []
+        if skipped := idempotency.keys_to_look_up(to_insert, inserted):
             # A fresh statement, so under READ COMMITTED it sees the row that
             # the conflicting transaction committed while our insert waited.
-            found = await self.queries.job_get_by_idempotency_keys(conn, [k for k in skipped if k])
-            existing = {job.idempotency_key or "": (job, h) for job, h in found}
-        results = []
-        for i, row in enumerate(rows):
-            if row.id in by_id:
-                results.append(EnqueueResult(by_id[row.id], replayed=False))
-                continue
-            key = row.idempotency_key or ""
-            if key not in existing:
-                # The key's row is inserted by this batch (an earlier item) ...
-                twin = next((j for j in inserted if j.idempotency_key == key), None)
-                if twin is not None:
-                    results.append(EnqueueResult(twin, replayed=True))
-                    continue
-                # ... or invisible to our snapshot (stricter isolation).
-                raise IsolationConflictError(
-                    f"idempotency key {key!r} is held by a job this transaction cannot see; "
-                    "enqueue with a key supports READ COMMITTED"
-                )
-            job, stored_hash = existing[key]
-            if stored_hash != row.request_hash:
-                raise IdempotencyConflictError(key, i if batch else None)
-            results.append(EnqueueResult(job, replayed=True))
-        return results
+            existing = await self.queries.job_get_by_idempotency_keys(conn, skipped)
+        matched = idempotency.match_results(rows, inserted, existing, batch=batch)
+        return [EnqueueResult(job, replayed) for job, replayed in matched]
 
     # --- reads ----------------------------------------------------------------
     async def get(self, job_id: uuid.UUID) -> Job:
