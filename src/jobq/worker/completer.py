@@ -21,9 +21,10 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Protocol
 
 from jobq import events
 from jobq.client import Client
@@ -52,17 +53,34 @@ class Pending:
     row: FinishRow
 
 
+class OutcomeWriter(Protocol):
+    """What the completer writes through: one fenced statement for a batch of outcomes."""
+
+    async def job_finish_many(self, rows: Sequence[FinishRow]) -> list[Finished]: ...
+
+
+class PoolWriter:
+    """The worker's writer: `job_finish_many` on the client's pool."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def job_finish_many(self, rows: Sequence[FinishRow]) -> list[Finished]:
+        return await self.client.queries.job_finish_many(self.client.pool, rows)
+
+
 class Completer:
     def __init__(
         self,
-        client: Client,
+        writer: Client | OutcomeWriter,
         policy_for: PolicyFor,
         on_written: Callable[[RunningJob], None],
         *,
         batch_size: int = COMPLETER_BATCH_SIZE,
         flush_seconds: float = COMPLETER_FLUSH_SECONDS,
     ) -> None:
-        self.client = client
+        # The worker passes its client; unit tests pass a fake writer.
+        self.writer = PoolWriter(writer) if isinstance(writer, Client) else writer
         self.policy_for = policy_for
         self.on_written = on_written
         self.batch_size = batch_size
@@ -153,9 +171,7 @@ class Completer:
                 continue
             batch = self.take()
             try:
-                written = await self.client.queries.job_finish_many(
-                    self.client.pool, [p.row for p in batch]
-                )
+                written = await self.writer.job_finish_many([p.row for p in batch])
             except Exception as exc:
                 self.put_back(batch)
                 await self._backoff.failed(exc)
