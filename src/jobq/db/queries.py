@@ -122,8 +122,10 @@ class Queries:
         queues: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
+        kinds: Sequence[str] | None,
     ) -> tuple[list[Finished], list[Claimed]]:
-        """Write `rows` (fenced) and claim up to `limit` jobs, in one round trip."""
+        """Write `rows` (fenced) and claim up to `limit` jobs of `kinds` (None: any
+        kind; empty: none), in one round trip."""
         records = await conn.fetch(
             self.sql["job_finish_and_claim"],
             [r.id for r in rows],
@@ -139,6 +141,7 @@ class Queries:
             list(queues) if queues else None,
             limit,
             lease_seconds,
+            list(kinds) if kinds is not None else None,
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -162,7 +165,7 @@ class Queries:
         """`job_finish_and_claim` with nothing to claim; no round trip for no rows."""
         if not rows:
             return []
-        finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0)
+        finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0, [])
         return finished
 
     async def job_heartbeat(

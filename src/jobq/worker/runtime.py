@@ -70,6 +70,8 @@ class Worker:
         self.client = client
         self.config = WorkerConfig.build(client.settings, options or WorkerOptions())
         self.id = make_worker_id()
+        # The kinds registered now are the ones this worker claims and advertises.
+        self.kinds = tuple(registry.kinds())
         self.executing: dict[uuid.UUID, RunningJob] = {}
         self.held: dict[uuid.UUID, RunningJob] = {}  # executing + outcome not yet written
         self.shutdown_event = asyncio.Event()
@@ -86,7 +88,9 @@ class Worker:
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)
         self.completer = Completer(client, policy_for, self._written, batch_size=batch)
-        self.producer = Producer(client, self.id, cfg, self, self._start, self.completer)
+        self.producer = Producer(
+            client, self.id, cfg, self, self._start, self.completer, self.kinds
+        )
         self.heartbeat = Heartbeat(
             client,
             self.id,

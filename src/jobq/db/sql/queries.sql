@@ -97,8 +97,8 @@ ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
 -- A worker's round trip: persist the outcomes of finished attempts ($1-$8) and
--- claim up to $12 runnable jobs for worker $10, in one statement and one
--- commit. Either half may be empty: a flush or the rescuer claims nothing
+-- claim up to $12 runnable jobs of kinds $14 for worker $10, in one statement
+-- and one commit. Either half may be empty: a flush or the rescuer claims nothing
 -- (limit 0), a claim with nothing to report passes empty arrays. Both halves
 -- read one snapshot, in which the jobs being finished are still `running`, so
 -- no job is finished and claimed by the same statement.
@@ -110,7 +110,10 @@ ORDER BY j.id DESC;
 -- the request can land after the worker last looked.
 --
 -- Claiming takes the highest priority, oldest run_at, lowest id first, and
--- skips rows other claimers hold and queues that are paused.
+-- skips rows other claimers hold, queues that are paused and kinds the worker
+-- has no handler for ($14, the kinds its app registers; NULL: every kind, for
+-- tools and tests): a job of a kind this worker does not know stays queued for
+-- one that does, and spends no attempt.
 --
 -- One row per finished job (the finished_* columns; the job's columns NULL),
 -- then one per claimed job (the job's columns and claimed_at; finished_* NULL).
@@ -174,6 +177,7 @@ next AS (
     WHERE j.status IN ('queued', 'retrying')
       AND j.run_at <= now()
       AND ($11::text[] IS NULL OR j.queue = ANY($11))
+      AND ($14::text[] IS NULL OR j.kind = ANY($14))
       AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS q WHERE q.name = j.queue AND q.paused)
     ORDER BY j.priority DESC, j.run_at, j.id
     -- A sub-select hides the limit from the planner, in a custom plan as in the
