@@ -224,8 +224,12 @@ class Queries:
         ]
 
     # --- queues and workers -------------------------------------------------
-    async def queue_list(self, conn: Conn, name: str | None = None) -> list[QueueInfo]:
-        records = await conn.fetch(self.sql["queue_list"], name)
+    async def queue_list(
+        self, conn: Conn, live_within_seconds: float, name: str | None = None
+    ) -> list[QueueInfo]:
+        """Queues with counts; `unclaimable` counts against the workers seen within
+        `live_within_seconds`."""
+        records = await conn.fetch(self.sql["queue_list"], name, live_within_seconds)
         return [
             QueueInfo(
                 name=r["name"],
@@ -236,6 +240,7 @@ class Queries:
                     if r["oldest_runnable_age_seconds"] is not None
                     else None
                 ),
+                unclaimable=r["unclaimable"],
             )
             for r in records
         ]
@@ -252,6 +257,7 @@ class Queries:
             info.queues,
             info.concurrency,
             info.version,
+            info.kinds,
         )
 
     async def worker_heartbeat(self, conn: Conn, worker_id: str, in_flight: int) -> bool:
@@ -273,6 +279,7 @@ class Queries:
                 version=r["version"],
                 started_at=r["started_at"],
                 last_heartbeat_at=r["last_heartbeat_at"],
+                kinds=list(r["kinds"]) if r["kinds"] is not None else None,
             )
             for r in records
         ]

@@ -58,7 +58,11 @@ def make_worker_id() -> str:
 
 
 class Worker:
-    """One registered worker running `registry`'s kinds through `client`."""
+    """One registered worker running `registry`'s kinds through `client`.
+
+    It claims only the kinds registered when it is built, and registers them in
+    its `workers` row (GET /v1/workers; a queue's `unclaimable` count is of the
+    runnable jobs no live worker registers)."""
 
     def __init__(
         self,
@@ -188,6 +192,7 @@ class Worker:
             host=socket.gethostname(),
             pid=os.getpid(),
             queues=list(self.config.queues) if self.config.queues else None,
+            kinds=list(self.kinds),
             concurrency=self.config.concurrency,
             in_flight=self.busy(),
             version=__version__,

@@ -338,17 +338,36 @@ SELECT * FROM {schema}.job_attempts WHERE job_id = $1 ORDER BY seq;
 
 -- name: queue_list
 -- Every queue that has a job or a pause record (or only queue $1), with counts
--- per state and the age of its oldest job that could be claimed now.
+-- per state, the age of its oldest job that could be claimed now, and how many
+-- of those no live worker (one seen within $2 seconds) can claim: none
+-- registers the job's kind for the queue. A worker row without kinds (an older
+-- version) claims every kind.
 WITH counts AS (
     SELECT queue, status, count(*) AS n FROM {schema}.jobs
     WHERE $1::text IS NULL OR queue = $1
     GROUP BY queue, status
 ),
-oldest AS (
-    SELECT queue, min(run_at) AS run_at FROM {schema}.jobs
+live AS (
+    SELECT queues, kinds FROM {schema}.workers
+    WHERE last_heartbeat_at > now() - make_interval(secs => $2::float8)
+),
+runnable AS (
+    -- Grouped by kind first: the workers are matched once per (queue, kind),
+    -- not once per job.
+    SELECT queue, kind, count(*) AS n, min(run_at) AS run_at FROM {schema}.jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
       AND ($1::text IS NULL OR queue = $1)
-    GROUP BY queue
+    GROUP BY queue, kind
+),
+oldest AS (
+    SELECT r.queue, min(r.run_at) AS run_at,
+           sum(r.n) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM live AS w
+               WHERE (w.queues IS NULL OR r.queue = ANY (w.queues))
+                 AND (w.kinds IS NULL OR r.kind = ANY (w.kinds))
+           )) AS unclaimable
+    FROM runnable AS r
+    GROUP BY r.queue
 ),
 names AS (
     SELECT queue AS name FROM counts
@@ -359,7 +378,8 @@ SELECT n.name,
        coalesce(q.paused, false) AS paused,
        coalesce((SELECT jsonb_object_agg(c.status, c.n) FROM counts AS c WHERE c.queue = n.name),
                 '{}'::jsonb)::text AS counts,
-       extract(epoch FROM now() - o.run_at)::float8 AS oldest_runnable_age_seconds
+       extract(epoch FROM now() - o.run_at)::float8 AS oldest_runnable_age_seconds,
+       coalesce(o.unclaimable, 0)::bigint AS unclaimable
 FROM names AS n
 LEFT JOIN {schema}.queues AS q ON q.name = n.name
 LEFT JOIN oldest AS o ON o.queue = n.name
@@ -377,13 +397,13 @@ notified AS (SELECT pg_notify($3::text, name) FROM upserted WHERE NOT paused)
 SELECT name, paused, (SELECT count(*) FROM notified) AS notifications FROM upserted;
 
 -- name: worker_register
--- Register (or re-register) a worker process.
-INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, version)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- Register (or re-register) a worker process, with the kinds it claims.
+INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, version, kinds)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (id) DO UPDATE
 SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
     concurrency = excluded.concurrency, version = excluded.version,
-    last_heartbeat_at = now();
+    kinds = excluded.kinds, last_heartbeat_at = now();
 
 -- name: worker_heartbeat
 -- Mark a worker alive and record its in-flight count; false if its row is gone.
