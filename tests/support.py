@@ -126,10 +126,15 @@ def skip_unless_required(reason: str, *, module: bool = False) -> NoReturn:
 
 
 async def claim_jobs(
-    client: Client, worker_id: str, queues: Sequence[str] | None = None, limit: int = 1
+    client: Client,
+    worker_id: str,
+    queues: Sequence[str] | None = None,
+    limit: int = 1,
+    kinds: Sequence[str] | None = None,
 ) -> list[Claimed]:
-    """Claim as a worker does: `job_finish_and_claim` with no outcomes to carry."""
-    _, claimed = await finish_and_claim(client, (), worker_id, queues, limit)
+    """Claim as a worker does: `job_finish_and_claim` with no outcomes to carry
+    (of `kinds` only; None: any kind)."""
+    _, claimed = await finish_and_claim(client, (), worker_id, queues, limit, kinds)
     return claimed
 
 
@@ -139,10 +144,11 @@ async def finish_and_claim(
     worker_id: str,
     queues: Sequence[str] | None,
     limit: int,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[list[Finished], list[Claimed]]:
-    """A worker's round trip: write `rows` and claim up to `limit` jobs."""
+    """A worker's round trip: write `rows` and claim up to `limit` jobs of `kinds`."""
     return await client.queries.job_finish_and_claim(
-        client.pool, rows, worker_id, queues, limit, client.settings.lease_seconds
+        client.pool, rows, worker_id, queues, limit, client.settings.lease_seconds, kinds
     )
 
 

@@ -256,10 +256,15 @@ class Client:
         return attempts
 
     async def queues(self) -> list[QueueInfo]:
-        return await self.queries.queue_list(self.pool)
+        return await self.queries.queue_list(self.pool, self._live_within_seconds)
 
     async def workers(self) -> list[WorkerInfo]:
-        return await self.queries.worker_list(self.pool, 2 * self.settings.lease_seconds)
+        return await self.queries.worker_list(self.pool, self._live_within_seconds)
+
+    @property
+    def _live_within_seconds(self) -> float:
+        """A worker counts as live when it heartbeat within the last two leases."""
+        return 2 * self.settings.lease_seconds
 
     # --- state changes --------------------------------------------------------
     async def cancel(self, job_id: uuid.UUID) -> Job:
@@ -312,7 +317,7 @@ class Client:
         return await self._queue(queue)
 
     async def _queue(self, name: str) -> QueueInfo:
-        found = await self.queries.queue_list(self.pool, name)
+        found = await self.queries.queue_list(self.pool, self._live_within_seconds, name)
         return found[0] if found else QueueInfo(name, False, {}, None)
 
 

@@ -120,6 +120,8 @@ class QueueInfo:
     paused: bool
     counts: dict[str, int]
     oldest_runnable_age_seconds: float | None
+    # Runnable jobs no live worker can claim: none registers their kind for this queue.
+    unclaimable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +129,7 @@ class QueueInfo:
             "paused": self.paused,
             "counts": self.counts,
             "oldest_runnable_age_seconds": self.oldest_runnable_age_seconds,
+            "unclaimable": self.unclaimable,
         }
 
 
@@ -141,6 +144,9 @@ class WorkerInfo:
     version: str
     started_at: datetime
     last_heartbeat_at: datetime
+    # The kinds its app registers, the only ones it claims; None: a worker of a
+    # version before kinds were registered, which claims every kind.
+    kinds: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,6 +154,7 @@ class WorkerInfo:
             "host": self.host,
             "pid": self.pid,
             "queues": self.queues,
+            "kinds": self.kinds,
             "concurrency": self.concurrency,
             "in_flight": self.in_flight,
             "version": self.version,

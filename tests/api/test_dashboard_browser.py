@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -46,6 +47,7 @@ from playwright.sync_api import (  # noqa: E402 - only once chromium is known to
 
 from jobq import Settings  # noqa: E402
 from jobq.client import Client  # noqa: E402
+from jobq.types import WorkerInfo  # noqa: E402
 from tests.support import insert_job  # noqa: E402
 
 T = TypeVar("T")
@@ -287,6 +289,41 @@ def test_pause_and_resume_a_queue(server: Server, page: Page) -> None:
     expect(page.locator("#notices")).to_contain_text(f"Queue “{queue}” resumed.")
     expect(row.locator(".badge")).to_have_text("active")
     assert not _queue(server, queue)["paused"]
+
+
+def test_a_queue_shows_the_jobs_no_live_worker_can_run(server: Server, page: Page) -> None:
+    """`serve --no-workers`: nothing can run a job until a worker registers its kind."""
+    queue = unique_queue()
+    server.enqueue("noop", queue)
+    server.enqueue("noop", queue)
+    page.goto(server.base_url + "/")
+    cell = queue_row(page, queue).locator("td.unclaimable")
+    expect(cell).to_have_text("2")
+    expect(cell).to_have_class("num unclaimable alert")
+
+    worker_id = f"host:1:{queue}"
+
+    async def register(kinds: list[str] | None) -> None:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            if kinds is None:
+                await client.queries.worker_delete(client.pool, worker_id)
+                return
+            now = datetime.now(UTC)
+            info = WorkerInfo(worker_id, "host", 1, [queue], 1, 0, "x", now, now, kinds=kinds)
+            await client.queries.worker_register(client.pool, info)
+        finally:
+            await client.close()
+
+    run_async(lambda: register(["noop", "send_email"]))
+    try:
+        expect(cell).to_have_text("0")
+        expect(cell).to_have_class("num unclaimable muted")
+        worker = page.locator(f'#workers tr[data-key="{worker_id}"]')
+        expect(worker.locator("td.kinds")).to_have_text("noop, send_email")
+    finally:
+        run_async(lambda: register(None))
+    expect(cell).to_have_text("2")
 
 
 def _queue(server: Server, name: str) -> dict[str, Any]:

@@ -46,6 +46,43 @@ async def test_queues_list_counts_and_oldest_runnable_age(
     assert queues["b"]["oldest_runnable_age_seconds"] is None
 
 
+async def test_queues_count_runnable_jobs_no_live_worker_can_claim(
+    http: httpx.AsyncClient, client: Client
+) -> None:
+    async def unclaimable() -> dict[str, int]:
+        listed = (await http.get("/v1/queues")).json()["queues"]
+        return {q["name"]: q["unclaimable"] for q in listed}
+
+    for _ in range(2):
+        await insert_job(client, queue="a", kind="resize")
+    await insert_job(client, queue="a", kind="email")
+    await insert_job(client, queue="a", kind="resize", status="retrying")
+    await insert_job(client, queue="a", kind="resize", run_at_offset_s=3600)  # not runnable yet
+    await insert_job(client, queue="a", kind="resize", status="failed_permanent")
+    await insert_job(client, queue="b", kind="resize")
+    await insert_job(client, queue="c", kind="email", status="succeeded")
+    assert await unclaimable() == {"a": 4, "b": 1, "c": 0}  # no worker at all
+
+    now = datetime.now(UTC)
+    emails = WorkerInfo("w-mail", "h", 1, None, 5, 0, "0.2.0", now, now, kinds=["email"])
+    await client.queries.worker_register(client.pool, emails)
+    assert await unclaimable() == {"a": 3, "b": 1, "c": 0}
+    # A worker for resize on queue b only.
+    b_resize = WorkerInfo("w-b", "h", 2, ["b"], 5, 0, "0.2.0", now, now, kinds=["resize"])
+    await client.queries.worker_register(client.pool, b_resize)
+    assert await unclaimable() == {"a": 3, "b": 0, "c": 0}
+    # A worker row without kinds (a jobq before they were registered) claims every kind,
+    # but not once it stopped heartbeating.
+    old = WorkerInfo("w-old", "h", 3, None, 5, 0, "0.1.0", now, now)
+    await client.queries.worker_register(client.pool, old)
+    assert await unclaimable() == {"a": 0, "b": 0, "c": 0}
+    await client.pool.execute(
+        f'UPDATE "{client.settings.schema}".workers '
+        "SET last_heartbeat_at = now() - interval '1 hour' WHERE id = 'w-old'"
+    )
+    assert await unclaimable() == {"a": 3, "b": 0, "c": 0}
+
+
 async def test_pause_and_resume(http: httpx.AsyncClient, client: Client) -> None:
     job_id = await insert_job(client, queue="mail")
     response = await http.post("/v1/queues/mail/pause")
@@ -71,6 +108,7 @@ async def test_pausing_a_queue_with_no_jobs(http: httpx.AsyncClient) -> None:
         "paused": True,
         "counts": {},
         "oldest_runnable_age_seconds": None,
+        "unclaimable": 0,
     }
     names = [q["name"] for q in (await http.get("/v1/queues")).json()["queues"]]
     assert names == ["later"]
@@ -90,7 +128,9 @@ async def test_pause_rejects_bad_queue_names(
 
 async def test_workers_lists_live_workers(http: httpx.AsyncClient, client: Client) -> None:
     now = datetime.now(UTC)
-    info = WorkerInfo("w-1", "host-a", 4242, ["a", "b"], 10, 0, "0.1.0", now, now)
+    info = WorkerInfo(
+        "w-1", "host-a", 4242, ["a", "b"], 10, 0, "0.1.0", now, now, kinds=["noop", "email"]
+    )
     await client.queries.worker_register(client.pool, info)
     await client.queries.worker_register(
         client.pool, WorkerInfo("w-2", "host-b", 7, None, 5, 0, "0.1.0", now, now)
@@ -106,6 +146,7 @@ async def test_workers_lists_live_workers(http: httpx.AsyncClient, client: Clien
     assert worker["host"] == "host-a"
     assert worker["pid"] == 4242
     assert worker["queues"] == ["a", "b"]
+    assert worker["kinds"] == ["noop", "email"]
     assert worker["concurrency"] == 10
     assert worker["in_flight"] == 0
     assert worker["last_heartbeat_at"].endswith("Z")

@@ -56,6 +56,41 @@ async def test_claim_skips_future_jobs_paused_queues_and_other_queues(
     assert len(await claim_jobs(client, "w", ["paused"], 10)) == 1
 
 
+async def test_claim_takes_only_the_kinds_asked_for_and_leaves_the_rest_unspent(
+    app: App, client: Client
+) -> None:
+    # The unknown kinds are older and of higher priority: first in line for any claim.
+    strangers = [
+        await insert_job(client, kind="stranger", priority=5, run_at_offset_s=-60) for _ in range(3)
+    ]
+    mine = await insert_job(client, kind="mine", run_at_offset_s=-1)
+    also = await insert_job(client, kind="also_mine")
+    assert await claim_jobs(client, "w", None, 10, kinds=[]) == []  # an app with no kinds
+    got = await claim_jobs(client, "w", None, 10, kinds=["mine", "also_mine", "unused"])
+    assert [c.job.id for c in got] == [mine, also]
+    assert await claim_jobs(client, "w", None, 10, kinds=["mine"]) == []
+    for job_id in strangers:
+        job = await client.get(job_id)
+        assert (job.status, job.attempts, job.locked_by) == (JobStatus.QUEUED, 0, None)
+    # No kinds given (None): a tool's claim takes any kind.
+    assert len(await claim_jobs(client, "w", None, 10)) == 3
+
+
+async def test_concurrent_claimers_of_different_kinds_each_get_only_their_own(
+    app: App, client: Client
+) -> None:
+    await app.enqueue_many([{"kind": "noop", "payload": {"i": i}} for i in range(300)])
+    await app.enqueue_many([{"kind": "script", "payload": {"i": i}} for i in range(300)])
+    claimed: dict[str, list[str]] = {"noop": [], "script": []}
+
+    async def claimer(n: int, kind: str) -> None:
+        while got := await claim_jobs(client, f"w{n}", None, 20, kinds=[kind]):
+            claimed[kind].extend(c.job.kind for c in got)
+
+    await asyncio.gather(*(claimer(n, ("noop", "script")[n % 2]) for n in range(6)))
+    assert claimed == {"noop": ["noop"] * 300, "script": ["script"] * 300}
+
+
 async def test_complete_records_the_attempt(app: App, client: Client) -> None:
     job = await app.enqueue("script")
     (claimed,) = await claim_jobs(client, "w1", None, 1)

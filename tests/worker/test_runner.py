@@ -50,10 +50,12 @@ async def test_a_handlers_outcome_is_settled() -> None:
     assert running.settled and running.duration >= 0
 
 
-async def test_an_unregistered_kind_fails() -> None:
+async def test_an_unregistered_kind_is_released_not_failed() -> None:
     settled = Settled()
     JobRunner(5.0, settled).start(running_job(None))
-    assert await settled.one() == Failed("kind 'k' is not registered in this worker's app")
+    assert await settled.one() == Interrupted(
+        "kind 'k' is not registered in this worker's app; released to the queue"
+    )
 
 
 async def test_an_executor_that_raises_fails_with_the_error() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -147,11 +148,34 @@ async def test_a_per_kind_timeout_fails_the_attempt(app: App, client: Client) ->
     assert (await client.get(job.id)).last_error == "timed out after 0.2s"
 
 
-async def test_a_kind_this_app_does_not_know_fails(app: App, client: Client) -> None:
-    job_id = await insert_job(client, kind="elsewhere", max_attempts=1)
+async def test_a_kind_this_app_does_not_know_stays_queued_unspent(app: App, client: Client) -> None:
+    unknown = await insert_job(client, kind="elsewhere", max_attempts=1, run_at_offset_s=-60)
     async with running(app, client):
-        await wait_for(lambda: is_status(client, job_id, JobStatus.FAILED_PERMANENT))
-    assert "not registered" in ((await client.get(job_id)).last_error or "")
+        # Older than the known job, so a claim that took any kind would take it first.
+        known = await app.enqueue("noop")
+        await wait_for(lambda: is_status(client, known.id, JobStatus.SUCCEEDED))
+    job = await client.get(unknown)
+    assert (job.status, job.attempts, job.last_error) == (JobStatus.QUEUED, 0, None)
+    assert await client.attempts(unknown) == []
+
+
+async def test_a_claimed_kind_with_no_handler_goes_back_uncounted(app: App, client: Client) -> None:
+    """The defence behind the claim's filter: should a job of a kind the app does not
+    register be claimed anyway, it is released to the queue, its attempt not counted."""
+    job_id = await insert_job(client, kind="elsewhere", max_attempts=1)
+    async with running(app, client) as worker:
+        worker.producer.kinds.append("elsewhere")  # a claim that disagrees with the app
+        await wait_for(lambda: _has_attempt(client, job_id))
+        worker.producer.kinds.remove("elsewhere")
+    job = await client.get(job_id)
+    assert (job.status, job.attempts) == (JobStatus.QUEUED, 0)
+    attempts = await client.attempts(job_id)
+    assert {a.outcome for a in attempts} == {"interrupted"}
+    assert "not registered in this worker's app" in (attempts[0].error or "")
+
+
+async def _has_attempt(client: Client, job_id: uuid.UUID) -> bool:
+    return bool(await client.attempts(job_id))
 
 
 async def test_two_hundred_jobs_on_eight_workers_each_run_exactly_once(
@@ -205,12 +229,13 @@ class _ClaimsFailWithOutcomes(Queries):
         queues: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
+        kinds: Sequence[str] | None,
     ) -> tuple[list[Finished], list[Claimed]]:
         if rows and self.failures:
             self.failures -= 1
             raise ConnectionResetError("injected: the connection dropped")
         return await super().job_finish_and_claim(
-            conn, rows, worker_id, queues, limit, lease_seconds
+            conn, rows, worker_id, queues, limit, lease_seconds, kinds
         )
 
 

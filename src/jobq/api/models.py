@@ -175,6 +175,7 @@ class QueueOut(BaseModel):
                     "paused": False,
                     "counts": {"queued": 12, "running": 3, "succeeded": 340},
                     "oldest_runnable_age_seconds": 1.5,
+                    "unclaimable": 2,
                 }
             ]
         },
@@ -185,6 +186,13 @@ class QueueOut(BaseModel):
     counts: dict[str, int] = Field(description="Jobs per status; statuses with none are absent.")
     oldest_runnable_age_seconds: float | None = Field(
         description="Now minus run_at of the oldest job that could be claimed now, or null."
+    )
+    unclaimable: int = Field(
+        description=(
+            "Runnable jobs (queued or retrying, run_at passed) that no live worker can claim: "
+            "no worker seen within the last two leases registers their kind for this queue "
+            "(see each worker's `kinds`). They stay queued, attempts unspent, until one does."
+        )
     )
 
 
@@ -200,12 +208,14 @@ class QueueList(BaseModel):
                             "paused": False,
                             "counts": {"queued": 12, "running": 3, "succeeded": 340},
                             "oldest_runnable_age_seconds": 1.5,
+                            "unclaimable": 2,
                         },
                         {
                             "name": "emails",
                             "paused": True,
                             "counts": {},
                             "oldest_runnable_age_seconds": None,
+                            "unclaimable": 0,
                         },
                     ]
                 }
@@ -223,6 +233,12 @@ class WorkerOut(BaseModel):
     host: str
     pid: int
     queues: list[str] | None = Field(description="The queues served; null means every queue.")
+    kinds: list[str] | None = Field(
+        description=(
+            "The kinds its app registers, the only ones it claims; null: a worker of a jobq "
+            "version before kinds were registered, which claims every kind."
+        )
+    )
     concurrency: int
     in_flight: int
     version: str
@@ -242,6 +258,7 @@ class WorkerList(BaseModel):
                             "host": "web-1",
                             "pid": 4242,
                             "queues": None,
+                            "kinds": ["send_email", "resize_image"],
                             "concurrency": 10,
                             "in_flight": 3,
                             "version": "0.1.0",

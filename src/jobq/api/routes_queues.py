@@ -25,8 +25,9 @@ QueueNameParam = Annotated[
     tags=["queues"],
     summary="List queues",
     description=(
-        "Every queue that has a job or a pause record, with its job counts per status and "
-        "the age of its oldest job that could be claimed now."
+        "Every queue that has a job or a pause record, with its job counts per status, "
+        "the age of its oldest job that could be claimed now, and how many runnable jobs "
+        "no live worker can claim (`unclaimable`: no worker registers their kind)."
     ),
 )
 async def list_queues(client: ClientDep) -> Response:
@@ -65,7 +66,9 @@ async def resume_queue(name: QueueNameParam, client: ClientDep) -> Response:
     response_model=WorkerList,
     tags=["workers"],
     summary="List live workers",
-    description="Worker processes that heartbeat within the last two leases.",
+    description=(
+        "Worker processes that heartbeat within the last two leases, with the kinds each claims."
+    ),
 )
 async def list_workers(client: ClientDep) -> Response:
     return JSONResponse({"workers": [w.to_dict() for w in await client.workers()]})

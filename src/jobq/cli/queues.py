@@ -27,7 +27,8 @@ QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
 @with_settings
 def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
-    """Show every queue: its jobs per state, paused or not, and its oldest runnable job's age.
+    """Show every queue: its jobs per state, paused or not, its oldest runnable job's age,
+    and its runnable jobs no live worker can run (unclaimable: no worker registers the kind).
 
     Example: jobq queues --json
     """
@@ -44,7 +45,7 @@ def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateO
 def workers(
     settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
 ) -> None:
-    """Show live worker processes (seen within the last two leases).
+    """Show live worker processes (seen within the last two leases) and the kinds each claims.
 
     Example: jobq workers --json
     """

@@ -99,9 +99,10 @@ def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
 
 
 def queue_table(infos: list[QueueInfo]) -> Table:
-    """`jobq queues`: a queue a row, its jobs per state, paused or not, its oldest runnable age."""
+    """`jobq queues`: a queue a row, its jobs per state, paused or not, its oldest runnable
+    age, and its runnable jobs that no live worker registers the kind of."""
     headers = [s.value.replace("failed_permanent", "failed") for s in JobStatus]
-    table = Table("queue", "paused", *headers, "oldest runnable")
+    table = Table("queue", "paused", *headers, "oldest runnable", "unclaimable")
     for column in table.columns[2:]:
         column.justify = "right"
     for q in infos:
@@ -111,19 +112,23 @@ def queue_table(infos: list[QueueInfo]) -> Table:
             "yes" if q.paused else "",
             *[str(q.counts.get(s.value, 0)) for s in JobStatus],
             f"{age:.1f} s" if age is not None else "",
+            str(q.unclaimable) if q.unclaimable else "",
         )
     return table
 
 
 def worker_table(infos: list[WorkerInfo]) -> Table:
     """`jobq workers`: a live worker process a row."""
-    table = Table("id", "host", "pid", "queues", "in flight", "started (UTC)", "last heartbeat")
+    table = Table(
+        "id", "host", "pid", "queues", "kinds", "in flight", "started (UTC)", "last heartbeat"
+    )
     for w in infos:
         table.add_row(
             w.id,
             w.host,
             str(w.pid),
             ",".join(w.queues or ["(all)"]),
+            (",".join(w.kinds) or "(none)") if w.kinds is not None else "(all)",
             f"{w.in_flight}/{w.concurrency}",
             short_time(w.started_at),
             short_time(w.last_heartbeat_at),

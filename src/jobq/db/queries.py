@@ -122,8 +122,10 @@ class Queries:
         queues: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
+        kinds: Sequence[str] | None,
     ) -> tuple[list[Finished], list[Claimed]]:
-        """Write `rows` (fenced) and claim up to `limit` jobs, in one round trip."""
+        """Write `rows` (fenced) and claim up to `limit` jobs of `kinds` (None: any
+        kind; empty: none), in one round trip."""
         records = await conn.fetch(
             self.sql["job_finish_and_claim"],
             [r.id for r in rows],
@@ -139,6 +141,7 @@ class Queries:
             list(queues) if queues else None,
             limit,
             lease_seconds,
+            list(kinds) if kinds is not None else None,
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -162,7 +165,7 @@ class Queries:
         """`job_finish_and_claim` with nothing to claim; no round trip for no rows."""
         if not rows:
             return []
-        finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0)
+        finished, _ = await self.job_finish_and_claim(conn, rows, "", None, 0, 0.0, [])
         return finished
 
     async def job_heartbeat(
@@ -221,8 +224,12 @@ class Queries:
         ]
 
     # --- queues and workers -------------------------------------------------
-    async def queue_list(self, conn: Conn, name: str | None = None) -> list[QueueInfo]:
-        records = await conn.fetch(self.sql["queue_list"], name)
+    async def queue_list(
+        self, conn: Conn, live_within_seconds: float, name: str | None = None
+    ) -> list[QueueInfo]:
+        """Queues with counts; `unclaimable` counts against the workers seen within
+        `live_within_seconds`."""
+        records = await conn.fetch(self.sql["queue_list"], name, live_within_seconds)
         return [
             QueueInfo(
                 name=r["name"],
@@ -233,6 +240,7 @@ class Queries:
                     if r["oldest_runnable_age_seconds"] is not None
                     else None
                 ),
+                unclaimable=r["unclaimable"],
             )
             for r in records
         ]
@@ -249,6 +257,7 @@ class Queries:
             info.queues,
             info.concurrency,
             info.version,
+            info.kinds,
         )
 
     async def worker_heartbeat(self, conn: Conn, worker_id: str, in_flight: int) -> bool:
@@ -270,6 +279,7 @@ class Queries:
                 version=r["version"],
                 started_at=r["started_at"],
                 last_heartbeat_at=r["last_heartbeat_at"],
+                kinds=list(r["kinds"]) if r["kinds"] is not None else None,
             )
             for r in records
         ]

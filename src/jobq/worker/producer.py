@@ -1,8 +1,10 @@
 """The producer: claims jobs into free slots, woken by NOTIFY or a jittered poll.
 
 It asks for no more jobs than the runner has free slots, several per round
-trip, and each claim carries the outcomes waiting to be written (one statement,
-one commit for both: the jobs that just finished freed the slots it fills).
+trip, and only of the kinds the worker's app registers (a job of another kind
+stays queued for a worker that knows it). Each claim carries the outcomes
+waiting to be written (one statement, one commit for both: the jobs that just
+finished freed the slots it fills).
 After a claim that filled every slot it waits for a slot; after one that
 found fewer jobs than slots it waits for a NOTIFY of an enqueue (or a job
 becoming runnable again) or for the poll interval. The poll is jittered by
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,10 +65,14 @@ class Producer:
         slots: Slots,
         start: Callable[[Claimed], None],
         outcomes: Outcomes,
+        kinds: Sequence[str],
     ) -> None:
         self.client = client
         self.worker_id = worker_id
         self.config = config
+        # Only these are claimed: a job of another kind stays queued, its attempt
+        # unspent, for a worker whose app has a handler for it.
+        self.kinds = list(kinds)
         self.slots = slots
         self.start = start
         self.outcomes = outcomes
@@ -101,6 +107,7 @@ class Producer:
                 self.config.queues,
                 free,
                 self.config.lease_seconds,
+                self.kinds,
             )
         except BaseException:
             self.outcomes.put_back(carried)

@@ -27,7 +27,7 @@ from typing import Any
 
 from jobq.handlers import JobContext, describe_error
 from jobq.registry import TaskSpec
-from jobq.types import CancelledOutcome, Failed, Job, Outcome
+from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome
 
 log = logging.getLogger("jobq.worker")
 
@@ -41,7 +41,7 @@ class RunningJob:
     """A job this worker holds, from its claim until its outcome is written."""
 
     job: Job
-    spec: TaskSpec | None  # None: the kind is not registered in this worker's app
+    spec: TaskSpec | None  # None: not registered in this worker's app (the claim prevents it)
     ctx: JobContext
     claimed_at: datetime
     started: float = field(default_factory=time.monotonic)
@@ -85,7 +85,14 @@ class JobRunner:
 
     async def _run(self, running: RunningJob) -> Outcome:
         if running.spec is None:
-            return Failed(f"kind {running.job.kind!r} is not registered in this worker's app")
+            # The claim takes only the kinds this worker registers, so this is a
+            # defence, not a path: should a job of another kind reach it anyway, it
+            # goes back to the queue for a worker that knows it, attempt uncounted.
+            log.error("claimed a kind this worker does not register", extra=running.log_extra())
+            return Interrupted(
+                f"kind {running.job.kind!r} is not registered in this worker's app; "
+                "released to the queue"
+            )
         return await running.spec.run(running.ctx, running.job)
 
     def _task_done(self, running: RunningJob, task: asyncio.Task[Outcome]) -> None:

@@ -58,7 +58,11 @@ def make_worker_id() -> str:
 
 
 class Worker:
-    """One registered worker running `registry`'s kinds through `client`."""
+    """One registered worker running `registry`'s kinds through `client`.
+
+    It claims only the kinds registered when it is built, and registers them in
+    its `workers` row (GET /v1/workers; a queue's `unclaimable` count is of the
+    runnable jobs no live worker registers)."""
 
     def __init__(
         self,
@@ -70,6 +74,8 @@ class Worker:
         self.client = client
         self.config = WorkerConfig.build(client.settings, options or WorkerOptions())
         self.id = make_worker_id()
+        # The kinds registered now are the ones this worker claims and advertises.
+        self.kinds = tuple(registry.kinds())
         self.executing: dict[uuid.UUID, RunningJob] = {}
         self.held: dict[uuid.UUID, RunningJob] = {}  # executing + outcome not yet written
         self.shutdown_event = asyncio.Event()
@@ -86,7 +92,9 @@ class Worker:
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)
         self.completer = Completer(client, policy_for, self._written, batch_size=batch)
-        self.producer = Producer(client, self.id, cfg, self, self._start, self.completer)
+        self.producer = Producer(
+            client, self.id, cfg, self, self._start, self.completer, self.kinds
+        )
         self.heartbeat = Heartbeat(
             client,
             self.id,
@@ -184,6 +192,7 @@ class Worker:
             host=socket.gethostname(),
             pid=os.getpid(),
             queues=list(self.config.queues) if self.config.queues else None,
+            kinds=list(self.kinds),
             concurrency=self.config.concurrency,
             in_flight=self.busy(),
             version=__version__,

@@ -1,5 +1,6 @@
 // Overview: totals, every queue (counts per state, paused, oldest runnable age,
-// pause / resume), the live workers and the latest jobs.
+// runnable jobs no live worker can claim, pause / resume), the live workers (with
+// the kinds each claims) and the latest jobs.
 
 import { get, post } from "./api.js";
 import {
@@ -19,6 +20,8 @@ import {
 import { jobHead, jobRow } from "./jobs.js";
 
 const LATEST = 10;
+const UNCLAIMABLE_HELP = "Runnable jobs no live worker can run: none registers their kind for this queue";
+const QUEUE_COLUMNS = 5 + STATES.length;
 
 export function overviewView(root, ctx) {
   let totals = h("div");
@@ -50,6 +53,7 @@ export function overviewView(root, ctx) {
               h("th", { scope: "col" }, "State"),
               STATES.map((s) => h("th", { scope: "col", class: "num" }, STATE_LABELS[s])),
               h("th", { scope: "col", class: "num", title: "Age of the oldest job that could run now" }, "Oldest runnable"),
+              h("th", { scope: "col", class: "num", title: UNCLAIMABLE_HELP }, "Unclaimable"),
               h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")),
             ),
           ),
@@ -73,7 +77,7 @@ export function overviewView(root, ctx) {
             h(
               "tr",
               {},
-              ["Worker", "Host", "PID", "Queues", "In flight", "Version", "Started", "Last heartbeat"].map((t) =>
+              ["Worker", "Host", "PID", "Queues", "Kinds", "In flight", "Version", "Started", "Last heartbeat"].map((t) =>
                 h("th", { scope: "col" }, t),
               ),
             ),
@@ -114,7 +118,7 @@ export function overviewView(root, ctx) {
     const age = h("td", { class: "num age" }, duration(queue.oldest_runnable_age_seconds));
     const row = h(
       "tr",
-      { dataset: { key: queue.name, queue: queue.name, sig: sig([queue.name, queue.paused, counts]) } },
+      { dataset: { key: queue.name, queue: queue.name, sig: sig([queue.name, queue.paused, counts, queue.unclaimable]) } },
       h("th", { scope: "row" }, h("a", { href: `#/jobs?queue=${encodeURIComponent(queue.name)}` }, queue.name)),
       h("td", {}, queue.paused ? h("span", { class: "badge paused" }, "paused") : h("span", { class: "badge active" }, "active")),
       STATES.map((s) => {
@@ -123,6 +127,11 @@ export function overviewView(root, ctx) {
         return h("td", { class: `num${n ? "" : " muted"}`, dataset: { state: s } }, n ? h("a", { href: filtered }, n.toLocaleString()) : "0");
       }),
       age,
+      h(
+        "td",
+        { class: `num unclaimable${queue.unclaimable ? " alert" : " muted"}`, title: queue.unclaimable ? UNCLAIMABLE_HELP : "" },
+        (queue.unclaimable || 0).toLocaleString(),
+      ),
       h(
         "td",
         { class: "actions" },
@@ -146,6 +155,7 @@ export function overviewView(root, ctx) {
       h("td", {}, w.host),
       h("td", { class: "num" }, w.pid),
       h("td", {}, w.queues && w.queues.length ? w.queues.join(", ") : h("span", { class: "muted" }, "all")),
+      h("td", { class: "kinds" }, w.kinds ? w.kinds.join(", ") || h("span", { class: "muted" }, "none") : h("span", { class: "muted" }, "all")),
       h("td", { class: "num" }, meter, ` ${w.in_flight}/${w.concurrency}`),
       h("td", {}, w.version),
       h("td", {}, when(w.started_at)),
@@ -174,7 +184,7 @@ export function overviewView(root, ctx) {
     totals = swap(totals, totalCards(queues, w.workers));
     const rows = reconcile(
       queueBody,
-      queues.length ? queues.map(queueRow) : [emptyRow(10, "No queues yet. Enqueue a job (jobq enqueue KIND) and it shows here.")],
+      queues.length ? queues.map(queueRow) : [emptyRow(QUEUE_COLUMNS, "No queues yet. Enqueue a job (jobq enqueue KIND) and it shows here.")],
     );
     // The age moves with the clock: update the text, not the row.
     rows.forEach((row, i) => {
@@ -184,7 +194,7 @@ export function overviewView(root, ctx) {
     workerCount.textContent = `(${w.workers.length})`;
     reconcile(
       workerBody,
-      w.workers.length ? w.workers.map(workerRow) : [emptyRow(8, "No live workers. Start some with jobq worker, or jobq serve.")],
+      w.workers.length ? w.workers.map(workerRow) : [emptyRow(9, "No live workers. Start some with jobq worker, or jobq serve.")],
     );
     reconcile(latestBody, j.jobs.length ? j.jobs.map(jobRow) : [emptyRow(8, "No jobs yet.")]);
   }

@@ -97,8 +97,8 @@ ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
 -- A worker's round trip: persist the outcomes of finished attempts ($1-$8) and
--- claim up to $12 runnable jobs for worker $10, in one statement and one
--- commit. Either half may be empty: a flush or the rescuer claims nothing
+-- claim up to $12 runnable jobs of kinds $14 for worker $10, in one statement
+-- and one commit. Either half may be empty: a flush or the rescuer claims nothing
 -- (limit 0), a claim with nothing to report passes empty arrays. Both halves
 -- read one snapshot, in which the jobs being finished are still `running`, so
 -- no job is finished and claimed by the same statement.
@@ -110,7 +110,10 @@ ORDER BY j.id DESC;
 -- the request can land after the worker last looked.
 --
 -- Claiming takes the highest priority, oldest run_at, lowest id first, and
--- skips rows other claimers hold and queues that are paused.
+-- skips rows other claimers hold, queues that are paused and kinds the worker
+-- has no handler for ($14, the kinds its app registers; NULL: every kind, for
+-- tools and tests): a job of a kind this worker does not know stays queued for
+-- one that does, and spends no attempt.
 --
 -- One row per finished job (the finished_* columns; the job's columns NULL),
 -- then one per claimed job (the job's columns and claimed_at; finished_* NULL).
@@ -174,6 +177,7 @@ next AS (
     WHERE j.status IN ('queued', 'retrying')
       AND j.run_at <= now()
       AND ($11::text[] IS NULL OR j.queue = ANY($11))
+      AND ($14::text[] IS NULL OR j.kind = ANY($14))
       AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS q WHERE q.name = j.queue AND q.paused)
     ORDER BY j.priority DESC, j.run_at, j.id
     -- A sub-select hides the limit from the planner, in a custom plan as in the
@@ -334,17 +338,36 @@ SELECT * FROM {schema}.job_attempts WHERE job_id = $1 ORDER BY seq;
 
 -- name: queue_list
 -- Every queue that has a job or a pause record (or only queue $1), with counts
--- per state and the age of its oldest job that could be claimed now.
+-- per state, the age of its oldest job that could be claimed now, and how many
+-- of those no live worker (one seen within $2 seconds) can claim: none
+-- registers the job's kind for the queue. A worker row without kinds (an older
+-- version) claims every kind.
 WITH counts AS (
     SELECT queue, status, count(*) AS n FROM {schema}.jobs
     WHERE $1::text IS NULL OR queue = $1
     GROUP BY queue, status
 ),
-oldest AS (
-    SELECT queue, min(run_at) AS run_at FROM {schema}.jobs
+live AS (
+    SELECT queues, kinds FROM {schema}.workers
+    WHERE last_heartbeat_at > now() - make_interval(secs => $2::float8)
+),
+runnable AS (
+    -- Grouped by kind first: the workers are matched once per (queue, kind),
+    -- not once per job.
+    SELECT queue, kind, count(*) AS n, min(run_at) AS run_at FROM {schema}.jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
       AND ($1::text IS NULL OR queue = $1)
-    GROUP BY queue
+    GROUP BY queue, kind
+),
+oldest AS (
+    SELECT r.queue, min(r.run_at) AS run_at,
+           sum(r.n) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM live AS w
+               WHERE (w.queues IS NULL OR r.queue = ANY (w.queues))
+                 AND (w.kinds IS NULL OR r.kind = ANY (w.kinds))
+           )) AS unclaimable
+    FROM runnable AS r
+    GROUP BY r.queue
 ),
 names AS (
     SELECT queue AS name FROM counts
@@ -355,7 +378,8 @@ SELECT n.name,
        coalesce(q.paused, false) AS paused,
        coalesce((SELECT jsonb_object_agg(c.status, c.n) FROM counts AS c WHERE c.queue = n.name),
                 '{}'::jsonb)::text AS counts,
-       extract(epoch FROM now() - o.run_at)::float8 AS oldest_runnable_age_seconds
+       extract(epoch FROM now() - o.run_at)::float8 AS oldest_runnable_age_seconds,
+       coalesce(o.unclaimable, 0)::bigint AS unclaimable
 FROM names AS n
 LEFT JOIN {schema}.queues AS q ON q.name = n.name
 LEFT JOIN oldest AS o ON o.queue = n.name
@@ -373,13 +397,13 @@ notified AS (SELECT pg_notify($3::text, name) FROM upserted WHERE NOT paused)
 SELECT name, paused, (SELECT count(*) FROM notified) AS notifications FROM upserted;
 
 -- name: worker_register
--- Register (or re-register) a worker process.
-INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, version)
-VALUES ($1, $2, $3, $4, $5, $6)
+-- Register (or re-register) a worker process, with the kinds it claims.
+INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, version, kinds)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (id) DO UPDATE
 SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
     concurrency = excluded.concurrency, version = excluded.version,
-    last_heartbeat_at = now();
+    kinds = excluded.kinds, last_heartbeat_at = now();
 
 -- name: worker_heartbeat
 -- Mark a worker alive and record its in-flight count; false if its row is gone.
