@@ -106,7 +106,11 @@ EDGES: tuple[Edge, ...] = (
     Edge(JobStatus.RUNNING, JobStatus.RETRYING, "failed or lease expired, attempts left"),
     Edge(JobStatus.RUNNING, JobStatus.FAILED_PERMANENT, "failed or lease expired, no attempt left"),
     Edge(JobStatus.RUNNING, JobStatus.CANCELLED, "returned Cancelled, or ended after a cancel"),
-    Edge(JobStatus.RUNNING, JobStatus.QUEUED, "interrupted by a shutdown (attempt not counted)"),
+    Edge(
+        JobStatus.RUNNING,
+        JobStatus.QUEUED,
+        "interrupted by a shutdown, or of a kind its worker lacks (attempt not counted)",
+    ),
     Edge(JobStatus.QUEUED, JobStatus.CANCELLED, "cancel"),
     Edge(JobStatus.RETRYING, JobStatus.CANCELLED, "cancel"),
     Edge(JobStatus.FAILED_PERMANENT, JobStatus.QUEUED, "retry by hand"),
