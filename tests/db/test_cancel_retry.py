@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from jobq import JobStatus
 from jobq.client import Client
+from jobq.db.loader import quote_schema
 from jobq.types import Job, JobFilter
 from tests.support import insert_job
+
+# Enough rows that a sequential scan of jobs costs more than an index lookup.
+PLAN_ROWS = 20_000
 
 # (status, cancel_requested) of every row a cancel or a retry may meet.
 STATES = [
@@ -91,3 +97,51 @@ async def test_cancelling_a_job_whose_cancel_is_already_requested_writes_nothing
     assert again == first
     assert await client.cancel_many(JobFilter(kind="script")) == 0
     assert await client.get(job_id) == first
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
+
+
+@pytest.mark.parametrize(
+    ("block", "status"), [("job_cancel", "queued"), ("job_retry", "cancelled")]
+)
+async def test_the_single_job_form_is_an_index_lookup_under_a_generic_plan(
+    client: Client, database_url: str, block: str, status: str
+) -> None:
+    """asyncpg prepares statements, and PostgreSQL may switch a prepared statement to
+    a generic plan, planned without knowing whether $1 is NULL: the one-job form must
+    still find its row by the primary key, never by a scan of the table."""
+    schema = quote_schema(client.settings.schema)
+    job_id = await insert_job(client, status=status, finished_offset_s=-1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            f"INSERT INTO {schema}.jobs (id, queue, kind, payload, status, max_attempts, run_at)"
+            f" SELECT gen_random_uuid(), 'q' || g % 10, 'k' || g % 50, '{{}}', $1, 5, now()"
+            f" FROM generate_series(1, {PLAN_ROWS}) AS g",
+            status,
+        )
+        await conn.execute(f"ANALYZE {schema}.jobs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE probe AS {client.queries.sql[block]}")
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            explained = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probe('{job_id}', NULL, NULL, NULL, 'c')"
+            )
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+    nodes = _nodes(json.loads(explained)[0]["Plan"])
+    ran = [n for n in nodes if n.get("Actual Loops", 0) > 0]
+    assert not [n for n in ran if n["Node Type"] == "Seq Scan"], nodes
+    lookups = [n for n in ran if n.get("Index Name") == "jobs_pkey"]
+    # The id branch of `target`, and the UPDATE's own scan of jobs by the ids it found.
+    assert any(n["Index Cond"] == "(id = $1)" for n in lookups), nodes
+    # (PostgreSQL 17 names the array `(InitPlan 1).col1` where 15 says `$0`.)
+    assert any(n["Index Cond"].startswith("(id = ANY (") for n in lookups), nodes
+    updated = next(n for n in ran if n["Node Type"] == "ModifyTable")
+    assert updated["Actual Rows"] == 1

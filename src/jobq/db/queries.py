@@ -180,27 +180,31 @@ class Queries:
         records = await conn.fetch(self.sql["job_expired_leases"], limit)
         return [job_from_record(r) for r in records]
 
+    # One block per rule serves one job ($1, answered with the job as written, or
+    # None when the rule left it alone) and a filter ($1 NULL, answered with a count).
     async def job_cancel(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
-        record = await conn.fetchrow(self.sql["job_cancel"], job_id, self.control_channel)
-        return job_from_record(record) if record else None
+        record = await conn.fetchrow(
+            self.sql["job_cancel"], job_id, None, None, None, self.control_channel
+        )
+        return job_from_record(record) if record["id"] is not None else None
 
     async def job_cancel_many(self, conn: Conn, flt: JobFilter) -> int:
-        return int(
-            await conn.fetchval(
-                self.sql["job_cancel_many"], *_filter_args(flt), self.control_channel
-            )
+        record = await conn.fetchrow(
+            self.sql["job_cancel"], None, *_filter_args(flt), self.control_channel
         )
+        return int(record["count"])
 
     async def job_retry(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
-        record = await conn.fetchrow(self.sql["job_retry"], job_id, self.enqueue_channel)
-        return job_from_record(record) if record else None
+        record = await conn.fetchrow(
+            self.sql["job_retry"], job_id, None, None, None, self.enqueue_channel
+        )
+        return job_from_record(record) if record["id"] is not None else None
 
     async def job_retry_many(self, conn: Conn, flt: JobFilter) -> int:
-        return int(
-            await conn.fetchval(
-                self.sql["job_retry_many"], *_filter_args(flt), self.enqueue_channel
-            )
+        record = await conn.fetchrow(
+            self.sql["job_retry"], None, *_filter_args(flt), self.enqueue_channel
         )
+        return int(record["count"])
 
     async def job_delete(self, conn: Conn, job_id: uuid.UUID) -> bool:
         return bool(await conn.fetchval(self.sql["job_delete"], job_id))
