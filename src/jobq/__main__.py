@@ -1,3 +1,5 @@
+"""`python -m jobq`: the `jobq` command line."""
+
 from jobq.cli import main
 
 main()
