@@ -17,6 +17,7 @@ import uuid
 from jobq import Settings
 from jobq.db.pool import resolve_database_url
 from jobq.demo import build_app
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 
 BATCH = 1000
@@ -33,7 +34,7 @@ async def run(jobs: int, concurrency: int, settings: Settings, analyze: bool) ->
             # A long-lived jobs table has planner statistics; one filled a moment
             # ago has none until autovacuum's first ANALYZE (up to a minute away).
             await client.queries.jobs_analyze(client.pool)
-        worker = Worker(app, client, concurrency=concurrency, burst=True)
+        worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
         began = time.perf_counter()
         await worker.run()
         elapsed = time.perf_counter() - began

@@ -9,8 +9,9 @@ docs/BENCHMARKS.md, alternating two checkouts.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import os
 import time
 
 from jobq import App, JobContext, Settings
@@ -42,4 +43,9 @@ async def main(label: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "jobq"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("label", nargs="?", default="jobq", help="printed before the rates")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL"):
+        parser.error("set DATABASE_URL: a benchmark is for a real server, not the embedded one")
+    asyncio.run(main(args.label))

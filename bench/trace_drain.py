@@ -26,6 +26,7 @@ from jobq import Settings
 from jobq.bench.app import build_app
 from jobq.db.pool import resolve_database_url
 from jobq.db.queries import Queries
+from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 
 CLAIMS: list[tuple[float, int, int, int]] = []  # (seconds, asked, got, outcomes carried)
@@ -43,10 +44,11 @@ def instrument() -> None:
         queues: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
+        kinds: Sequence[str] | None,
     ) -> Any:
         began = time.perf_counter()
         written, claimed = await finish_and_claim(
-            self, conn, rows, worker_id, queues, limit, lease_seconds
+            self, conn, rows, worker_id, queues, limit, lease_seconds, kinds
         )
         if limit:  # job_finish_many runs this statement too, claiming nothing
             CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))
@@ -74,7 +76,7 @@ async def main(jobs: int, concurrency: int) -> None:
             await app.enqueue_many([{"kind": "noop"}] * min(1000, jobs - start))
         await client.queries.jobs_analyze(client.pool)
         instrument()
-        worker = Worker(app, client, concurrency=concurrency, burst=True)
+        worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
         began = time.perf_counter()
         await worker.run()
         wall = time.perf_counter() - began

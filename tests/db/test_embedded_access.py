@@ -234,7 +234,7 @@ async def test_as_root_a_home_the_account_cannot_reach_keeps_its_data_in_a_dedic
     dedicated = Path("/var/lib/jobq-postgres/data") / digest / "pgdata"
     account = access.server_account()
 
-    with caplog.at_level(logging.INFO, logger="jobq.embedded"):
+    with caplog.at_level(logging.INFO, logger="jobq.db.embedded"):
         url = embedded.start(home)
 
     assert _modes_above(home) == before and stat.S_IMODE(closed.stat().st_mode) == 0o700

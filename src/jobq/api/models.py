@@ -46,7 +46,7 @@ def job_example(**changes: Any) -> dict[str, Any]:
 
 
 class JobOut(BaseModel):
-    """A job (SPEC §1). Timestamps are RFC 3339 in UTC."""
+    """A job. Timestamps are RFC 3339 in UTC; the states are in docs/STATES.md."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_JOB_EXAMPLE]})
 

@@ -293,7 +293,7 @@ async def retry_jobs(body: BulkFilter, client: ClientDep) -> Response:
     "/jobs/{id:job_id}",
     response_model=JobOut,
     summary="Get a job",
-    description="The job's current state, as SPEC §1 describes each field.",
+    description="The job's current state and every field of it (the states: docs/STATES.md).",
     responses=error_responses(404, 422),
 )
 async def get_job(job_id: JobId, client: ClientDep) -> Response:

@@ -8,7 +8,7 @@ workers, pause, resume), `bench` and `enqueue` hold the commands, each with a
 the app it reads from here. The others may import the client, the app,
 `jobq.bench` and the layers below, and each other downwards (commands →
 render → plumbing), never this package root: so no cycle, and any of them
-imports alone in a fresh interpreter (tests/cli/test_reference.py).
+imports alone in a fresh interpreter (tests/test_imports.py).
 """
 
 from __future__ import annotations

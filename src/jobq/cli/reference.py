@@ -79,7 +79,7 @@ def _settings_section(commands: list[tuple[str, Any, Any]]) -> list[str]:
     lines = [
         "## Settings flags",
         "",
-        f"{who} a flag for each setting; a flag wins over its variable (SPEC §9).",
+        f"{who} a flag for each setting; a flag wins over its variable (docs/CONFIGURATION.md).",
         "",
         "| flag | variable | meaning |",
         "|---|---|---|",

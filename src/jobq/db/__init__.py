@@ -3,8 +3,10 @@
 What lives here: `pool` (resolving the URL, from DATABASE_URL or the embedded
 server, and opening pools and session connections), `loader` (reading the
 bundled SQL files and quoting the schema name, once), `queries` (one typed
-method per named block of `sql/queries.sql`: all runtime SQL, the pool's init
-included), `records` (the rows those methods take and give), `migrate` (the
+method per named block of `sql/queries.sql`: every statement of the queue,
+the pool's init included; `jobq bench` keeps its own in `sql/bench.sql`, and
+the embedded server's password is set by `embedded_access` through
+PostgreSQL's single-user mode), `records` (the rows those methods take and give), `migrate` (the
 numbered files of `sql/migrations/`, applied under a lock), `outcomes` (an
 outcome turned into the fenced row that persists it; the run-once rescue and
 prune steps) and `embedded`/`embedded_access` (the embedded PostgreSQL and the

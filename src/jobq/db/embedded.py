@@ -61,7 +61,7 @@ START_TIMEOUT = 30.0  # seconds pg_ctl waits for a launched server to become rea
 CONNECT_TIMEOUT = 10.0  # seconds to retry the first login: covers a dying postmaster
 POLL_INTERVAL = 0.05
 
-log = logging.getLogger("jobq.embedded")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Loads `db/sql/queries.sql` and exposes one typed method per named query.
 
-No other runtime module holds SQL (the pool's init reads its blocks from the
-same file through `jobq.db.loader`). Each method is named after its query block
-(noun first: `job_finish_and_claim`, `job_get`) and takes the connection or pool to
-run on, so the same query serves a pool, a worker's connection and a caller's
-own transaction.
+No other module of the queue holds SQL (the pool's init reads its blocks from
+the same file through `jobq.db.loader`; `jobq bench` has `sql/bench.sql`, and
+the embedded server's one-time password setup is in `embedded_access`). Each
+method is named after its query block (noun first: `job_finish_and_claim`,
+`job_get`) and takes the connection or pool to run on, so the same query
+serves a pool, a worker's connection and a caller's own transaction.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 `run_in_process()` is what `jobq worker` runs with `--processes 1` and what
 each child of the supervisor runs. SIGTERM / SIGINT stop the worker
-gracefully, a second one at once (SPEC §5). Sync handlers run on a thread pool
-sized to the concurrency; a sync handler that ignored its cancel or the
-shutdown cannot be stopped, so if such threads are still running once the
-worker has stopped cleanly, the process exits without waiting for them.
+gracefully, a second one at once. Sync handlers run on a thread pool of the
+concurrency + 4 (the 4 for asyncio's own blocking calls, such as DNS lookups);
+a sync handler that ignored its cancel or the shutdown cannot be stopped, so
+if such threads are still running once the worker has stopped cleanly, the
+process exits without waiting for them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Log records of jobs carry `extra` fields job_id, kind, queue, attempt and
 worker_id (and traceparent when the job's metadata has a valid W3C one).
 
 Sync handlers run on the event loop's default executor: `jobq worker` sizes it
-to the concurrency; a program that embeds a Worker sizes its own (asyncio's
+to the concurrency + 4; a program that embeds a Worker sizes its own (asyncio's
 default is min(32, CPUs + 4) threads).
 """
 
