@@ -30,8 +30,10 @@ def configuration() -> str:
         "",
         "Every setting is an environment variable; most are also a flag of the",
         "commands that use them (flags win). A bad value stops the command with one",
-        "line naming the variable. Durations and sizes are plain numbers unless the",
-        "description says otherwise.",
+        "line naming the variable. A duration or size whose name carries its unit",
+        "(`_SECONDS`, `_MS`, `_BYTES`) is a plain number; `JOBQ_RETENTION` (`--retention`)",
+        "names none, so it takes one (`7d`, `12h`, `30m`, `45s`, `500ms`) and refuses a",
+        "bare number.",
         "",
         "| variable | flag | default | what |",
         "|---|---|---|---|",
@@ -39,6 +41,7 @@ def configuration() -> str:
     for f in dataclasses.fields(Settings):
         default = f.default if f.default is not dataclasses.MISSING else None
         shown = "—" if default in (None, ()) else f"`{default}`"
+        shown = f.metadata["shown"] or shown
         flag = (
             f"`{flag_name(f.name)}`"
             if f.metadata["flag"]

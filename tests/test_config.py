@@ -12,14 +12,101 @@ def test_defaults() -> None:
     assert s.schema == "jobq"
     assert s.lease_seconds == 30
     assert s.retention_seconds == 7 * 86400
-    assert s.home == Path(".jobq")
+
+
+# --- JOBQ_HOME: one embedded database per OS user (issue 14, item 2) ---------------
+
+
+def test_the_default_home_is_the_users_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from jobq.config import default_home
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_home() == tmp_path / "data" / "jobq"
+    assert Settings().home == Settings.from_env({}).home == tmp_path / "data" / "jobq"
+    # Not relative to the folder a process starts in.
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).home.is_absolute()
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert Settings().home == tmp_path / "user" / ".local" / "share" / "jobq"
+
+
+def test_jobq_home_overrides_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Settings.from_env({"JOBQ_HOME": str(tmp_path / "mine")}).home == tmp_path / "mine"
+    assert Settings.from_env({"JOBQ_HOME": "~/q"}, home=tmp_path / "flag").home == tmp_path / "flag"
+
+
+# --- Units (issue 14, item 5) -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("raw", "seconds"), [("7d", 604800), ("12h", 43200), ("30m", 1800), ("45s", 45), ("90", 90)]
+    ("raw", "seconds"),
+    [("7d", 604800), ("12h", 43200), ("30m", 1800), ("45s", 45), ("500ms", 0.5), ("1.5h", 5400)],
 )
 def test_retention_units(raw: str, seconds: float) -> None:
     assert Settings.from_env({"JOBQ_RETENTION": raw}).retention_seconds == seconds
+
+
+@pytest.mark.parametrize("raw", ["7", "90", " 7 ", "0.5"])
+def test_a_bare_retention_is_refused_with_one_line_that_says_why(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"JOBQ_RETENTION": raw})
+    message = str(info.value)
+    assert message.startswith("JOBQ_RETENTION: ") and "\n" not in message
+    assert "no unit" in message and f"{raw.strip()}d" in message
+
+
+def test_retention_given_in_code_is_seconds_as_its_field_name_says() -> None:
+    assert Settings.from_env({}, retention_seconds=90).retention_seconds == 90
+    assert Settings(retention_seconds=90).retention_seconds == 90
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "value"),
+    [
+        ("JOBQ_LEASE_SECONDS", "7", 7.0),
+        ("JOBQ_CANCEL_GRACE_SECONDS", "7", 7.0),
+        ("JOBQ_SHUTDOWN_GRACE_SECONDS", "7", 7.0),
+        ("JOBQ_RETRY_BASE_MS", "7", 7),
+        ("JOBQ_POLL_INTERVAL_MS", "7", 7),
+        ("JOBQ_MAX_PAYLOAD_BYTES", "7", 7),
+    ],
+)
+def test_a_setting_whose_name_carries_its_unit_takes_a_bare_number(
+    var: str, raw: str, value: float
+) -> None:
+    from jobq.config import env_name
+
+    settings = Settings.from_env({var: raw})
+    (name,) = [f for f in Settings.__dataclass_fields__ if env_name(f) == var]
+    assert getattr(settings, name) == value
+
+
+def test_every_duration_or_size_setting_names_its_unit_or_takes_one() -> None:
+    """The trap of item 5, for every setting: a number whose variable names no unit."""
+    import dataclasses
+
+    from jobq.config import env_name
+
+    units = ("_SECONDS", "_MS", "_BYTES")
+    for f in dataclasses.fields(Settings):
+        if f.type not in ("int", "float") or f.name == "statement_cache":  # a count
+            continue
+        if not env_name(f.name).endswith(units):
+            with pytest.raises(ConfigError, match="no unit"):
+                Settings.from_env({env_name(f.name): "7"})
+
+
+@pytest.mark.parametrize("seconds", [604800.0, 45.0, 0.5, 1.25, 5400.0])
+def test_worker_environment_writes_durations_with_their_unit(seconds: float) -> None:
+    from jobq.config import worker_environment
+
+    env = worker_environment(Settings(retention_seconds=seconds), {})
+    assert env["JOBQ_RETENTION"][-1] == "s"
+    assert Settings.from_env(env).retention_seconds == seconds
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+import platformdirs
+
 from jobq.errors import ConfigError
 
 DEFAULT_SCHEMA = "jobq"
@@ -31,14 +33,16 @@ DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_CANCEL_GRACE_SECONDS = 30.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
 DEFAULT_RETENTION_SECONDS = 7 * 86_400
-DEFAULT_HOME = Path(".jobq")
+# JOBQ_HOME's default, one per OS user (see default_home); how the docs show it.
+DEFAULT_HOME_SHOWN = "the user's data directory (`~/.local/share/jobq` on Linux)"
 DEFAULT_STATEMENT_CACHE = 100
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _HOST_RE = re.compile(r"[a-z0-9_.-]{1,253}|[0-9a-f:.]{2,45}")
-_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhd])?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_UNITS = "7d, 12h, 30m, 45s or 500ms"
 VALID_SCOPES = frozenset({"read", "write", "admin"})
 MIN_TOKEN_LENGTH = 32
 # In the example Secret; refused in any case and spelling (CHANGE-ME, change_me).
@@ -54,11 +58,29 @@ class ApiToken:
     scopes: frozenset[str]
 
 
-def _setting(default: Any, doc: str, *, no_flag: str | None = None, in_repr: bool = True) -> Any:
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    no_flag: str | None = None,
+    in_repr: bool = True,
+    default_factory: Any = None,
+    default_shown: str | None = None,
+) -> Any:
     """A Settings field with its documentation (docs/CONFIGURATION.md and the CLI's
-    flag help are made from it) and, for a setting that is not a CLI flag, why."""
-    metadata = {"doc": doc, "flag": no_flag is None, "no_flag": no_flag}
+    flag help are made from it) and, for a setting that is not a CLI flag, why.
+    A default that depends on the machine (`default_factory`) is shown as
+    `default_shown` in the docs."""
+    metadata = {"doc": doc, "flag": no_flag is None, "no_flag": no_flag, "shown": default_shown}
+    if default_factory is not None:
+        return field(default_factory=default_factory, repr=in_repr, metadata=metadata)
     return field(default=default, repr=in_repr, metadata=metadata)
+
+
+def default_home() -> Path:
+    """JOBQ_HOME's default: the user's data directory, so every jobq process of one OS
+    user shares one embedded database, whichever folder it starts in."""
+    return Path(platformdirs.user_data_dir("jobq", appauthor=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +116,16 @@ class Settings:
         DEFAULT_SHUTDOWN_GRACE_SECONDS, "Time running jobs get to finish on SIGTERM."
     )
     retention_seconds: float = _setting(
-        DEFAULT_RETENTION_SECONDS, "Keep finished jobs this long: 7d, 12h, 30m, 45s or seconds."
+        DEFAULT_RETENTION_SECONDS,
+        f"Keep finished jobs this long, with a unit: {DURATION_UNITS} (a bare number is refused).",
+        default_shown="`7d`",
     )
-    home: Path = _setting(DEFAULT_HOME, "Folder of the embedded PostgreSQL.")
+    home: Path = _setting(
+        None,
+        "Folder of the embedded PostgreSQL, shared by every jobq process that uses it.",
+        default_factory=default_home,
+        default_shown=DEFAULT_HOME_SHOWN,
+    )
     statement_cache: int = _setting(
         DEFAULT_STATEMENT_CACHE, "asyncpg's statement cache size; 0 for PgBouncer < 1.21."
     )
@@ -182,6 +211,8 @@ def flag_name(field_name: str) -> str:
 # when the parent's environment (`base`) holds them.
 _NOT_FOR_WORKERS = frozenset({"api_tokens", "allowed_hosts"})
 _URL_FIELDS = frozenset({"database_url", "listen_database_url"})
+# Durations whose variable names no unit, so they are written with one (parse_duration).
+_DURATION_FIELDS = frozenset({"retention_seconds"})
 
 
 def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -195,6 +226,8 @@ def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str,
         value = getattr(settings, f.name)
         if value is None:
             env.pop(env_name(f.name), None)
+        elif f.name in _DURATION_FIELDS:
+            env[env_name(f.name)] = format_duration(value)
         else:
             env[env_name(f.name)] = str(value)
     return env
@@ -255,19 +288,32 @@ def _positive_float(var: str, raw: Any) -> float:
 
 
 def parse_duration(var: str, raw: Any) -> float:
-    """`7d`, `12h`, `30m`, `45s` or a plain number of seconds."""
+    """`7d`, `12h`, `30m`, `45s` or `500ms`, in seconds. A string needs its unit: the
+    variable's name carries none, so `7` could mean seven seconds or seven days.
+    A number given in code (a `retention_seconds=` argument) is seconds."""
     if isinstance(raw, int | float):
         seconds = float(raw)
     else:
         match = _DURATION_RE.fullmatch(str(raw))
         if not match:
+            raise ConfigError(f"{var}: expected a number with a unit ({DURATION_UNITS}), got {raw!r}")
+        if match.group(2) is None:
+            n = match.group(1)
             raise ConfigError(
-                f"{var}: expected seconds or a number with s, m, h or d (e.g. 7d), got {raw!r}"
+                f"{var}: {n} has no unit; write {n}d, {n}h, {n}m, {n}s or {n}ms "
+                "(a bare number is not taken as seconds)"
             )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
+    if not seconds > 0 or seconds == float("inf"):
         raise ConfigError(f"{var}: must be positive, got {raw!r}")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` as parse_duration reads it back: `604800s`, `1500ms`."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{seconds * 1000:f}".rstrip("0").rstrip(".") + "ms"
 
 
 def parse_api_tokens(var: str, raw: Any) -> tuple[ApiToken, ...]:

@@ -47,6 +47,24 @@ async def test_a_bad_setting_names_the_variable_and_exits_2(settings: Settings) 
     assert "DATABASE_URL" in bad_url.error_line
 
 
+async def test_a_retention_without_a_unit_is_refused_and_one_with_a_unit_is_taken(
+    settings: Settings,
+) -> None:
+    """JOBQ_RETENTION=7 meant seven seconds (issue 14, item 5); JOBQ_LEASE_SECONDS names its
+    unit, so it keeps taking a bare number."""
+    bare_env, bare_flag, with_unit, lease = await asyncio.gather(
+        jobq(settings, "queues", env=cli_env(settings, JOBQ_RETENTION="7")),
+        jobq(settings, "queues", "--retention", "7"),
+        jobq(settings, "queues", "--retention", "7d", env=cli_env(settings, JOBQ_RETENTION="7")),
+        jobq(settings, "queues", env=cli_env(settings, JOBQ_LEASE_SECONDS="7")),
+    )
+    for run in (bare_env, bare_flag):
+        assert run.code == 2, run
+        assert run.error_line.startswith("error: JOBQ_RETENTION: 7 has no unit; write 7d,"), run
+    assert with_unit.code == 0, with_unit
+    assert lease.code == 0, lease
+
+
 def test_every_setting_is_a_flag_or_says_why_not() -> None:
     from jobq.cli.plumbing import SETTINGS_FLAGS, SETTINGS_WITHOUT_FLAGS
 

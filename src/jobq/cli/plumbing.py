@@ -22,6 +22,7 @@ import typing
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -75,7 +76,8 @@ NoMigrateOpt = Annotated[
 
 # Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9), with the
 # help text of its Settings field; the fields that say `no_flag` have none.
-_FLAG_TYPES: dict[str, type] = {"retention_seconds": str}  # `7d` as well as seconds
+# `7d`, parsed by Settings; the home's default is made when Settings is (per user).
+_FLAG_TYPES: dict[str, type] = {"retention_seconds": str, "home": Path}
 SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     f.name: (
         _FLAG_TYPES.get(f.name, str if f.default is None else type(f.default)),
