@@ -42,7 +42,7 @@ docs: $(STAMP) ## Regenerate the reference pages in docs/ from the code
 lock: ## Re-pin every dependency into requirements.lock (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-clean: ## Remove the virtualenv and caches (not the embedded database in .jobq/)
+clean: ## Remove the virtualenv and caches (not the embedded database: see JOBQ_HOME)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # --- Deployment (docs/DEPLOY.md): the image, its end-to-end test, PgBouncer ------

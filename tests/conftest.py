@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -45,12 +46,27 @@ def embedded_home() -> Iterator[Path]:
     through the folders above its home (jobq opens none of them). This folder is the test's
     own, 0711: passable, not listable. The space checks the quoting of paths in URLs.
     Should the home's data end up in root's dedicated folder, that folder goes too."""
+    with _throwaway_home("jobq home") as home:
+        yield home
+
+
+@pytest.fixture
+def xdg_data_home() -> Iterator[Path]:
+    """An XDG_DATA_HOME for jobq subprocesses, so that their default JOBQ_HOME (the user's
+    data directory, `<it>/jobq`) is the test's own, never the real user's; its server is
+    stopped and removed afterwards, like embedded_home's."""
+    with _throwaway_home("jobq") as home:
+        yield home.parent
+
+
+@contextmanager
+def _throwaway_home(name: str) -> Iterator[Path]:
     from jobq.db import embedded
     from jobq.db.embedded_access import dedicated_data_dir
 
     folder = Path(tempfile.mkdtemp(prefix="jobq-test-"))
     folder.chmod(0o711)
-    home = folder / "jobq home"
+    home = folder / name
     try:
         yield home
     finally:

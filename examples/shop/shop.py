@@ -8,7 +8,8 @@ invoice for each order, enqueued in the same transaction as the order itself.
     jobq worker --app shop:app --burst    # run the jobs, then exit
     python shop.py --show                 # the orders, with their receipts
 
-With no DATABASE_URL, jobq starts its embedded PostgreSQL in ./.jobq/; the
+With no DATABASE_URL, jobq starts its embedded PostgreSQL in your data directory
+(JOBQ_HOME; ~/.local/share/jobq on Linux), the one `jobq serve` uses; the
 shop's own table lives beside jobq's, in the schema SHOP_SCHEMA (default
 `shop`). Invoices are written to SHOP_INVOICE_DIR (default ./invoices).
 """

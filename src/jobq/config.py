@@ -296,7 +296,9 @@ def parse_duration(var: str, raw: Any) -> float:
     else:
         match = _DURATION_RE.fullmatch(str(raw))
         if not match:
-            raise ConfigError(f"{var}: expected a number with a unit ({DURATION_UNITS}), got {raw!r}")
+            raise ConfigError(
+                f"{var}: expected a number with a unit ({DURATION_UNITS}), got {raw!r}"
+            )
         if match.group(2) is None:
             n = match.group(1)
             raise ConfigError(

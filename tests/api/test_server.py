@@ -19,6 +19,7 @@ import pytest
 from jobq import App, ConfigError, Settings
 from jobq.api.server import check_bind, is_loopback, serve
 from jobq.client import Client
+from jobq.config import redact
 from tests.api.support import with_tokens
 from tests.support import wait_for
 
@@ -320,3 +321,89 @@ async def test_a_client_that_stops_reading_is_dropped() -> None:
             await wait_for(dropped, timeout=15)
         finally:
             sock.close()
+
+
+# --- The first screen (issue 14, item 9) --------------------------------------------
+
+
+@asynccontextmanager
+async def jobq_serve(env: dict[str, str], cwd: Path) -> AsyncIterator[tuple[str, list[str]]]:
+    """A real `jobq serve --port 0 --no-workers`; yields its `jobq serving` line and the lines
+    before it, once it has logged that line, and stops it with SIGTERM afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "jobq", "serve", "--port", "0", "--no-workers"],
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        while not lines or "jobq serving: " not in lines[-1]:
+            line = await asyncio.wait_for(process.stderr.readline(), 60)
+            assert line, "\n".join(lines)  # exited before serving
+            lines.append(line.decode().rstrip("\n"))
+        yield lines[-1], lines[:-1]
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, "\n".join(lines)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def follow(line: str) -> tuple[str, str]:
+    """The dashboard's and the API docs' URLs of a `jobq serving` line, checked to answer."""
+    words = line.split()
+    dashboard, docs = words[words.index("dashboard") + 1], words[words.index("docs") + 1]
+    async with httpx.AsyncClient() as http:
+        assert "jobq" in (await http.get(dashboard)).text
+        assert (await http.get(docs)).status_code == 200
+    return dashboard, docs
+
+
+@pytest.mark.slow
+async def test_jobq_serve_says_where_the_dashboard_the_docs_and_the_database_are(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.cli.run import cli_env
+
+    url = settings.database_url or ""
+    # A password in the URL (the test server ignores it, or it has none) is not shown.
+    secret_url = url.replace("postgres@", "postgres:hunter2@", 1) if "@127." in url else url
+    async with jobq_serve(cli_env(settings, DATABASE_URL=secret_url), tmp_path) as (line, _):
+        dashboard, _ = await follow(line)
+    port = dashboard.removeprefix("http://127.0.0.1:").removesuffix("/")
+    assert line.endswith(
+        f"jobq serving: dashboard http://127.0.0.1:{port}/  API docs "
+        f"http://127.0.0.1:{port}/docs  database {redact(secret_url)}"
+    ), line
+    assert "hunter2" not in line
+
+
+@pytest.mark.slow
+async def test_jobq_serve_says_where_the_embedded_data_lives(
+    settings: Settings, xdg_data_home: Path, tmp_path: Path
+) -> None:
+    """Without DATABASE_URL, in the user's data directory (here a test's XDG_DATA_HOME)."""
+    from jobq.db.embedded import data_dir
+    from tests.cli.run import cli_env
+
+    env = cli_env(settings, XDG_DATA_HOME=str(xdg_data_home))
+    env.pop("DATABASE_URL")
+    async with jobq_serve(env, tmp_path) as (line, before):
+        await follow(line)
+    home = xdg_data_home / "jobq"
+    pgdata = data_dir(home)
+    assert any(f"embedded PostgreSQL ready, data in {pgdata}" in b for b in before), before
+    where = "" if pgdata.is_relative_to(home) else f", its files in {pgdata}"
+    assert line.endswith(f"  data {home} (embedded PostgreSQL{where})"), line
+
+
+def test_describe_data_hides_the_password(tmp_path: Path) -> None:
+    from jobq.api.server import describe_data
+
+    shown = describe_data(Settings(database_url="postgresql://jobq:hunter2@db:5432/jobq"))
+    assert shown == "database postgresql://jobq:***@db:5432/jobq"

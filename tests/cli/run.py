@@ -52,7 +52,11 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 async def jobq(
-    settings: Settings, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    settings: Settings,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Run:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -62,7 +66,7 @@ async def jobq(
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
+        cwd=cwd,
         env=env or cli_env(settings),
     )
     try:

