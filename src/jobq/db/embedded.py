@@ -12,11 +12,11 @@ so the URL names the socket folder:
 
 Every jobq process that uses the same home shares one server, whichever folder it starts in.
 ``start`` runs ``pg_ctl start``, which puts the postmaster in a session of its own, so the
-server outlives the process that started it, even a SIGKILLed one, until ``stop``. (pgserver's ``get_server`` is not used: its
-default cleanup mode stops the server when the last Python process using it exits, and its
-per-process cache returns a stale handle after a stop.) ``start`` and ``stop`` hold an exclusive
-``flock`` on ``<home>/lock``, so racing starts end with one server; ``attach`` holds it shared,
-so it waits for a start in progress.
+server outlives the process that started it, even a SIGKILLed one, until ``stop``.
+(pgserver's ``get_server`` is not used: its default cleanup mode stops the server when the last
+Python process using it exits, and its per-process cache returns a stale handle after a stop.)
+``start`` and ``stop`` hold an exclusive ``flock`` on ``<home>/lock``, so racing starts end with
+one server; ``attach`` holds it shared, so it waits for a start in progress.
 
 Who runs the server, from which programs, with which environment, where its socket is and who
 may log in are ``jobq.db.embedded_access``'s rules: a Unix socket in a 0700 folder, scram-sha-256
