@@ -33,6 +33,10 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
 DEFAULT_RETENTION_SECONDS = 7 * 86_400
 DEFAULT_HOME = Path(".jobq")
 DEFAULT_STATEMENT_CACHE = 100
+DEFAULT_LOG_LEVEL = "info"
+# A job's success logs at debug (one line a job is noise at thousands a second);
+# failures and retries log at info and above.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -99,6 +103,11 @@ class Settings:
     home: Path = _setting(DEFAULT_HOME, "Folder of the embedded PostgreSQL.")
     statement_cache: int = _setting(
         DEFAULT_STATEMENT_CACHE, "asyncpg's statement cache size; 0 for PgBouncer < 1.21."
+    )
+    log_level: str = _setting(
+        DEFAULT_LOG_LEVEL,
+        "Least level logged by serve and worker: debug (also each job's success), info, "
+        "warning or error.",
     )
     api_tokens: tuple[ApiToken, ...] = _setting(
         (),
@@ -333,6 +342,13 @@ def _parse_statement_cache(var: str, raw: Any) -> int:
     return _positive_int(var, raw, minimum=0)
 
 
+def parse_log_level(var: str, raw: Any) -> str:
+    level = str(raw).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{var}: expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
 def _parse_path(var: str, raw: Any) -> Path:
     return Path(str(raw)).expanduser()
 
@@ -349,6 +365,7 @@ _PARSERS: dict[str, Any] = {
     "retention_seconds": parse_duration,
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
+    "log_level": parse_log_level,
     "api_tokens": parse_api_tokens,
     "allowed_hosts": parse_host_list,
 }

@@ -46,7 +46,8 @@ def get(
 
     job, attempts = run_async(go())
     if json_out:
-        print_json(job.to_dict())
+        # The job as the API shows it, and its attempts (with their tracebacks).
+        print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
     else:
         for part in job_detail(job, attempts):
             out.print(part, highlight=False)
