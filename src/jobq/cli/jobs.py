@@ -36,6 +36,9 @@ def get(
 ) -> None:
     """Show one job: its fields, payload and attempts.
 
+    A failed attempt's traceback follows the attempts table; --json gives the
+    job with its attempts as `attempt_history`.
+
     Example: jobq get 01a2279d-1791-70a8-a34a-d601a6fa85aa --json
     """
     parsed = parse_id(job_id)
