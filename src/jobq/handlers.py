@@ -34,6 +34,7 @@ from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
 MAX_TRACEBACK_FRAMES = 30
 MAX_TRACEBACK_CHARS = 8 * 1024
 MAX_LINE_CHARS = 500
+_TRUNCATED = "… (truncated)\n"
 _JOBQ_DIR = Path(__file__).parent
 # Frames of the machinery between the worker and the user's handler.
 _MACHINERY = (
@@ -151,7 +152,8 @@ def describe_error(exc: BaseException) -> str:
 def describe_traceback(exc: BaseException) -> str:
     """`exc`'s traceback as Python prints it, trimmed for the attempt history: the
     user's frames only (all of them if none is the user's), the innermost
-    MAX_TRACEBACK_FRAMES of each exception, the last MAX_TRACEBACK_CHARS characters."""
+    MAX_TRACEBACK_FRAMES of each exception, lines cut at MAX_LINE_CHARS, the last
+    MAX_TRACEBACK_CHARS characters."""
     te = traceback.TracebackException.from_exception(exc)
     seen: set[int] = set()
     pending = [te]
@@ -170,7 +172,7 @@ def describe_traceback(exc: BaseException) -> str:
         for line in chunk.splitlines(keepends=True)
     )
     if len(text) > MAX_TRACEBACK_CHARS:
-        text = "… (truncated)\n" + text[-(MAX_TRACEBACK_CHARS - 14) :]
+        text = _TRUNCATED + text[-(MAX_TRACEBACK_CHARS - len(_TRUNCATED)) :]
     return text
 
 
