@@ -287,3 +287,11 @@ def test_a_schema_override_is_matched_whole() -> None:
     with pytest.raises(ConfigError, match="JOBQ_SCHEMA"):
         Settings().with_overrides(schema="jobq\n")
     assert Settings.from_env({"JOBQ_RETENTION": " 7d "}).retention_seconds == 7 * 86400
+
+
+def test_log_level_takes_a_level_name_in_any_case() -> None:
+    assert Settings.from_env({}).log_level == "info"
+    assert Settings.from_env({"JOBQ_LOG_LEVEL": " DEBUG "}).log_level == "debug"
+    assert Settings.from_env({"JOBQ_LOG_LEVEL": "info"}, log_level="warning").log_level == "warning"
+    with pytest.raises(ConfigError, match="JOBQ_LOG_LEVEL: expected one of debug, info"):
+        Settings.from_env({"JOBQ_LOG_LEVEL": "verbose"})

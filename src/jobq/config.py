@@ -36,6 +36,10 @@ DEFAULT_RETENTION_SECONDS = 7 * 86_400
 # JOBQ_HOME's default, one per OS user (see default_home); how the docs show it.
 DEFAULT_HOME_SHOWN = "the user's data directory (`~/.local/share/jobq` on Linux)"
 DEFAULT_STATEMENT_CACHE = 100
+DEFAULT_LOG_LEVEL = "info"
+# A job's success logs at debug (one line a job is noise at thousands a second);
+# failures and retries log at info and above.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -128,6 +132,11 @@ class Settings:
     )
     statement_cache: int = _setting(
         DEFAULT_STATEMENT_CACHE, "asyncpg's statement cache size; 0 for PgBouncer < 1.21."
+    )
+    log_level: str = _setting(
+        DEFAULT_LOG_LEVEL,
+        "Least level logged by serve and worker: debug (also each job's success), info, "
+        "warning or error.",
     )
     api_tokens: tuple[ApiToken, ...] = _setting(
         (),
@@ -381,6 +390,13 @@ def _parse_statement_cache(var: str, raw: Any) -> int:
     return _positive_int(var, raw, minimum=0)
 
 
+def parse_log_level(var: str, raw: Any) -> str:
+    level = str(raw).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{var}: expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
 def _parse_path(var: str, raw: Any) -> Path:
     return Path(str(raw)).expanduser()
 
@@ -397,6 +413,7 @@ _PARSERS: dict[str, Any] = {
     "retention_seconds": parse_duration,
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
+    "log_level": parse_log_level,
     "api_tokens": parse_api_tokens,
     "allowed_hosts": parse_host_list,
 }

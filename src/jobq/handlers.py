@@ -15,14 +15,36 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
 from jobq.errors import JobCancelled
 from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
+
+# A failed attempt keeps its traceback, trimmed: the innermost
+# MAX_TRACEBACK_FRAMES frames of each exception in the chain, jobq's and
+# asyncio's own frames left out, each line cut at MAX_LINE_CHARS, then the last
+# MAX_TRACEBACK_CHARS characters (the end holds the frame that raised and the
+# exception's line).
+MAX_TRACEBACK_FRAMES = 30
+MAX_TRACEBACK_CHARS = 8 * 1024
+MAX_LINE_CHARS = 500
+_TRUNCATED = "… (truncated)\n"
+_JOBQ_DIR = Path(__file__).parent
+# Frames of the machinery between the worker and the user's handler.
+_MACHINERY = (
+    str(_JOBQ_DIR / "handlers.py"),
+    str(_JOBQ_DIR / "registry.py"),
+    str(_JOBQ_DIR / "worker") + "/",
+    str(Path(asyncio.__file__).parent) + "/",
+    str(Path(traceback.__file__).parent / "concurrent") + "/",
+    str(Path(traceback.__file__).parent / "threading.py"),
+)
 
 # W3C Trace Context, version 00's shape: version-trace_id-parent_id-flags.
 _TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -112,7 +134,7 @@ class FunctionHandler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a handler's failure is data, not a crash
-            return Failed(describe_error(exc))
+            return Failed(describe_error(exc), describe_traceback(exc))
         return outcome_of(result)
 
 
@@ -125,3 +147,37 @@ def outcome_of(result: Any) -> Outcome:
 def describe_error(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def describe_traceback(exc: BaseException) -> str:
+    """`exc`'s traceback as Python prints it, trimmed for the attempt history: the
+    user's frames only (all of them if none is the user's), the innermost
+    MAX_TRACEBACK_FRAMES of each exception, lines cut at MAX_LINE_CHARS, the last
+    MAX_TRACEBACK_CHARS characters."""
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending = [te]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = _trimmed(current.stack)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    # A long line (most often the exception's message, which `error` keeps
+    # anyway) is cut so that it cannot crowd the frames out.
+    text = "".join(
+        line if len(line) <= MAX_LINE_CHARS else f"{line[:MAX_LINE_CHARS]}… (cut)\n"
+        for chunk in te.format()
+        for line in chunk.splitlines(keepends=True)
+    )
+    if len(text) > MAX_TRACEBACK_CHARS:
+        text = _TRUNCATED + text[-(MAX_TRACEBACK_CHARS - len(_TRUNCATED)) :]
+    return text
+
+
+def _trimmed(stack: traceback.StackSummary) -> traceback.StackSummary:
+    frames = [f for f in stack if not f.filename.startswith(_MACHINERY)] or list(stack)
+    if len(frames) > MAX_TRACEBACK_FRAMES:
+        frames = frames[-MAX_TRACEBACK_FRAMES:]
+    return traceback.StackSummary.from_list(frames)

@@ -101,6 +101,9 @@ class Attempt:
     finished_at: datetime | None
     outcome: AttemptOutcome | None
     error: str | None
+    # The handler's trimmed traceback (jobq.handlers.MAX_TRACEBACK_CHARS) when it
+    # raised; None for other outcomes, a running attempt and an expired lease.
+    traceback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class Attempt:
             "finished_at": format_timestamp(self.finished_at),
             "outcome": self.outcome.value if self.outcome else None,
             "error": self.error,
+            "traceback": self.traceback,
         }
 
 
@@ -189,9 +193,11 @@ class Succeeded:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The handler failed; `message` lands in `last_error`."""
+    """The handler failed; `message` lands in `last_error`, `traceback` (when it
+    raised) in the attempt history. Outcomes compare by their message only."""
 
     message: str
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

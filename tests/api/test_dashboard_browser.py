@@ -428,6 +428,44 @@ def test_the_job_page_shows_the_attempts_with_errors_and_workers(
     expect(attempts).to_have_count(2)  # the history is kept
 
 
+def test_the_job_page_shows_a_failed_attempts_traceback_folded(server: Server, page: Page) -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/app/billing.py", line 7, in load_invoice\n'
+        "    raise KeyError(n)\n"
+        "KeyError: '<b>42</b>'\n"
+    )
+
+    async def make() -> str:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            job_id = await insert_job(
+                client, status="retrying", queue=unique_queue(), attempts=1, max_attempts=3
+            )
+            await client.pool.execute(
+                f"""INSERT INTO "{server.settings.schema}".job_attempts (job_id, seq,
+                    worker_id, started_at, finished_at, outcome, error, traceback)
+                    VALUES ($1, 1, 'w', now(), now(), 'failed', $2, $3)""",
+                job_id,
+                "KeyError: '<b>42</b>'",
+                trace,
+            )
+            return str(job_id)
+        finally:
+            await client.close()
+
+    job_id = run_async(make)
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    details = page.locator("#attempts li details.traceback")
+    expect(details).to_have_count(1)
+    expect(details.locator("pre")).not_to_be_visible()  # folded until asked
+    details.locator("summary").click()
+    expect(details.locator("pre")).to_be_visible()
+    # Text, not markup: the <b> of the message is shown as typed.
+    expect(details.locator("pre")).to_have_text(trace.rstrip("\n"))
+    assert details.locator("pre b").count() == 0
+
+
 def test_an_unknown_job_says_so(server: Server, page: Page) -> None:
     page.goto(f"{server.base_url}/#/jobs/{uuid.uuid4()}")
     expect(page.locator("h1")).to_have_text("Job not found")

@@ -36,7 +36,7 @@ async def test_enqueue_prints_the_id_and_get_shows_the_job(
     for text in (str(job_id), "emails", "queued", "a@example.com", "no attempts yet"):
         assert text in shown.out
     as_json = (await ok(settings, "get", str(job_id), "--json")).json()
-    assert as_json == job.to_dict()
+    assert as_json == {**job.to_dict(), "attempt_history": []}
     assert as_json["run_at"] == "2029-12-31T22:00:00Z"
 
 

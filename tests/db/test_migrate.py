@@ -1,6 +1,7 @@
 """Migrations against the real database: the schema they build, the lock, versions and refusal."""
 
 import asyncio
+import uuid
 
 import asyncpg
 
@@ -65,3 +66,36 @@ async def test_no_migrate_refuses_an_old_schema(database_url: str, schema: str) 
         assert "jobq migrate" in str(exc)
     else:
         raise AssertionError("expected SchemaError")
+
+
+async def test_0003_adds_the_traceback_to_a_database_at_0002(
+    database_url: str, schema: str
+) -> None:
+    queries = Queries(schema)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await queries.migration_lock(conn)
+            await queries.migration_bootstrap(conn)
+            for migration in bundled_migrations(schema):
+                if migration.version <= 2:
+                    await conn.execute(migration.sql)
+                    await queries.migration_record(conn, migration.version, migration.name)
+        assert await schema_version(conn, queries) == 2
+        job_id = uuid.uuid4()
+        await conn.execute(
+            f"""INSERT INTO "{schema}".job_attempts (job_id, seq, worker_id, started_at,
+                finished_at, outcome, error) VALUES ($1, 1, 'w', now(), now(), 'failed', 'old')""",
+            job_id,
+        )
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            applied = await migrate(pool, queries)
+            assert (3, "attempt_traceback") in [(m.version, m.name) for m in applied]
+            (old,) = await queries.attempt_list(pool, job_id)
+        finally:
+            await pool.close()
+        assert old.error == "old" and old.traceback is None
+    finally:
+        await conn.close()
+        await drop_schema(database_url, schema)

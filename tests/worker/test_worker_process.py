@@ -212,3 +212,28 @@ async def test_burst_with_several_processes_drains_and_exits_zero(
     async with worker_process(settings, "--processes", "2", "--burst") as proc:
         assert await proc.wait(within=60) == 0, proc.output()
     assert await _all(client, [j.id for j in jobs], JobStatus.SUCCEEDED)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "logged"),
+    [
+        (("--log-level", "debug"), {}, True),
+        ((), {}, False),
+        # The children of the supervisor get the level through their environment.
+        (("--processes", "2"), {"JOBQ_LOG_LEVEL": "DEBUG"}, True),
+    ],
+)
+async def test_a_success_is_logged_at_debug_only(
+    app: App,
+    client: Client,
+    settings: Settings,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    logged: bool,
+) -> None:
+    jobs = await app.enqueue_many([{"kind": "noop"}] * 2)
+    async with worker_process(settings, "--burst", *args, **env) as proc:
+        assert await proc.wait(within=60) == 0, proc.output()
+    assert await _all(client, [j.id for j in jobs], JobStatus.SUCCEEDED)
+    assert proc.said("job succeeded") is logged, proc.output()
+    assert proc.said("worker stopped"), proc.output()

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
+from jobq.handlers import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
 from jobq.types import AttemptOutcome, JobStatus
 
@@ -127,6 +128,15 @@ class AttemptOut(BaseModel):
     finished_at: datetime | None
     outcome: AttemptOutcome | None
     error: str | None
+    traceback: str | None = Field(
+        None,
+        description=(
+            "The handler's traceback when the attempt failed by raising: Python's format, "
+            f"the user's frames only, the innermost {MAX_TRACEBACK_FRAMES} frames of each "
+            f"exception and at most the last {MAX_TRACEBACK_CHARS // 1024} KiB. Null for a "
+            "running attempt, any other outcome, and an expired lease."
+        ),
+    )
 
 
 _ATTEMPT_EXAMPLE: dict[str, Any] = {
@@ -137,6 +147,12 @@ _ATTEMPT_EXAMPLE: dict[str, Any] = {
     "finished_at": "2030-01-01T09:00:02Z",
     "outcome": "failed",
     "error": "ConnectionError: SMTP server did not answer",
+    "traceback": (
+        "Traceback (most recent call last):\n"
+        '  File "/app/mail.py", line 12, in send_welcome\n'
+        "    smtp.send(payload)\n"
+        "ConnectionError: SMTP server did not answer\n"
+    ),
 }
 
 
@@ -155,6 +171,7 @@ class AttemptList(BaseModel):
                             "finished_at": None,
                             "outcome": None,
                             "error": None,
+                            "traceback": None,
                         },
                     ]
                 }

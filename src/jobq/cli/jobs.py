@@ -36,6 +36,9 @@ def get(
 ) -> None:
     """Show one job: its fields, payload and attempts.
 
+    A failed attempt's traceback follows the attempts table; --json gives the
+    job with its attempts as `attempt_history`.
+
     Example: jobq get 01a2279d-1791-70a8-a34a-d601a6fa85aa --json
     """
     parsed = parse_id(job_id)
@@ -46,7 +49,8 @@ def get(
 
     job, attempts = run_async(go())
     if json_out:
-        print_json(job.to_dict())
+        # The job as the API shows it, and its attempts (with their tracebacks).
+        print_json({**job.to_dict(), "attempt_history": [a.to_dict() for a in attempts]})
     else:
         for part in job_detail(job, attempts):
             out.print(part, highlight=False)

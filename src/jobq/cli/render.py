@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from jobq.cli.plumbing import err, out
 from jobq.types import Attempt, Job, JobStatus, QueueInfo, WorkerInfo, format_timestamp
@@ -46,6 +47,14 @@ def one_line(text: str | None, limit: int = 60) -> str:
     """`text` on one line, cut to `limit` characters with an ellipsis."""
     flat = " ".join((text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def traceback_text(traceback: str) -> Text:
+    """A stored traceback as plain text (no markup), each line's control characters
+    escaped so the handler's message cannot move the cursor."""
+    from jobq.logs import one_line as escaped
+
+    return Text("\n".join(escaped(line) for line in traceback.rstrip("\n").split("\n")))
 
 
 def job_table(jobs: list[Job]) -> Table:
@@ -93,6 +102,13 @@ def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
                 one_line(a.error, 80),
             )
         parts += ["", "[bold]attempts[/bold]", table]
+        for a in attempts:
+            if a.traceback:
+                parts += [
+                    "",
+                    f"[bold]traceback of attempt {a.seq}[/bold]",
+                    traceback_text(a.traceback),
+                ]
     else:
         parts += ["", "no attempts yet"]
     return parts

@@ -57,7 +57,7 @@ def serve(
     from jobq.worker.options import WorkerOptions
 
     with errors_to_exit_codes():
-        configure_logging(log_format)
+        configure_logging(log_format, settings.log_level.upper())
         jobq_app = load_app(app)
         jobq_app.configure(settings)
         code = serve_api(
@@ -105,7 +105,7 @@ def worker(
     from jobq.worker.supervisor import run_worker_command
 
     with errors_to_exit_codes():
-        configure_logging(log_format)
+        configure_logging(log_format, settings.log_level.upper())
         jobq_app = load_app(app)
         jobq_app.configure(settings)
         run_async(_migrate_then_close(jobq_app, not no_migrate))

@@ -17,7 +17,7 @@ from jobq.db.queries import Conn, Queries
 from jobq.db.records import Finished, FinishRow
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
-from jobq.types import Job, Outcome
+from jobq.types import Failed, Job, Outcome
 
 RESCUE_BATCH = 500
 PRUNE_BATCH = 1000
@@ -51,6 +51,7 @@ def finish_row(
         error=transition.error,
         retry_delay_ms=transition.retry_delay_ms,
         attempts_delta=transition.attempts_delta,
+        traceback=outcome.traceback if isinstance(outcome, Failed) else None,
     )
 
 

@@ -143,6 +143,7 @@ class Queries:
             limit,
             lease_seconds,
             list(kinds) if kinds is not None else None,
+            [r.traceback for r in rows],
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -224,6 +225,7 @@ class Queries:
                 finished_at=r["finished_at"],
                 outcome=AttemptOutcome(r["outcome"]),
                 error=r["error"],
+                traceback=r["traceback"],
             )
             for r in records
         ]

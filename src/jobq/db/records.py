@@ -68,6 +68,7 @@ class FinishRow:
     error: str | None
     retry_delay_ms: int | None
     attempts_delta: int
+    traceback: str | None = None  # a handler's failure only: successes carry no text
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     queues = [q for q in (args.queues or "").split(",") if q.strip()] or None
     try:
-        configure_logging(args.log_format)
         settings = Settings.from_env()
+        # JOBQ_LOG_LEVEL: the supervisor passes its settings on (worker_environment).
+        configure_logging(args.log_format, settings.log_level.upper())
         app = load_app(args.app)
         options = WorkerOptions(concurrency=args.concurrency, queues=queues, burst=args.burst)
         return run_in_process(app, settings, options, supervisor_pid=args.supervisor_pid)

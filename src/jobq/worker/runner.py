@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobq.handlers import JobContext, describe_error
+from jobq.handlers import JobContext, describe_error, describe_traceback
 from jobq.registry import TaskSpec
 from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome
 
@@ -103,7 +103,7 @@ class JobRunner:
             # custom Executor (or jobq) raising.
             if not running.settled:
                 log.error("executor raised", exc_info=exc, extra=running.log_extra())
-            outcome = Failed(describe_error(exc))
+            outcome = Failed(describe_error(exc), describe_traceback(exc))
         else:
             outcome = task.result()
         self._settle(running, outcome)
@@ -150,11 +150,15 @@ class JobRunner:
 
 
 def storable(outcome: Outcome) -> Outcome:
-    """`outcome` with a failure message PostgreSQL can store: no NUL, at most MAX_ERROR_CHARS."""
+    """`outcome` with a failure message PostgreSQL can store: no NUL, at most
+    MAX_ERROR_CHARS (the traceback comes trimmed from jobq.handlers; NUL escaped)."""
     if isinstance(outcome, Failed):
         message = outcome.message.replace("\x00", "\\x00")
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 15] + "… (truncated)"
-        if message != outcome.message:
-            return Failed(message)
+        trace = outcome.traceback
+        if trace is not None:
+            trace = trace.replace("\x00", "\\x00")
+        if message != outcome.message or trace != outcome.traceback:
+            return Failed(message, trace)
     return outcome

@@ -1,5 +1,5 @@
 // One job: its fields, payload and metadata, the attempts timeline (outcome,
-// worker, duration, error), and cancel / retry with confirmation.
+// worker, duration, error, traceback), and cancel / retry with confirmation.
 
 import { ApiError, get, post } from "./api.js";
 import { badge, confirmAction, duration, h, notify, pretty, problemText, shortId, sig, swap, when } from "./ui.js";
@@ -132,6 +132,7 @@ export function jobView(root, ctx, id) {
           h("span", { class: "muted" }, "started ", when(a.started_at), ", ", took),
         ),
         a.error ? h("pre", { class: "error" }, a.error) : null,
+        a.traceback ? h("details", { class: "traceback" }, h("summary", {}, "Traceback"), h("pre", {}, a.traceback)) : null,
       );
     });
     return h(

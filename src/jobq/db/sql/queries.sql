@@ -96,7 +96,7 @@ WHERE page.bytes_before < $7
 ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
--- A worker's round trip: persist the outcomes of finished attempts ($1-$8) and
+-- A worker's round trip: persist the outcomes of finished attempts ($1-$8, $15) and
 -- claim up to $12 runnable jobs of kinds $14 for worker $10, in one statement
 -- and one commit. Either half may be empty: a flush or the rescuer claims nothing
 -- (limit 0), a claim with nothing to report passes empty arrays. Both halves
@@ -115,14 +115,17 @@ ORDER BY j.id DESC;
 -- tools and tests): a job of a kind this worker does not know stays queued for
 -- one that does, and spends no attempt.
 --
+-- $15 holds each attempt's traceback: NULL but for a handler that raised, so a
+-- batch of successes sends an array of NULLs, not text.
+--
 -- One row per finished job (the finished_* columns; the job's columns NULL),
 -- then one per claimed job (the job's columns and claimed_at; finished_* NULL).
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::bigint[], $8::integer[])
+                $7::bigint[], $8::integer[], $15::text[])
          AS i(id, attempt, worker_id, status, attempt_outcome, error, retry_delay_ms,
-              attempts_delta)
+              attempts_delta, traceback)
 ),
 updated AS (
     -- The cancel rule reads j, the row as locked, not a snapshot: a cancel that
@@ -154,11 +157,13 @@ updated AS (
       AND j.locked_by = i.worker_id
       AND j.attempts = i.attempt
     RETURNING j.id, j.queue, j.kind, j.status, j.attempt_seq, j.started_at,
-              i.worker_id, i.attempt_outcome, i.error
+              i.worker_id, i.attempt_outcome, i.error, i.traceback
 ),
 history AS (
-    INSERT INTO {schema}.job_attempts (job_id, seq, worker_id, started_at, finished_at, outcome, error)
-    SELECT id, attempt_seq, worker_id, coalesce(started_at, now()), now(), attempt_outcome, error
+    INSERT INTO {schema}.job_attempts
+        (job_id, seq, worker_id, started_at, finished_at, outcome, error, traceback)
+    SELECT id, attempt_seq, worker_id, coalesce(started_at, now()), now(), attempt_outcome,
+           error, traceback
     FROM updated
 ),
 notified AS (
