@@ -561,7 +561,10 @@ def test_cancel_the_selected_jobs(server: Server, page: Page) -> None:
     jobs = [server.enqueue("noop", queue, {"n": n}) for n in range(3)]
     done = make_job(server, status="succeeded", queue=queue, attempts=1, finished_offset_s=0)
     page.goto(f"{server.base_url}/#/jobs?queue={queue}")
-    row = lambda job_id: page.locator(f'#jobs tr[data-job-id="{job_id}"]')  # noqa: E731
+
+    def row(job_id: str) -> Any:
+        return page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+
     expect(row(done).locator("td.select input")).to_be_disabled()
     button = page.locator("#cancel-selected")
     expect(button).to_be_disabled()
