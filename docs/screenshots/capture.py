@@ -6,8 +6,10 @@
 Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
 it a mix of demo jobs through the public API (some fail and retry, some fail
 for good, some run long, one is cancelled while running, one queue is
-paused), waits for the workers to get through them, and photographs each page
-in headless Debian chromium. Then a second server with API tokens shows the
+paused, three are scheduled for later, the job that failed for good is
+retried by hand and fails again), waits for the workers to get through them,
+and photographs each page in headless Debian chromium (and the job list on a
+390 px phone). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
 """
 
@@ -27,9 +29,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 HERE = Path(__file__).resolve().parent
+SCHEDULED = 3  # jobs seed() schedules for later: they stay queued
 ROOT = HERE.parents[1]
 CHROMIUM_ARGS = [
     "--headless",
@@ -151,17 +154,19 @@ def seed(base: str) -> dict[str, str]:
         post(base, "/v1/jobs", {"kind": "sleep", "queue": "images", "payload": {"seconds": 600}})
         for _ in range(3)
     ]
-    later = "2030-01-01T09:00:00Z"
-    post(
-        base,
-        "/v1/jobs",
-        {
-            "kind": "send_email",
-            "queue": "emails",
-            "run_at": later,
-            "payload": {"to": "newyear@example.com"},
-        },
-    )
+    # Scheduled: queued, due later.
+    soon = time.time() + 2 * 3600
+    tomorrow = time.time() + 26 * 3600
+    for run_at, to in [
+        ("2030-01-01T09:00:00Z", "newyear@example.com"),
+        (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(soon)), "reminder@example.com"),
+        (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tomorrow)), "digest@example.com"),
+    ]:
+        post(
+            base,
+            "/v1/jobs",
+            {"kind": "send_email", "queue": "emails", "run_at": run_at, "payload": {"to": to}},
+        )
     return {"doomed": doomed["id"], "cancel": long[0]["id"]}
 
 
@@ -173,11 +178,23 @@ def settle(base: str, ids: dict[str, str]) -> None:
                 total[state] = total.get(state, 0) + n
         return total
 
-    wait_until(lambda: get(base, f"/v1/jobs/{ids['doomed']}")["status"] == "failed_permanent", 60)
+    doomed = f"/v1/jobs/{ids['doomed']}"
+    wait_until(lambda: get(base, doomed)["status"] == "failed_permanent", 60)
+    # Retried by hand, fails three times more: the timeline marks the reset.
+    post(base, f"{doomed}/retry")
+    wait_until(
+        lambda: (
+            get(base, doomed)["status"] == "failed_permanent"
+            and len(get(base, f"{doomed}/attempts")["attempts"]) == 6
+        ),
+        60,
+    )
     wait_until(lambda: get(base, f"/v1/jobs/{ids['cancel']}")["status"] == "running", 30)
     post(base, f"/v1/jobs/{ids['cancel']}/cancel")
     wait_until(lambda: get(base, f"/v1/jobs/{ids['cancel']}")["status"] == "cancelled", 30)
-    wait_until(lambda: counts().get("retrying", 0) == 0 and counts().get("queued", 0) <= 1, 60)
+    wait_until(
+        lambda: counts().get("retrying", 0) == 0 and counts().get("queued", 0) <= SCHEDULED, 60
+    )
     # A paused queue with work waiting, for the overview.
     post(base, "/v1/queues/reports/pause")
     post(
@@ -214,7 +231,8 @@ def retried_job(base: str) -> str:
 def shoot(page: Page, base: str, fragment: str, name: str, ready_selector: str) -> None:
     page.goto(f"{base}/{fragment}")
     page.wait_for_selector(ready_selector)
-    page.wait_for_function("document.querySelector('#live').textContent.startsWith('live')")
+    # expect(), not wait_for_function: the page's CSP forbids evaluating strings.
+    expect(page.locator("#live")).to_contain_text("live")
     page.screenshot(path=str(HERE / name), full_page=True)
     print("wrote", HERE / name)
 
@@ -228,7 +246,14 @@ def main() -> None:
     try:
         ids = seed(base)
         settle(base, ids)
-        tokens = json.dumps([{"token": "demo-admin-0123456789abcdef0123456789", "scopes": ["read", "write", "admin"]}])
+        tokens = json.dumps(
+            [
+                {
+                    "token": "demo-admin-0123456789abcdef0123456789",
+                    "scopes": ["read", "write", "admin"],
+                }
+            ]
+        )
         secured, secured_base = serve(schema, "--no-workers", tokens=tokens)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -242,7 +267,14 @@ def main() -> None:
                 "jobs-filtered.png",
                 "#jobs tbody tr[data-job-id]",
             )
-            shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", "#attempts li")
+            shoot(
+                page,
+                base,
+                "#/jobs?status=scheduled&status=running",
+                "jobs-scheduled.png",
+                "#jobs tbody tr[data-job-id]",
+            )
+            shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
             shoot(page, base, f"#/jobs/{retried_job(base)}", "job-retried.png", "#attempts li")
             page.goto(f"{base}/#/jobs/{ids['cancel']}")
             page.wait_for_selector("#attempts li")
@@ -250,6 +282,17 @@ def main() -> None:
             page.screenshot(path=str(HERE / "confirm.png"))
             print("wrote", HERE / "confirm.png")
             page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
+            # Bulk: two queued jobs selected, "cancel selected" asks first.
+            page.goto(f"{base}/#/jobs?queue=reports&limit=25")
+            boxes = page.locator("#jobs td.select input:not(:disabled)")
+            boxes.nth(0).check()
+            boxes.nth(1).check()
+            page.locator("#cancel-selected").click()
+            page.screenshot(path=str(HERE / "confirm-bulk.png"))
+            print("wrote", HERE / "confirm-bulk.png")
+            page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            shoot(phone, base, "#/jobs?limit=25", "phone-jobs.png", "#jobs tbody tr[data-job-id]")
             fresh = browser.new_page(viewport={"width": 1360, "height": 700})
             fresh.goto(f"{secured_base}/")
             fresh.wait_for_selector("#token-dialog[open]")

@@ -523,3 +523,248 @@ def test_with_auth_on_it_asks_for_a_token_and_keeps_it_in_the_session(
     confirm(page, "Pause queue")
     expect(queue_row(page, queue).locator(".badge")).to_have_text("paused")
     assert _queue(secured_server, queue)["paused"]
+
+
+# --- issue 14 item 8: bulk actions, scheduled, times, durations, retry marks, delete, phone ---
+
+
+def make_job(server: Server, sql: str | None = None, *args: Any, **fields: Any) -> str:
+    """A job written by the factory; `sql` then runs with $1 = its id (and `args`)."""
+
+    async def make() -> str:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            job_id = await insert_job(client, **fields)
+            if sql:
+                await client.pool.execute(
+                    sql.format(schema=f'"{server.settings.schema}"'), job_id, *args
+                )
+            return str(job_id)
+        finally:
+            await client.close()
+
+    return run_async(make)
+
+
+def add_attempts(server: Server, job_id: str, outcomes: list[str]) -> None:
+    """Attempts 1..n of a job, each a second long, oldest first."""
+
+    async def add() -> None:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            n = len(outcomes)
+            await client.pool.executemany(
+                f"""INSERT INTO "{server.settings.schema}".job_attempts
+                    (job_id, seq, worker_id, started_at, finished_at, outcome, error)
+                    VALUES ($1, $2, 'host:1:w', now() - make_interval(secs => $3),
+                            now() - make_interval(secs => $3 - 1), $4, NULL)""",
+                [
+                    (uuid.UUID(job_id), seq, float(10 * (n - seq + 1)), outcome)
+                    for seq, outcome in enumerate(outcomes, 1)
+                ],
+            )
+        finally:
+            await client.close()
+
+    run_async(add)
+
+
+def test_retry_all_failed_jobs_of_a_queue(server: Server, page: Page) -> None:
+    queue, other = unique_queue(), unique_queue()
+    failed = [
+        make_job(server, status="failed_permanent", queue=queue, attempts=3, finished_offset_s=0)
+        for _ in range(2)
+    ]
+    done = make_job(server, status="succeeded", queue=queue, attempts=1, finished_offset_s=0)
+    elsewhere = make_job(
+        server, status="failed_permanent", queue=other, attempts=3, finished_offset_s=0
+    )
+
+    page.goto(f"{server.base_url}/#/jobs")
+    expect(page.locator("#retry-failed")).to_have_count(0)  # which queue? choose one first
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}")
+    expect(page.locator("#jobs tbody tr[data-job-id]")).to_have_count(3)
+    page.locator("#retry-failed").click()
+    confirm(page, f"Retry every failed job in “{queue}”?")
+    expect(page.locator("#notices")).to_contain_text(f"2 failed jobs of “{queue}” queued again.")
+    for job_id in failed:
+        expect(page.locator(f'#jobs tr[data-job-id="{job_id}"] .badge')).to_have_text("queued")
+        assert server.api("GET", f"/v1/jobs/{job_id}")["status"] == "queued"
+    assert server.api("GET", f"/v1/jobs/{done}")["status"] == "succeeded"
+    assert server.api("GET", f"/v1/jobs/{elsewhere}")["status"] == "failed_permanent"
+
+
+def test_cancel_the_selected_jobs(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    jobs = [server.enqueue("noop", queue, {"n": n}) for n in range(3)]
+    done = make_job(server, status="succeeded", queue=queue, attempts=1, finished_offset_s=0)
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}")
+
+    def row(job_id: str) -> Any:
+        return page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+
+    expect(row(done).locator("td.select input")).to_be_disabled()
+    button = page.locator("#cancel-selected")
+    expect(button).to_be_disabled()
+
+    row(jobs[0]).locator("td.select input").check()
+    row(jobs[2]).locator("td.select input").check()
+    expect(button).to_have_text("Cancel selected (2)")
+    # A refresh (every two seconds) keeps the selection.
+    expect(page.locator("#live")).to_contain_text("live")
+    button.click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
+    assert server.api("GET", f"/v1/jobs/{jobs[0]}")["status"] == "queued"
+    button.click()
+    confirm(page, "Cancel 2 selected jobs?")
+    expect(page.locator("#notices")).to_contain_text("Cancelled 2 jobs.")
+    expect(row(jobs[0]).locator(".badge")).to_have_text("cancelled")
+    expect(row(jobs[2]).locator(".badge")).to_have_text("cancelled")
+    expect(button).to_be_disabled()
+    statuses = [server.api("GET", f"/v1/jobs/{j}")["status"] for j in jobs]
+    assert statuses == ["cancelled", "queued", "cancelled"]
+
+    # "select all" takes every job on the page that can still be cancelled.
+    page.locator("#select-all").check()
+    expect(button).to_have_text("Cancel selected (1)")
+
+
+def test_a_job_due_later_shows_as_scheduled(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    later = server.api(
+        "POST", "/v1/jobs", {"kind": "noop", "queue": queue, "run_at": "2030-01-01T09:00:00Z"}
+    )["id"]
+    now = server.enqueue("noop", queue)
+    rows = page.locator("#jobs tbody tr[data-job-id]")
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}")
+    expect(page.locator(f'#jobs tr[data-job-id="{later}"] .badge')).to_have_text("scheduled")
+    expect(page.locator(f'#jobs tr[data-job-id="{now}"] .badge')).to_have_text("queued")
+
+    page.locator("label.chip", has_text="scheduled").click()
+    expect(page).to_have_url(f"{server.base_url}/#/jobs?status=scheduled&queue={queue}")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job-id", later)
+    page.locator("label.chip", has_text="scheduled").click()
+    page.locator("label.chip", has_text="queued").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job-id", now)
+
+    page.goto(f"{server.base_url}/#/jobs/{later}")
+    expect(page.locator("h1 .badge")).to_have_text("scheduled")
+    expect(page.locator("#job-fields")).to_contain_text("Runs at")
+    assert server.api("GET", f"/v1/jobs/{later}")["status"] == "queued"
+
+
+def test_every_relative_time_has_the_absolute_time_on_hover(server: Server, page: Page) -> None:
+    job_id = server.enqueue("noop", unique_queue())
+    created = server.api("GET", f"/v1/jobs/{job_id}")["created_at"]
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    expect(page.locator("#job-fields time").first).to_be_visible()
+    times = page.locator("time[data-relative]")
+    titles = times.evaluate_all("els => els.map(e => [e.dateTime, e.title])")
+    assert titles and all(iso and title.endswith(f"({iso})") for iso, title in titles)
+    local = page.evaluate(
+        "d => new Date(d).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'medium'})",
+        created,
+    )
+    assert [created, f"{local} ({created})"] in [list(t) for t in titles]
+
+
+def test_a_finished_job_shows_how_long_it_ran(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    job_id = make_job(
+        server,
+        "UPDATE {schema}.jobs SET started_at = finished_at - interval '90 seconds' WHERE id = $1",
+        status="succeeded",
+        queue=queue,
+        attempts=1,
+        finished_offset_s=-5,
+    )
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}")
+    expect(page.locator(f'#jobs tr[data-job-id="{job_id}"] .took')).to_have_text("took 1m 30s")
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    fields = page.locator("#job-fields")
+    expect(fields.locator(".took")).to_have_text("1m 30s")
+    expect(fields).to_contain_text("Duration")
+    expect(fields).not_to_contain_text("Runs at")
+
+
+def test_the_attempts_show_where_a_retry_by_hand_reset_them(server: Server, page: Page) -> None:
+    # Failed out after three attempts, retried by hand, failed out again: six attempts.
+    job_id = make_job(
+        server,
+        "UPDATE {schema}.jobs SET attempt_seq = 6 WHERE id = $1",
+        status="failed_permanent",
+        queue=unique_queue(),
+        attempts=3,
+        max_attempts=3,
+        finished_offset_s=0,
+    )
+    add_attempts(server, job_id, ["failed"] * 6)
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    attempts = page.locator("#attempts li")
+    expect(attempts).to_have_count(6)
+    marks = page.locator("#attempts .retry-mark")
+    expect(marks).to_have_count(1)
+    expect(attempts.nth(3).locator(".retry-mark")).to_have_text(
+        "retried by hand: attempts reset to 0"
+    )
+
+    # A second retry by hand: the new round has no attempt yet, the mark closes the list.
+    page.get_by_role("button", name="Retry job").click()
+    confirm(page, "Retry job")
+    expect(marks).to_have_count(2)
+    expect(attempts.nth(5).locator(".retry-mark")).to_have_count(1)
+    expect(page.locator("#job-fields")).to_contain_text("0 of 3")
+
+
+def test_delete_a_finished_job(server: Server, page: Page) -> None:
+    queue = unique_queue()
+    job_id = make_job(server, status="cancelled", queue=queue, finished_offset_s=0)
+    waiting = server.enqueue("noop", queue)
+    page.goto(f"{server.base_url}/#/jobs/{waiting}")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete job")).to_have_count(0)
+
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    page.get_by_role("button", name="Delete job").click()
+    confirm(page, f"Delete job {job_id[:8]}")
+    expect(page).to_have_url(f"{server.base_url}/#/jobs")
+    expect(page.locator("#notices")).to_contain_text("deleted")
+    with pytest.raises(httpx.HTTPStatusError) as missing:
+        server.api("GET", f"/v1/jobs/{job_id}")
+    assert missing.value.response.status_code == 404
+
+
+def test_on_a_phone_the_page_is_no_wider_than_the_screen(server: Server, browser: Browser) -> None:
+    queue = unique_queue()
+    job_id = make_job(
+        server,
+        "UPDATE {schema}.jobs SET last_error = $2 WHERE id = $1",
+        "Traceback: " + "x" * 300,
+        status="failed_permanent",
+        kind="a_rather_long_kind_name_for_a_phone",
+        queue=queue,
+        attempts=3,
+        max_attempts=3,
+        finished_offset_s=0,
+    )
+    add_attempts(server, job_id, ["failed"] * 3)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        for fragment, ready in [
+            ("#/", "#queues tbody tr"),
+            (f"#/jobs?queue={queue}", "#jobs tbody tr[data-job-id]"),
+            (f"#/jobs/{job_id}", "#attempts li"),
+        ]:
+            page.goto(f"{server.base_url}/{fragment}")
+            expect(page.locator(ready).first).to_be_visible()
+            expect(page.locator("#live")).to_contain_text("live")
+            width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1] == 390, (fragment, width)
+    finally:
+        context.close()
+    assert errors == [], errors

@@ -107,3 +107,7 @@ export async function get(path, query) {
 export function post(path, body) {
   return request("POST", path, { body });
 }
+
+export function del(path) {
+  return request("DELETE", path);
+}

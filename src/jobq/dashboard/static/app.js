@@ -1,7 +1,8 @@
 // The dashboard's shell: hash routes, live refresh, the token prompt.
 //
 //   #/                    overview: queues, totals, workers, latest jobs
-//   #/jobs?status=…&queue=…&kind=…&cursor=…   the job list
+//   #/jobs?status=…&queue=…&kind=…&cursor=…   the job list (status=scheduled:
+//                         queued jobs due later, told apart in the page)
 //   #/jobs/<id>           one job with its attempts
 //
 // The current view refreshes every REFRESH_MS while the tab is visible; one

@@ -1,8 +1,24 @@
 // One job: its fields, payload and metadata, the attempts timeline (outcome,
-// worker, duration, error, traceback), and cancel / retry with confirmation.
+// worker, duration, error, traceback), and cancel / retry / delete with confirmation.
 
-import { ApiError, get, post } from "./api.js";
-import { badge, confirmAction, duration, h, notify, pretty, problemText, shortId, sig, swap, when } from "./ui.js";
+import { ApiError, del, get, post } from "./api.js";
+import {
+  FINISHED,
+  absolute,
+  badge,
+  confirmAction,
+  duration,
+  h,
+  notify,
+  pretty,
+  problemText,
+  shortId,
+  shownStatus,
+  sig,
+  swap,
+  took,
+  when,
+} from "./ui.js";
 
 const CANCELLABLE = ["queued", "retrying", "running"];
 const RETRYABLE = ["failed_permanent", "cancelled"];
@@ -22,12 +38,53 @@ function seconds(from, to) {
   return (Date.parse(to) - Date.parse(from)) / 1000;
 }
 
+// Where a retry by hand reset `attempts`, read from the history alone: the
+// job's last `attempts` counted attempts (an interrupted one is not counted)
+// are the current round; each earlier round ended with a cancelled attempt or
+// after max_attempts counted ones (a job cancelled while it waited leaves no
+// attempt, so that boundary is a best guess). -> indexes of the attempts that
+// open a round after a retry by hand; attempts.length when the current round
+// has no attempt yet.
+export function retryMarks(attempts, job) {
+  const counted = (a) => a.outcome !== "interrupted";
+  let i = attempts.length;
+  for (let n = 0; i > 0 && n < job.attempts; i--) if (counted(attempts[i - 1])) n++;
+  while (i > 0 && !counted(attempts[i - 1])) i--;
+  const marks = [];
+  while (i > 0) {
+    marks.unshift(i);
+    for (let n = 0; i > 0 && n < job.max_attempts; i--) {
+      // A cancelled attempt before this round's last one ended the round before.
+      if (n > 0 && attempts[i - 1].outcome === "cancelled") break;
+      if (counted(attempts[i - 1])) n++;
+    }
+  }
+  return marks;
+}
+
 export function jobView(root, ctx, id) {
   let head = h("div");
   let fields = h("div");
   let attemptsBox = h("div");
 
   root.append(h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " / ", h("span", { class: "mono" }, id)), head, fields, attemptsBox);
+
+  async function remove(job) {
+    const ok = await confirmAction({
+      title: `Delete job ${shortId(job.id)}?`,
+      body: "The job and its attempt history are removed for good.",
+      confirm: "Delete job",
+    });
+    if (!ok) return;
+    try {
+      await del(`jobs/${encodeURIComponent(job.id)}`);
+      notify("ok", `Job ${shortId(job.id)} deleted.`);
+      location.hash = "#/jobs";
+    } catch (error) {
+      notify("error", `Could not delete job ${shortId(job.id)}: ${problemText(error)}`);
+      ctx.refresh();
+    }
+  }
 
   async function act(job, action) {
     const running = job.status === "running";
@@ -61,23 +118,27 @@ export function jobView(root, ctx, id) {
   function renderHead(job) {
     const canCancel = CANCELLABLE.includes(job.status) && !(job.status === "running" && job.cancel_requested);
     const canRetry = RETRYABLE.includes(job.status);
+    const status = shownStatus(job);
     return h(
       "div",
-      { class: "job-head", dataset: { sig: sig([job.kind, job.status, job.cancel_requested]) } },
-      h("h1", {}, job.kind, " ", badge(job.status), job.cancel_requested && job.status === "running" ? h("span", { class: "badge paused" }, "cancel requested") : null),
+      { class: "job-head", dataset: { sig: sig([job.kind, status, job.cancel_requested]) } },
+      h("h1", {}, job.kind, " ", badge(status), job.cancel_requested && job.status === "running" ? h("span", { class: "badge paused" }, "cancel requested") : null),
       h(
         "div",
         { class: "actions" },
         canCancel ? h("button", { type: "button", class: "danger", onclick: () => act(job, "cancel") }, "Cancel job") : null,
         canRetry ? h("button", { type: "button", class: "primary", onclick: () => act(job, "retry") }, "Retry job") : null,
+        FINISHED.includes(job.status) ? h("button", { type: "button", class: "danger", onclick: () => remove(job) }, "Delete job") : null,
       ),
     );
   }
 
   function renderFields(job) {
+    const status = shownStatus(job);
+    const ran = took(job);
     return h(
       "div",
-      { class: "job-body", dataset: { sig: sig(job) } },
+      { class: "job-body", dataset: { sig: sig([job, status]) } },
       h(
         "section",
         { "aria-labelledby": "fields-title" },
@@ -86,12 +147,14 @@ export function jobView(root, ctx, id) {
           "dl",
           { class: "fields", id: "job-fields" },
           field("ID", h("span", { class: "mono" }, job.id)),
-          field("State", badge(job.status)),
+          field("State", badge(status)),
           field("Queue", h("a", { href: `#/jobs?queue=${encodeURIComponent(job.queue)}` }, job.queue)),
           field("Kind", h("a", { href: `#/jobs?kind=${encodeURIComponent(job.kind)}` }, job.kind)),
           field("Priority", job.priority),
           field("Attempts", `${job.attempts} of ${job.max_attempts}`),
-          field("Runs at", when(job.run_at)),
+          ran === null
+            ? field("Runs at", when(job.run_at))
+            : field("Duration", h("span", { class: "took", title: `${absolute(job.started_at)} → ${absolute(job.finished_at)}` }, duration(ran))),
           field("Created", when(job.created_at)),
           field("Updated", when(job.updated_at)),
           field("Started", when(job.started_at)),
@@ -116,7 +179,7 @@ export function jobView(root, ctx, id) {
     );
   }
 
-  function renderAttempts(attempts) {
+  function renderAttempts(attempts, job) {
     const items = attempts.map((a) => {
       const outcome = a.outcome || "running";
       const took = a.finished_at ? `took ${duration(seconds(a.started_at, a.finished_at))}` : "still running";
@@ -135,9 +198,14 @@ export function jobView(root, ctx, id) {
         a.traceback ? h("details", { class: "traceback" }, h("summary", {}, "Traceback"), h("pre", {}, a.traceback)) : null,
       );
     });
+    for (const at of retryMarks(attempts, job)) {
+      const marker = h("div", { class: "retry-mark", role: "separator" }, "retried by hand: attempts reset to 0");
+      if (at < items.length) items[at].prepend(marker);
+      else items[items.length - 1].append(marker);
+    }
     return h(
       "section",
-      { "aria-labelledby": "attempts-title", dataset: { sig: sig(attempts) } },
+      { "aria-labelledby": "attempts-title", dataset: { sig: sig([attempts, job.attempts]) } },
       h("h2", { id: "attempts-title" }, `Attempts (${attempts.length})`),
       items.length ? h("ol", { class: "timeline", id: "attempts" }, items) : h("p", { class: "muted", id: "attempts" }, "No attempt yet."),
     );
@@ -160,7 +228,7 @@ export function jobView(root, ctx, id) {
     }
     head = swap(head, renderHead(job));
     fields = swap(fields, renderFields(job));
-    attemptsBox = swap(attemptsBox, renderAttempts(attempts.attempts));
+    attemptsBox = swap(attemptsBox, renderAttempts(attempts.attempts, job));
   }
 
   return { refresh };

@@ -196,7 +196,7 @@ export function overviewView(root, ctx) {
       workerBody,
       w.workers.length ? w.workers.map(workerRow) : [emptyRow(9, "No live workers. Start some with jobq worker, or jobq serve.")],
     );
-    reconcile(latestBody, j.jobs.length ? j.jobs.map(jobRow) : [emptyRow(8, "No jobs yet.")]);
+    reconcile(latestBody, j.jobs.length ? j.jobs.map((job) => jobRow(job)) : [emptyRow(8, "No jobs yet.")]);
   }
 
   return { refresh };

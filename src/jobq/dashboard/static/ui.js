@@ -9,7 +9,26 @@ export const STATE_LABELS = {
   succeeded: "succeeded",
   failed_permanent: "failed",
   cancelled: "cancelled",
+  scheduled: "scheduled",
 };
+// Terminal states: a job in one has a duration, can be retried or deleted.
+export const FINISHED = ["succeeded", "failed_permanent", "cancelled"];
+
+// "scheduled" is not a state of the API: a queued job whose run_at is still
+// ahead (Sidekiq's and Oban's Scheduled tab). The dashboard shows it apart.
+export function isScheduled(job, now = Date.now()) {
+  return job.status === "queued" && Date.parse(job.run_at) > now;
+}
+
+export function shownStatus(job) {
+  return isScheduled(job) ? "scheduled" : job.status;
+}
+
+// How long a finished job ran (its last attempt: started_at is reset by each claim).
+export function took(job) {
+  if (!FINISHED.includes(job.status) || !job.started_at || !job.finished_at) return null;
+  return (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000;
+}
 
 // h("a", {href: "#/", class: "x", onclick: fn, dataset: {k: "v"}}, "text", child, [more])
 export function h(tag, props, ...children) {
@@ -95,11 +114,17 @@ function relative(iso, now) {
   return delta > 0 ? `${duration(delta)} ago` : `in ${duration(-delta)}`;
 }
 
+// The hover text of a relative time: the local time, then the API's ISO 8601.
+export function absolute(iso) {
+  const local = new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  return `${local} (${iso})`;
+}
+
 // An API timestamp as "12 s ago" / "in 3m 5s", exact time on hover; tick()
 // keeps the text current without re-rendering anything around it.
 export function when(iso) {
   if (!iso) return h("span", { class: "muted" }, "—");
-  return h("time", { datetime: iso, title: iso, "data-relative": true }, relative(iso, Date.now()));
+  return h("time", { datetime: iso, title: absolute(iso), "data-relative": true }, relative(iso, Date.now()));
 }
 
 export function tick(root = document) {
