@@ -24,6 +24,7 @@ import pytest
 import typer
 import yaml
 
+from jobq.appref import DEMO_APP_REF, load_app
 from jobq.cli import cli
 from jobq.client import Client
 from jobq.config import Settings, env_name
@@ -249,6 +250,25 @@ def test_hostnet_override_makes_no_network_and_uses_loopback() -> None:
         assert "127.0.0.1" in services[name]["environment"]["DATABASE_URL"]
 
 
+def test_compose_takes_the_app_as_a_setting_for_the_api_and_every_worker() -> None:
+    """JOBQ_APP reaches every process that loads an app, the demo's unless set:
+    the API and the workers must know the same kinds."""
+    for files, env in (((COMPOSE,), {}), ((COMPOSE, HOSTNET), HOSTNET_VARS)):
+        for app, expected in ((None, DEMO_APP_REF), ("shop.tasks:app", "shop.tasks:app")):
+            vars_ = env if app is None else {**env, "JOBQ_APP": app}
+            services = compose_services(*files, env=vars_)
+            runs = {
+                name: service
+                for name, service in services.items()
+                if service.get("command", ["migrate"])[0] in {"serve", "worker"}
+            }
+            assert {"api", "worker"} <= set(runs)
+            for name, service in runs.items():
+                assert service["environment"]["JOBQ_APP"] == expected, name
+                assert parse_cli(service["command"])["app"] is None, name  # no --app to forget
+    assert load_app(DEMO_APP_REF).kinds()
+
+
 # --- Kubernetes ------------------------------------------------------------------
 
 
@@ -326,6 +346,17 @@ def test_pods_run_jobq_as_its_user_with_real_commands_and_settings() -> None:
             ref = var.get("valueFrom", {}).get("secretKeyRef")
             if ref:
                 assert ref["key"] in secrets[ref["name"]]["stringData"], (name, ref)
+
+
+def test_kubernetes_takes_the_app_from_the_configmap_that_api_and_workers_read() -> None:
+    config = by_kind("ConfigMap")["jobq-config"]["data"]
+    assert config["JOBQ_APP"] == DEMO_APP_REF
+    assert Settings.from_env(config).app == DEMO_APP_REF
+    for name in ("jobq-api", "jobq-worker"):
+        (container,) = by_kind("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+        refs = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+        assert refs == ["jobq-config"], name
+        assert parse_cli(container["args"])["app"] is None, name  # the ConfigMap's, no flag
 
 
 # The secret keys each pod may see (issue 12, finding 11): tokens in the API's

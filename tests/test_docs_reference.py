@@ -36,4 +36,4 @@ def test_every_setting_is_documented_and_only_secrets_lack_a_flag() -> None:
     for f in dataclasses.fields(Settings):
         assert f.metadata.get("doc"), f.name
     no_flag = {f.name for f in dataclasses.fields(Settings) if not f.metadata["flag"]}
-    assert no_flag == {"api_tokens", "allowed_hosts"}
+    assert no_flag == {"api_tokens", "allowed_hosts", "app"}

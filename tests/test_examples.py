@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -16,12 +17,15 @@ from jobq.client import Client
 pytestmark = pytest.mark.slow
 
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
+IMAGE_APP = SHOP.parent / "image_app"
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], env: dict[str, str], cwd: Path = SHOP
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
-        cwd=SHOP,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -70,3 +74,21 @@ async def test_the_shop_example_enqueues_in_its_transaction_and_the_worker_runs_
             await conn.execute(f"DROP SCHEMA IF EXISTS {shop_schema} CASCADE")
         finally:
             await conn.close()
+
+
+async def test_the_image_app_example_runs_with_jobq_app_as_its_readme_says(
+    client: Client, settings: Settings, database_url: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    env.update(DATABASE_URL=database_url, JOBQ_SCHEMA=settings.schema, JOBQ_APP="greeter.tasks:app")
+    jobs = []
+    for args in (["greet", '{"name": "Ada"}'], ["count_words", '{"text": "one two"}']):
+        enqueued = _run(["-m", "jobq", "enqueue", *args], env, IMAGE_APP)
+        assert enqueued.returncode == 0, enqueued.stderr
+        jobs.append(enqueued.stdout.strip())
+    refused = _run(["-m", "jobq", "enqueue", "noop"], env, IMAGE_APP)
+    assert refused.returncode == 2 and "set JOBQ_APP or --app" in refused.stderr
+
+    worked = _run(["-m", "jobq", "worker", "--burst"], env, IMAGE_APP)
+    assert worked.returncode == 0, worked.stderr
+    assert {(await client.get(uuid.UUID(j))).status for j in jobs} == {JobStatus.SUCCEEDED}

@@ -7,8 +7,11 @@ Waits for the API's /readyz and each worker's /healthz, enqueues a `noop`
 job and a batch through the API, waits for them to succeed, checks the
 attempt history and the registered workers, and scrapes /metrics of the API
 and of every worker; with --leave-running, starts a long job for the caller
-to stop the workers under. Exits non-zero with a message on the first failure.
-Standard library plus prometheus_client's parser (a jobq dependency).
+to stop the workers under. With --app-job (an app that is not the demo),
+enqueues those jobs instead and waits for them to succeed, and checks that
+the demo's `noop` is refused with the JOBQ_APP hint. Exits non-zero with a
+message on the first failure. Standard library plus prometheus_client's
+parser (a jobq dependency).
 """
 
 from __future__ import annotations
@@ -145,6 +148,19 @@ def check_metrics(api: str, workers: list[str]) -> None:
     print(f"demo_check: metrics ok (enqueued {enqueued:g}; finished per worker {finished})")
 
 
+def check_own_app(api: str, jobs: list[dict[str, Any]]) -> None:
+    """An API and workers of an app that is not the demo: the demo's kinds are
+    refused with the JOBQ_APP hint, the app's run."""
+    status, _, raw = request("POST", f"{api}/v1/jobs", {"kind": "noop"})
+    detail = json.loads(raw).get("detail", "") if status == 422 else ""
+    if "unknown kind 'noop'" not in detail or "JOBQ_APP" not in detail:
+        fail(f"POST noop to the app's API: expected 422 unknown kind with a JOBQ_APP hint: {raw!r}")
+    ids = [post_job(api, "/v1/jobs", job)["id"] for job in jobs]
+    took = wait_status(api, ids, "succeeded", 30)
+    kinds = sorted({job["kind"] for job in jobs})
+    print(f"demo_check: the app's kinds {kinds} succeeded {took:.2f} s after enqueue")
+
+
 def leave_running(api: str, path: str) -> None:
     job = post_job(api, "/v1/jobs", {"kind": "sleep", "payload": {"seconds": 600}})
     wait_status(api, [job["id"]], "running", 10)
@@ -162,9 +178,20 @@ def main() -> None:
         metavar="FILE",
         help="at the end, start a long `sleep` job and write its id to FILE (for a stop test)",
     )
+    parser.add_argument(
+        "--app-job",
+        metavar="JSON",
+        action="append",
+        type=json.loads,
+        help='the app is not the demo: enqueue this job (e.g. {"kind": "greet"}), '
+        "expect it to succeed, and the demo's noop to be refused",
+    )
     args = parser.parse_args()
     api = args.api.rstrip("/")
     check_ready(api, args.worker)
+    if args.app_job:
+        check_own_app(api, args.app_job)
+        return
     check_jobs(api)
     check_metrics(api, args.worker)
     if args.leave_running:

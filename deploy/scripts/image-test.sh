@@ -14,7 +14,11 @@
 #  6. enqueues a noop job through the API, waits for it to succeed on a
 #     worker, scrapes /metrics of the API and the workers, waits for the
 #     containers' health checks, stops the workers and checks they exit 0;
-#  7. tears everything down (containers, dockerd, its mounts, the database)
+#  7. builds a second image FROM it with a non-demo app (examples/image_app,
+#     JOBQ_APP=greeter.tasks:app), runs an API and a worker from that image on
+#     the same database, enqueues the app's kinds and sees them succeed, the
+#     demo's kinds refused by its API and left queued by its worker;
+#  8. tears everything down (containers, dockerd, its mounts, the database)
 #     and checks that no process, mount, network link or iptables rule is left.
 #
 # Environment: JOBQ_IT_PG (default postgresql://postgres@127.0.0.1:5432), the
@@ -38,6 +42,10 @@ BASE=jobq-base:bookworm
 PROJECT=jobq-image-test
 DOCKER=/usr/bin/docker   # Debian's client; another `docker` on PATH may have no daemon
 export PGOPTIONS="-c client_min_messages=warning"
+# The demo runs jobq's demo app (compose.yaml's default); the own-app phase sets its own.
+unset JOBQ_APP
+APP_IMAGE=jobq-greeter:image-test
+APP_CONTAINERS=(jobq-it-app-api jobq-it-app-worker)
 
 phase "packages"
 ensure_packages docker.io docker-compose debootstrap
@@ -68,6 +76,9 @@ teardown() {
   if [ "$rc" -ne 0 ] && [ -S "$state/docker/docker.sock" ]; then
     log "failed: container logs follow"
     compose logs --no-color --tail=60 2>&1 | sed 's/^/  | /' >&2
+    for name in "${APP_CONTAINERS[@]}"; do
+      $DOCKER logs --tail=40 "$name" 2>&1 | sed "s/^/  $name | /" >&2
+    done
     if [ "${JOBQ_IT_KEEP:-}" = 1 ]; then
       log "JOBQ_IT_KEEP=1: engine left running; DOCKER_HOST=unix://$state/docker/docker.sock"
       log "clean up with: deploy/scripts/docker-engine.sh stop $state/docker && rm -rf $state"
@@ -76,6 +87,7 @@ teardown() {
   fi
   phase "teardown"
   if [ -S "$state/docker/docker.sock" ]; then
+    $DOCKER rm --force "${APP_CONTAINERS[@]}" >/dev/null 2>&1
     compose down --volumes --remove-orphans --timeout 40 >/dev/null 2>&1
   fi
   bash "$ROOT/deploy/scripts/docker-engine.sh" stop "$state/docker"
@@ -198,3 +210,32 @@ outcome="$(psql "$PG/$DB" -qtAX -c "SELECT j.status || ' ' || string_agg(a.outco
 [ "$outcome" = "queued interrupted" ] \
   || die "the job running at SIGTERM should be queued with an interrupted attempt: $outcome"
 log "api and workers exited 0 on SIGTERM; the running job went back to the queue"
+
+phase "own app"
+# What docs/DEPLOY.md tells a user to do: an image FROM jobq's with their code
+# and JOBQ_APP in it, the API and the workers both run from it.
+$DOCKER build --quiet --network none --build-arg JOBQ_IMAGE="$IMAGE" -t "$APP_IMAGE" \
+  examples/image_app >/dev/null
+app_api_port="$(free_port)"
+app_worker_port="$(free_port)"
+app_run=(run --detach --network host -e DATABASE_URL="$JOBQ_IT_DATABASE_URL" -e JOBQ_SCHEMA=jobq)
+$DOCKER "${app_run[@]}" --name jobq-it-app-api \
+  -e JOBQ_HEALTHCHECK_URL="http://127.0.0.1:$app_api_port/healthz" "$APP_IMAGE" \
+  serve --host=127.0.0.1 --port="$app_api_port" --no-workers --no-migrate >/dev/null
+$DOCKER "${app_run[@]}" --name jobq-it-app-worker \
+  -e JOBQ_HEALTHCHECK_URL="http://127.0.0.1:$app_worker_port/healthz" "$APP_IMAGE" \
+  worker --concurrency=2 --metrics-port="$app_worker_port" --no-migrate >/dev/null
+.venv/bin/python deploy/scripts/demo_check.py \
+  --api "http://127.0.0.1:$app_api_port" --worker "http://127.0.0.1:$app_worker_port" \
+  --app-job '{"kind": "greet", "payload": {"name": "image test"}}' \
+  --app-job '{"kind": "count_words", "payload": {"text": "one two three"}}' \
+  || die "the own app's check failed"
+# The demo's job put back at the clean stop is of a kind this worker lacks: still queued.
+left="$(psql "$PG/$DB" -qtAX -c "SELECT status || ' ' || attempts FROM jobq.jobs WHERE id = '$long_job'")"
+[ "${left%% *}" = queued ] || die "the own app's worker touched the demo's job: $left"
+$DOCKER stop --time 40 "${APP_CONTAINERS[@]}" >/dev/null
+for name in "${APP_CONTAINERS[@]}"; do
+  code="$($DOCKER inspect -f '{{.State.ExitCode}}' "$name")"
+  [ "$code" = 0 ] || die "$name exited $code on SIGTERM (expected 0)"
+done
+log "own app (JOBQ_APP=greeter.tasks:app): its kinds ran, the demo's job stayed queued"

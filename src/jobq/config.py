@@ -99,6 +99,12 @@ class Settings:
         None, "A direct URL for LISTEN when DATABASE_URL goes through a transaction pooler."
     )
     schema: str = _setting(DEFAULT_SCHEMA, "PostgreSQL schema that holds jobq's tables.")
+    app: str | None = _setting(
+        None,
+        "module:attribute of your jobq.App for serve, worker and enqueue (--app wins); "
+        "unset: the demo app, jobq.demo:app.",
+        no_flag="each command that loads an app takes --app (serve, worker, enqueue)",
+    )
     max_payload_bytes: int = _setting(
         DEFAULT_MAX_PAYLOAD_BYTES, "Largest payload accepted, serialised (413 beyond)."
     )
@@ -386,6 +392,14 @@ def check_api_token(var: str, i: int, token: Any, scopes: Any, seen: set[str]) -
         raise ConfigError(f"{var}: item {i} scopes must be a list of read, write, admin")
 
 
+def _parse_app_ref(var: str, raw: Any) -> str:
+    ref = str(raw).strip()
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise ConfigError(f"{var}: expected module:attribute (e.g. myapp.tasks:app), got {raw!r}")
+    return ref
+
+
 def _parse_statement_cache(var: str, raw: Any) -> int:
     return _positive_int(var, raw, minimum=0)
 
@@ -414,6 +428,7 @@ _PARSERS: dict[str, Any] = {
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
     "log_level": parse_log_level,
+    "app": _parse_app_ref,
     "api_tokens": parse_api_tokens,
     "allowed_hosts": parse_host_list,
 }

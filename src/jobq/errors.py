@@ -61,7 +61,10 @@ class InvalidRequestError(JobqError):
 class UnknownKindError(InvalidRequestError):
     def __init__(self, kind: str, known: Sequence[str], loc: tuple[str | int, ...] = ("kind",)):
         known_list = ", ".join(sorted(known)) or "(none)"
-        message = f"unknown kind {kind!r}; known kinds: {known_list}"
+        message = (
+            f"unknown kind {kind!r}; known kinds: {known_list}; "
+            "the kinds come from the app: set JOBQ_APP or --app"
+        )
         super().__init__(message, [FieldError(loc, message)])
         self.kind = kind
         self.known = sorted(known)

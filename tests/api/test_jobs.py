@@ -192,6 +192,7 @@ async def test_unknown_kind_lists_the_known_kinds(http: httpx.AsyncClient, clien
     response = await http.post("/v1/jobs", json={"kind": "send_fax"})
     problem = assert_problem(response, 422, type_="unknown-kind")
     assert "noop" in problem["detail"] and "script" in problem["detail"]
+    assert problem["detail"].endswith("the kinds come from the app: set JOBQ_APP or --app")
     assert problem["known_kinds"] == ["noop", "script"]
     assert error_fields(problem) == {"kind"}
     assert await count_jobs(client) == 0

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from jobq.cli.plumbing import (
-    DEFAULT_APP,
     EXIT_CODES_HELP,
     EXIT_USAGE,
     AppOpt,
     JsonOpt,
     NoMigrateOpt,
+    app_ref,
     cli_client,
     err,
     fail,
@@ -152,7 +152,7 @@ def enqueue(
 
     async def go() -> tuple[list[EnqueueResult], float]:
         async with cli_client(
-            settings, no_migrate=no_migrate, app_ref=app or DEFAULT_APP
+            settings, no_migrate=no_migrate, app_ref=app_ref(app, settings)
         ) as client:
             began = time.monotonic()
             return await _enqueue_all(client, requests, kind), time.monotonic() - began

@@ -68,7 +68,13 @@ out = _stdout_console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-AppOpt = Annotated[str | None, typer.Option("--app", help="module:attribute of your jobq.App.")]
+AppOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        help="module:attribute of your jobq.App (default: JOBQ_APP, else the demo jobq.demo:app).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 NoMigrateOpt = Annotated[
     bool, typer.Option("--no-migrate", help="Refuse to start if migrations are pending.")
@@ -162,6 +168,11 @@ def fail(message: str, code: int = EXIT_ERROR) -> typing.NoReturn:
 
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+def app_ref(flag: str | None, settings: Settings) -> str:
+    """The app a command loads: `--app`, then JOBQ_APP, then the demo app."""
+    return flag or settings.app or DEFAULT_APP
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

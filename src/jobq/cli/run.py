@@ -12,6 +12,7 @@ from jobq.cli.plumbing import (
     EXIT_CODES_HELP,
     AppOpt,
     NoMigrateOpt,
+    app_ref,
     errors_to_exit_codes,
     run_async,
     with_settings,
@@ -58,7 +59,7 @@ def serve(
 
     with errors_to_exit_codes():
         configure_logging(log_format, settings.log_level.upper())
-        jobq_app = load_app(app)
+        jobq_app = load_app(app_ref(app, settings))
         jobq_app.configure(settings)
         code = serve_api(
             jobq_app,
@@ -106,7 +107,8 @@ def worker(
 
     with errors_to_exit_codes():
         configure_logging(log_format, settings.log_level.upper())
-        jobq_app = load_app(app)
+        ref = app_ref(app, settings)
+        jobq_app = load_app(ref)
         jobq_app.configure(settings)
         run_async(_migrate_then_close(jobq_app, not no_migrate))
         options = WorkerOptions(
@@ -117,7 +119,7 @@ def worker(
             metrics_port=metrics_port,
             metrics_host=metrics_host,
         )
-        code = run_worker_command(jobq_app, settings, options, app_ref=app)
+        code = run_worker_command(jobq_app, settings, options, app_ref=ref)
     raise typer.Exit(code)
 
 

@@ -1,0 +1,1 @@
+"""An app of your own, shipped in an image: see greeter.tasks and ../Dockerfile."""
