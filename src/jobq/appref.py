@@ -44,7 +44,7 @@ def load_app(ref: str | None) -> App:
         raise ConfigError(f"--app: module {module_name} has no attribute {attr!r}{hint}")
     app = getattr(module, attr)
     if not isinstance(app, App):
-        raise ConfigError(f"--app: {ref} is a {type(app).__name__}, not a jobq.App")
+        raise ConfigError(f"--app: {ref} is {type(app).__name__!r}, not a jobq.App")
     return app
 
 
