@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from jobq import Settings
-from tests.cli.run import ROOT, cli_env, jobq
+from jobq.client import Client
+from tests.cli.run import ROOT, cli_env, jobq, ok
+from tests.support import insert_job
 
 WAIT_FOR_LINE_SECONDS = 30.0
 
@@ -106,3 +108,28 @@ async def test_a_database_not_there_yet_is_said_to_be_awaited(settings: Settings
     assert f"waiting for PostgreSQL at postgresql://postgres:***@127.0.0.1:{port}/postgres" in text
     assert "(up to 10s)" in text
     assert "secret" not in text
+
+
+async def test_list_takes_the_state_names_other_surfaces_show(
+    client: Client, settings: Settings
+) -> None:
+    """`jobq queues` and the dashboard say "failed" for failed_permanent."""
+    failed = await insert_job(client, status="failed_permanent")
+    await insert_job(client)
+    listed = await ok(settings, "list", "--status", "failed", "--json")
+    assert [job["id"] for job in listed.json()["jobs"]] == [str(failed)]
+    assert listed.json()["jobs"][0]["status"] == "failed_permanent"  # answers stay canonical
+    bad = await jobq(settings, "list", "--status", "broken")
+    assert bad.code == 2, bad
+    assert bad.error_line == (
+        "error: --status: 'broken' is not a state; states: queued, running, retrying, "
+        "succeeded, failed_permanent, cancelled, failed"
+    )
+
+
+async def test_validation_messages_carry_no_pydantic_prefix(settings: Settings) -> None:
+    run = await jobq(settings, "enqueue", "noop", "--run-at", "2030-01-01T00:00:00")
+    assert run.code == 2, run
+    assert run.error_line == (
+        "error: invalid job request: run_at: must carry a UTC offset (e.g. 2030-01-01T00:00:00Z)"
+    )

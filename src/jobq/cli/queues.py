@@ -19,8 +19,10 @@ from jobq.cli.plumbing import (
     with_settings,
 )
 from jobq.cli.render import print_json, queue_table, worker_table
+from jobq.client import Client
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN
+from jobq.types import QueueInfo
 
 QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
@@ -66,14 +68,28 @@ def _pause_command(paused: bool) -> Callable[..., None]:
         queue: QueueArg,
         json_out: JsonOpt = False,
         no_migrate: NoMigrateOpt = False,
+        create: Annotated[
+            bool,
+            typer.Option(
+                "--create", help="Pause a queue that has no jobs yet (else refused as a typo)."
+            ),
+        ] = False,
     ) -> None:
         if not re.fullmatch(QUEUE_PATTERN, queue):
             fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
-        info = with_client(
-            settings,
-            lambda client: client.pause(queue) if paused else client.resume(queue),
-            no_migrate=no_migrate,
-        )
+
+        async def action(client: Client) -> QueueInfo:
+            if not paused:
+                return await client.resume(queue)
+            if not create and queue not in {q.name for q in await client.queues()}:
+                fail(
+                    f"no queue {queue!r}: it has no jobs and was never paused (jobq queues "
+                    "lists them); pass --create to pause it before its first job",
+                    EXIT_USAGE,
+                )
+            return await client.pause(queue)
+
+        info = with_client(settings, action, no_migrate=no_migrate)
         if json_out:
             print_json(info.to_dict())
         else:
