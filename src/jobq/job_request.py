@@ -226,7 +226,14 @@ def request_hash(request: JobRequest) -> bytes:
 
 def field_errors(exc: Any, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
     """pydantic's ValidationError as our FieldErrors."""
-    return [FieldError(prefix + tuple(err["loc"]), err["msg"]) for err in exc.errors()]
+    return [FieldError(prefix + tuple(err["loc"]), error_message(err)) for err in exc.errors()]
+
+
+def error_message(err: Any) -> str:
+    """One of pydantic's errors' message, without the "Value error, " it puts before
+    the message of a validator's ValueError (ours already say what is wrong)."""
+    message = str(err.get("msg", "invalid"))
+    return message.removeprefix("Value error, ") if err.get("type") == "value_error" else message
 
 
 def parse_request(data: Any, prefix: tuple[str | int, ...] = ()) -> JobRequest:

@@ -32,6 +32,16 @@ TERMINAL_STATUSES = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.FAILED_PERMANENT, JobStatus.CANCELLED}
 )
 
+# The short names `jobq queues` and the dashboard show, accepted by the filters
+# (answers always carry the canonical names).
+STATUS_ALIASES: dict[str, JobStatus] = {"failed": JobStatus.FAILED_PERMANENT}
+
+
+def status_named(name: object) -> object:
+    """A state's name or alias as the JobStatus; anything else unchanged, for the
+    caller's validation to refuse (a pydantic before-validator)."""
+    return STATUS_ALIASES.get(name, name) if isinstance(name, str) else name
+
 
 class AttemptOutcome(enum.StrEnum):
     """How one attempt ended, as recorded in the attempt history."""

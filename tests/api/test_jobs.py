@@ -354,6 +354,29 @@ async def test_list_is_newest_first_and_filters(http: httpx.AsyncClient, client:
     assert await ids({"kind": "noop"}) == [str(b)]
     assert await ids([("status", "queued"), ("status", "running")]) == [str(d), str(a)]
     assert await ids({"status": "succeeded", "queue": "q1"}) == []
+    # "failed", as the dashboard and `jobq queues` say it, is failed_permanent.
+    assert await ids({"status": "failed"}) == [str(b)]
+
+
+async def test_the_status_alias_stays_out_of_answers_and_the_schema(
+    http: httpx.AsyncClient, client: Client
+) -> None:
+    await insert_job(client, status="failed_permanent")
+    listed = (await http.get("/v1/jobs", params={"status": "failed"})).json()
+    assert [job["status"] for job in listed["jobs"]] == ["failed_permanent"]
+    counted = await http.post("/v1/jobs/bulk/retry", json={"status": ["failed"]})
+    assert counted.status_code == 200, counted.text
+    assert counted.json()["count"] == 1
+    schema = (await http.get("/openapi.json")).json()
+    statuses = schema["components"]["schemas"]["JobStatus"]["enum"]
+    assert "failed" not in statuses and "failed_permanent" in statuses
+
+
+async def test_a_validators_message_has_no_pydantic_prefix(http: httpx.AsyncClient) -> None:
+    response = await http.post("/v1/jobs", json={"kind": "script", "run_at": "2030-01-01T00:00:00"})
+    body = assert_problem(response, 422)
+    assert "Value error" not in response.text
+    assert body["errors"][0]["msg"] == "must carry a UTC offset (e.g. 2030-01-01T00:00:00Z)"
 
 
 async def test_list_pages_with_a_cursor(http: httpx.AsyncClient, client: Client) -> None:

@@ -16,7 +16,16 @@ async def test_queues_pause_and_resume(client: Client, settings: Settings) -> No
 
     paused = await ok(settings, "pause", "emails")
     assert paused.out.strip() == "queue emails paused"
-    assert (await ok(settings, "pause", "later", "--json")).json()["paused"] is True
+    typo = await jobq(settings, "pause", "later")  # no jobs, never paused: a typo?
+    assert typo.code == 2, typo
+    assert typo.error_line == (
+        "error: no queue 'later': it has no jobs and was never paused (jobq queues lists "
+        "them); pass --create to pause it before its first job"
+    )
+    assert "later" not in (await ok(settings, "queues")).out
+    created = await ok(settings, "pause", "later", "--create", "--json")
+    assert created.json()["paused"] is True
+    assert (await ok(settings, "pause", "later")).out.strip() == "queue later paused"
 
     table = await ok(settings, "queues")
     emails_row = next(line for line in table.out.splitlines() if "emails" in line)

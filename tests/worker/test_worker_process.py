@@ -236,4 +236,18 @@ async def test_a_success_is_logged_at_debug_only(
         assert await proc.wait(within=60) == 0, proc.output()
     assert await _all(client, [j.id for j in jobs], JobStatus.SUCCEEDED)
     assert proc.said("job succeeded") is logged, proc.output()
+
+
+async def test_a_stop_after_only_async_jobs_warns_of_no_threads(
+    app: App, client: Client, settings: Settings
+) -> None:
+    """Issue 14 #6: idle pool threads (DNS lookups ran there) were counted as stuck handlers."""
+    jobs = await app.enqueue_many([{"kind": "noop"}] * 3)
+    # A host name, not an address: asyncio resolves it on a pool thread.
+    url = (settings.database_url or "").replace("127.0.0.1", "localhost")
+    async with worker_process(settings, DATABASE_URL=url) as proc:
+        await wait_for(lambda: _all(client, [j.id for j in jobs], JobStatus.SUCCEEDED), timeout=20)
+        proc.process.send_signal(signal.SIGTERM)
+        assert await proc.wait(within=15) == 0, proc.output()
+    assert not proc.said("threads are still running"), proc.output()
     assert proc.said("worker stopped"), proc.output()

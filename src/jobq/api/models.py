@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
 from jobq.handlers import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
-from jobq.types import AttemptOutcome, JobStatus
+from jobq.types import AttemptOutcome, JobStatus, status_named
 
 # A cursor is a job id, base64url without padding (jobq.client.encode_cursor).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{22}$"
@@ -330,6 +330,12 @@ class BatchRequest(BaseModel):
     jobs: list[JobRequest] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
 
 
+# A state in a filter: `failed` (what `jobq queues` and the dashboard show) is taken
+# for `failed_permanent`; the schema's enum keeps the canonical names only.
+StatusFilter = Annotated[JobStatus, BeforeValidator(status_named)]
+STATUS_FILTER_DOC = "`failed` is accepted for `failed_permanent`."
+
+
 class BulkFilter(BaseModel):
     """Which jobs a bulk operation applies to: at least one of the fields, not null
     (a null field counts as absent)."""
@@ -344,7 +350,9 @@ class BulkFilter(BaseModel):
 
     queue: Annotated[str, Field(pattern=QUEUE_PATTERN)] | None = None
     kind: Annotated[str, Field(pattern=KIND_PATTERN)] | None = None
-    status: Annotated[list[JobStatus], Field(min_length=1)] | None = None
+    status: Annotated[list[StatusFilter], Field(min_length=1)] | None = Field(
+        default=None, description=STATUS_FILTER_DOC
+    )
 
 
 class JobListQuery(BaseModel):
@@ -352,8 +360,9 @@ class JobListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: list[JobStatus] | None = Field(
-        default=None, description="Only jobs in these states (repeat the parameter)."
+    status: list[StatusFilter] | None = Field(
+        default=None,
+        description="Only jobs in these states (repeat the parameter). " + STATUS_FILTER_DOC,
     )
     queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
     kind: str | None = Field(default=None, pattern=KIND_PATTERN)

@@ -49,6 +49,7 @@ from jobq.errors import (
     SchemaError,
     UnknownKindError,
 )
+from jobq.job_request import error_message
 
 log = logging.getLogger("jobq.api")
 
@@ -130,7 +131,7 @@ def _pydantic_errors(raw: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
             malformed = f"the request body is not valid JSON: {reason} at position {position}"
             errors.append({"loc": [], "field": "", "msg": malformed, "in": "body"})
             continue
-        message = str(err.get("msg", "invalid"))
+        message = error_message(err)
         items = field_error_dicts([FieldError(tuple(path), message)])
         errors.append({**items[0], "in": where})
     if malformed:

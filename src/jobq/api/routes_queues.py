@@ -41,7 +41,8 @@ async def list_queues(client: ClientDep) -> Response:
     summary="Pause a queue",
     description=(
         "Workers stop claiming from a paused queue; running jobs finish and enqueue still "
-        "works. A queue with no jobs yet may be paused."
+        "works. A queue with no jobs yet may be paused too, ahead of its first job (no 404: "
+        "`jobq pause` asks for `--create` for that instead, to catch a mistyped name)."
     ),
     responses=error_responses(422, e422="The name breaks the queue-name pattern."),
 )

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import signal
 import socket
 from collections.abc import Coroutine, Iterator
@@ -26,7 +27,7 @@ from jobq.api.app import create_app
 from jobq.api.http_protocol import guarded_protocol
 from jobq.client import POOL_MAX_SIZE, Client
 from jobq.config import Settings, redact
-from jobq.errors import ConfigError
+from jobq.errors import ConfigError, JobqError
 
 if TYPE_CHECKING:  # imported late at run time: API-only needs none of the worker
     from jobq.worker.options import WorkerOptions
@@ -79,6 +80,9 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if sockets is not None and self.started:
+            # uvicorn names its address only when it binds the socket itself.
+            self._log_started_message(sockets)
         if self.started:  # bound: the first screen says where everything is
             port = self.servers[0].sockets[0].getsockname()[1]
             log.info("%s", serving_line(self.config.host, port, self.data))
@@ -128,8 +132,27 @@ def serve(
         from jobq.worker.options import WorkerOptions
 
         worker_options = WorkerOptions()
-    options = _Options(host, port, worker_options if workers else None, migrate)
-    return _run_loop(_serve(jobq_app, settings, options))
+    # Bound before anything starts: a port in use is one error line (exit 1),
+    # not a started-then-stopped server and worker.
+    sock = listen(host, port)
+    options = _Options(host, port, worker_options if workers else None, migrate, sock)
+    try:
+        return _run_loop(_serve(jobq_app, settings, options))
+    finally:
+        sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a JobqError naming the address and why."""
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    try:
+        sock = socket.create_server((bare, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise JobqError(f"cannot listen on {host}:{port}: {reason} (--host, --port)") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _run_loop(main: Coroutine[Any, Any, int]) -> int:
@@ -147,6 +170,7 @@ class _Options:
     port: int
     worker: WorkerOptions | None  # None: API only
     migrate: bool
+    sock: socket.socket
 
 
 async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> int:
@@ -180,7 +204,7 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
             worker = Worker(jobq_app.registry, client, options.worker)
         shutdown = _Shutdown(server, worker)
         with _stop_on_signals(shutdown):
-            return await _run_both(server, worker, shutdown)
+            return await _run_both(server, worker, shutdown, options.sock)
     finally:
         await jobq_app.close()
 
@@ -193,9 +217,12 @@ class _Shutdown:
         self.worker = worker
         self.requests = 0
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: str, *, by_signal: bool = True) -> None:
         self.requests += 1
-        if self.requests == 1:
+        if not by_signal:
+            log.info("%s: stopping", reason)
+            self.server.should_exit = True
+        elif self.requests == 1:
             log.info("%s: stopping gracefully (send the signal again to stop at once)", reason)
             self.server.should_exit = True
         else:
@@ -217,10 +244,12 @@ def _stop_on_signals(shutdown: _Shutdown) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def _run_both(server: uvicorn.Server, worker: _Worker | None, shutdown: _Shutdown) -> int:
+async def _run_both(
+    server: uvicorn.Server, worker: _Worker | None, shutdown: _Shutdown, sock: socket.socket
+) -> int:
     async def run_server() -> int:
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start
             return exc.code if isinstance(exc.code, int) else 1
         return 0
@@ -239,8 +268,9 @@ async def _run_both(server: uvicorn.Server, worker: _Worker | None, shutdown: _S
         tasks.add(asyncio.create_task(run_worker(), name="jobq-worker"))
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     if shutdown.requests == 0:
-        # One stopped on its own (a failure, or uvicorn could not bind): stop the other.
-        shutdown.request("the " + next(iter(done)).get_name().removeprefix("jobq-") + " stopped")
+        # One stopped on its own (a failure): stop the other.
+        name = next(iter(done)).get_name().removeprefix("jobq-")
+        shutdown.request(f"the {name} stopped", by_signal=False)
     codes = [task.result() for task in done]
     if pending:
         finished, _ = await asyncio.wait(pending)

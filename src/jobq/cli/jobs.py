@@ -23,7 +23,7 @@ from jobq.cli.plumbing import (
 from jobq.cli.render import job_detail, job_table, print_json
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN
-from jobq.types import Attempt, Job, JobFilter, JobStatus
+from jobq.types import STATUS_ALIASES, Attempt, Job, JobFilter, JobStatus, status_named
 
 IdArg = Annotated[
     str, typer.Argument(metavar="ID", help="The job's id (a UUID, as jobq list shows).")
@@ -98,7 +98,13 @@ def retry(
 def list_jobs(
     settings: Settings,
     status: Annotated[
-        list[JobStatus] | None, typer.Option("--status", help="Filter by state (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--status",
+            metavar="STATE",
+            help=f"Filter by state (repeatable): {', '.join(JobStatus)}; failed means "
+            "failed_permanent, as `jobq queues` shows it.",
+        ),
     ] = None,
     queue: Annotated[str | None, typer.Option(help="Filter by queue.")] = None,
     kind: Annotated[str | None, typer.Option(help="Filter by kind.")] = None,
@@ -113,7 +119,7 @@ def list_jobs(
     """
     if queue is not None and not re.fullmatch(QUEUE_PATTERN, queue):
         fail(f"--queue: {queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
-    flt = JobFilter(tuple(status) if status else None, queue, kind)
+    flt = JobFilter(tuple(_status(name) for name in status) if status else None, queue, kind)
     page = with_client(
         settings,
         lambda client: client.list_jobs(flt, cursor=cursor, limit=limit),
@@ -128,6 +134,18 @@ def list_jobs(
         out.print("no jobs" + (" match these filters" if status or queue or kind else ""))
     if page.next_cursor:
         out.print(f"more: --cursor {page.next_cursor}", highlight=False)
+
+
+def _status(name: str) -> JobStatus:
+    """A state named on the command line, its canonical name or the short one others show."""
+    found = status_named(name)
+    if isinstance(found, JobStatus):
+        return found
+    try:
+        return JobStatus(name)
+    except ValueError:
+        known = ", ".join([*JobStatus, *STATUS_ALIASES])
+        fail(f"--status: {name!r} is not a state; states: {known}", EXIT_USAGE)
 
 
 def register(app: typer.Typer) -> None:

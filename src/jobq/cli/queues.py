@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,8 +18,10 @@ from jobq.cli.plumbing import (
     with_settings,
 )
 from jobq.cli.render import print_json, queue_table, worker_table
+from jobq.client import Client
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN
+from jobq.types import QueueInfo
 
 QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
@@ -58,42 +59,65 @@ def workers(
         out.print("no live workers: start some with jobq worker or jobq serve")
 
 
-def _pause_command(paused: bool) -> Callable[..., None]:
-    """`jobq pause` (paused=True) or `jobq resume`: the same command but for the call."""
+CreateOpt = Annotated[
+    bool,
+    typer.Option("--create", help="Pause a queue that has no jobs yet (else refused as a typo)."),
+]
 
-    def command(
-        settings: Settings,
-        queue: QueueArg,
-        json_out: JsonOpt = False,
-        no_migrate: NoMigrateOpt = False,
-    ) -> None:
-        if not re.fullmatch(QUEUE_PATTERN, queue):
-            fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
-        info = with_client(
-            settings,
-            lambda client: client.pause(queue) if paused else client.resume(queue),
-            no_migrate=no_migrate,
-        )
-        if json_out:
-            print_json(info.to_dict())
-        else:
-            out.print(f"queue {info.name} {'paused' if info.paused else 'resumed'}")
 
-    return command
+def pause(
+    settings: Settings,
+    queue: QueueArg,
+    json_out: JsonOpt = False,
+    no_migrate: NoMigrateOpt = False,
+    create: CreateOpt = False,
+) -> None:
+    """Stop workers claiming from a queue (running jobs finish; enqueue still works).
+
+    A queue that has no jobs and was never paused is refused (a typo?) unless --create.
+
+    Example: jobq pause emails
+    """
+    _set_paused(settings, queue, True, create=create, json_out=json_out, no_migrate=no_migrate)
+
+
+def resume(
+    settings: Settings, queue: QueueArg, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
+) -> None:
+    """Let workers claim from a paused queue again.
+
+    Example: jobq resume emails
+    """
+    _set_paused(settings, queue, False, create=True, json_out=json_out, no_migrate=no_migrate)
+
+
+def _set_paused(
+    settings: Settings, queue: str, paused: bool, *, create: bool, json_out: bool, no_migrate: bool
+) -> None:
+    if not re.fullmatch(QUEUE_PATTERN, queue):
+        fail(f"{queue!r} is not a queue name ({QUEUE_PATTERN})", EXIT_USAGE)
+
+    async def action(client: Client) -> QueueInfo:
+        if not paused:
+            return await client.resume(queue)
+        if not create and queue not in {q.name for q in await client.queues()}:
+            fail(
+                f"no queue {queue!r}: it has no jobs and was never paused (jobq queues "
+                "lists them); pass --create to pause it before its first job",
+                EXIT_USAGE,
+            )
+        return await client.pause(queue)
+
+    info = with_client(settings, action, no_migrate=no_migrate)
+    if json_out:
+        print_json(info.to_dict())
+    else:
+        out.print(f"queue {info.name} {'paused' if info.paused else 'resumed'}")
 
 
 def register(app: typer.Typer) -> None:
     """Add these commands to `app` (the `jobq` root)."""
     app.command(epilog=EXIT_CODES_HELP)(queues)
     app.command(epilog=EXIT_CODES_HELP)(workers)
-    app.command(
-        name="pause",
-        help="Stop workers claiming from a queue (running jobs finish; enqueue still works)."
-        "\n\nExample: jobq pause emails",
-        epilog=EXIT_CODES_HELP,
-    )(with_settings(_pause_command(True)))
-    app.command(
-        name="resume",
-        help="Let workers claim from a paused queue again.\n\nExample: jobq resume emails",
-        epilog=EXIT_CODES_HELP,
-    )(with_settings(_pause_command(False)))
+    app.command(epilog=EXIT_CODES_HELP)(with_settings(pause))
+    app.command(epilog=EXIT_CODES_HELP)(with_settings(resume))

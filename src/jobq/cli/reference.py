@@ -18,7 +18,11 @@ from jobq.config import Settings, env_name, flag_name
 COMMAND = "python docs/generate.py"
 EXIT_CODES = [
     ("0", "ok"),
-    ("1", "error: the database is unreachable or failed, the schema is too old, ..."),
+    (
+        "1",
+        "error: the database is unreachable or failed, the schema is too old, "
+        "`jobq serve`'s address is in use, ...",
+    ),
     ("2", "usage: a bad flag, value, argument, id or payload (nothing was done)"),
     ("3", "not found: no job with that id"),
     ("4", "conflict: the job's state forbids it, or an idempotency key was reused"),
@@ -53,7 +57,8 @@ def render() -> str:
     lines += [
         "",
         "An error is one `error:` line on stderr naming the problem and what to do, never a",
-        "traceback. Each command below says when it exits with a code of its own.",
+        "traceback (but for an `--app` module that raises on import: its own frames follow).",
+        "Each command below says when it exits with a code of its own.",
         "",
         *_settings_section(commands),
     ]

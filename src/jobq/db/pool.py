@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import time
 from typing import Any
@@ -14,7 +15,11 @@ from jobq.config import Settings, redact
 from jobq.db.loader import load_sql, read_package_sql
 from jobq.errors import DatabaseUnavailableError, EmbeddedDatabaseError
 
+log = logging.getLogger("jobq.db")
+
 CONNECT_DEADLINE_SECONDS = 10.0
+# Retrying longer than this says what it waits for, rather than stay silent to the deadline.
+CONNECT_QUIET_SECONDS = 1.0
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 
@@ -64,8 +69,10 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool whose first connection is retried until a deadline (a server that
     has just started, or the embedded one's stale socket, refuses for a moment)."""
-    deadline = time.monotonic() + deadline_seconds
+    started = time.monotonic()
+    deadline = started + deadline_seconds
     delay = 0.05
+    said = False
     while True:
         try:
             pool = await asyncpg.create_pool(
@@ -84,6 +91,14 @@ async def create_pool(
                     f"cannot reach PostgreSQL at {redact(url)}: {exc}. "
                     "Is the server running and DATABASE_URL right?"
                 ) from exc
+            if not said and time.monotonic() - started >= CONNECT_QUIET_SECONDS:
+                said = True
+                log.info(
+                    "waiting for PostgreSQL at %s (up to %gs): %s",
+                    redact(url),
+                    deadline_seconds,
+                    exc,
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
         except (

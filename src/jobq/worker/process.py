@@ -16,9 +16,10 @@ import logging
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
 
 from jobq.config import Settings
 from jobq.registry import TaskRegistry
@@ -32,6 +33,37 @@ log = logging.getLogger("jobq.worker")
 
 THREAD_PREFIX = "jobq-handler"
 PARENT_CHECK_SECONDS = 1.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class HandlerThreads(ThreadPoolExecutor):
+    """The worker's default executor, counting the calls running now: at the stop,
+    threads that wait idle in the pool are no reason to warn or to skip joining them."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=THREAD_PREFIX)
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        """Calls (sync handlers, asyncio's blocking calls) running on a thread now."""
+        with self._busy_lock:
+            return self._busy
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        return super().submit(self._counted, fn, *args, **kwargs)
+
+    def _counted(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
 
 
 class App(Protocol):
@@ -54,21 +86,19 @@ def run_in_process(
     """Run one worker in a new event loop until it stops; returns the exit code."""
     app.configure(settings)
     loop = asyncio.new_event_loop()
-    threads = ThreadPoolExecutor(
-        max_workers=options.concurrency + 4, thread_name_prefix=THREAD_PREFIX
-    )
+    threads = HandlerThreads(options.concurrency + 4)
     loop.set_default_executor(threads)
     try:
         loop.run_until_complete(_serve(app, options, supervisor_pid))
     finally:
         _close_loop(loop)
         threads.shutdown(wait=False, cancel_futures=True)
-    stuck = [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]
+    stuck = threads.busy
     if stuck:
         log.warning(
             "%d sync handler threads are still running after the stop; exiting without "
             "waiting for them (their jobs were already released or cancelled)",
-            len(stuck),
+            stuck,
         )
         logging.shutdown()
         sys.stdout.flush()
