@@ -77,6 +77,11 @@ def test_api_matches_its_openapi_document(method: str, path: str, api: FastAPI) 
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
+        # The same cases every run: a CI run must not turn red on a new random
+        # draw. (At 300 examples a run now and then hits schemathesis' negative
+        # mode mutating an optional query parameter away, ST201 on a request
+        # that is in fact valid; explore with more examples by hand.)
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     def check(case: Any) -> None:
