@@ -19,15 +19,10 @@ from jobq.worker.runtime import Worker
 from tests.api.support import http_client
 from tests.cli.run import jobq
 from tests.support import insert_job, wait_for
-from tests.worker.support import all_status, worker_settings
+from tests.worker.support import all_status
 from tests.worker.test_worker_process import worker_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def settings(database_url: str, schema: str) -> Settings:
-    return worker_settings(database_url, schema)
 
 
 def user_app(settings: Settings) -> App:

@@ -16,12 +16,7 @@ from jobq.types import AttemptOutcome
 from tests.api.support import http_client
 from tests.cli.run import ok
 from tests.support import insert_job, wait_for
-from tests.worker.support import build_worker_app, is_status, running, worker_settings
-
-
-@pytest.fixture
-def settings(database_url: str, schema: str) -> Settings:
-    return worker_settings(database_url, schema)
+from tests.worker.support import build_worker_app, is_status, running
 
 
 def _load_invoice(payload: dict[str, Any]) -> None:

@@ -21,21 +21,9 @@ from tests.worker.support import (
     CANCEL_SEEN,
     RELEASE_SYNC,
     all_status,
-    build_worker_app,
     is_status,
     running,
-    worker_settings,
 )
-
-
-@pytest.fixture
-def settings(database_url: str, schema: str) -> Settings:
-    return worker_settings(database_url, schema)
-
-
-@pytest.fixture
-def app(settings: Settings) -> App:
-    return build_worker_app(settings)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jobq import App, JobStatus, Settings, events
+from jobq import App, JobStatus, events
 from jobq.client import Client
 from jobq.worker.maintenance import Maintenance
 from jobq.worker.options import WorkerOptions
@@ -16,21 +16,9 @@ from jobq.worker.runtime import Worker
 from tests.support import insert_job, rescue, wait_for
 from tests.worker.support import (
     all_status,
-    build_worker_app,
     is_status,
     running,
-    worker_settings,
 )
-
-
-@pytest.fixture
-def settings(database_url: str, schema: str) -> Settings:
-    return worker_settings(database_url, schema)
-
-
-@pytest.fixture
-def app(settings: Settings) -> App:
-    return build_worker_app(settings)
 
 
 async def test_a_worker_registers_heartbeats_and_leaves_on_a_clean_stop(
