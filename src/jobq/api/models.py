@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
 from jobq.handlers import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
-from jobq.types import AttemptOutcome, JobStatus, status_named
+from jobq.types import STATUS_ALIASES, AttemptOutcome, JobStatus, status_named
 
 # A cursor is a job id, base64url without padding (jobq.client.encode_cursor).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{22}$"
@@ -331,8 +331,13 @@ class BatchRequest(BaseModel):
 
 
 # A state in a filter: `failed` (what `jobq queues` and the dashboard show) is taken
-# for `failed_permanent`; the schema's enum keeps the canonical names only.
-StatusFilter = Annotated[JobStatus, BeforeValidator(status_named)]
+# for `failed_permanent`. The filter's schema lists it, so the document says what
+# the API accepts; answers keep the canonical names (JobStatus).
+StatusFilter = Annotated[
+    JobStatus,
+    BeforeValidator(status_named),
+    WithJsonSchema({"type": "string", "enum": [*JobStatus, *STATUS_ALIASES]}),
+]
 STATUS_FILTER_DOC = "`failed` is accepted for `failed_permanent`."
 
 
