@@ -21,9 +21,11 @@ import asyncpg
 from jobq import events, idempotency
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
-from jobq.db.pool import CONNECT_DEADLINE_SECONDS, create_pool, resolve_database_url
 from jobq.db.pool import (
-    POOL_MAX_SIZE as POOL_MAX_SIZE,  # re-exported: jobq.api.server sizes its pool
+    CONNECT_DEADLINE_SECONDS,
+    POOL_MAX_SIZE,
+    create_pool,
+    resolve_database_url,
 )
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow

@@ -5,7 +5,6 @@ and list pages with large payloads."""
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 
 import httpx
@@ -151,11 +150,6 @@ async def test_summary_leaves_payload_and_metadata_out(
         assert job["kind"] == "noop" and uuid.UUID(job["id"])
     full = (await http.get("/v1/jobs", params={"limit": "1"})).json()["jobs"][0]
     assert full["payload"] == {"s": big}
-
-
-def test_logging_is_configured_for_caplog() -> None:
-    # caplog sees jobq.api's records only if the logger propagates.
-    assert logging.getLogger("jobq.api").propagate
 
 
 async def test_only_enqueueing_takes_a_large_body(http: httpx.AsyncClient, client: Client) -> None:

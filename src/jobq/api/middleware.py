@@ -215,11 +215,12 @@ class ApiMiddleware:
             await send(message)
 
         try:
-            refusal = self._refusal(scope, headers)
+            path = auth.route_path(scope)
+            refusal = self._refusal(scope, path, headers)
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)
                 return
-            await self._limited(scope, receive, send_wrapper, headers)
+            await self._limited(scope, receive, send_wrapper, self._limit_for(scope, path), headers)
         except Exception:
             log.exception(
                 "unexpected error in %s %s (request id %s)",
@@ -246,9 +247,8 @@ class ApiMiddleware:
                 )
             )
 
-    def _refusal(self, scope: Scope, headers: _Headers) -> Response | None:
+    def _refusal(self, scope: Scope, path: str, headers: _Headers) -> Response | None:
         """The answer for a request refused before its body is read, or None."""
-        path = auth.route_path(scope)
         method: str = scope["method"]
         if headers.hosts > 1:  # RFC 9112 §3.2: which one would a proxy have routed by?
             return problem(400, "the request has more than one Host header", type_="bad-host")
@@ -269,20 +269,21 @@ class ApiMiddleware:
                 return guard.media_type_refusal(headers.content_type)
         return None
 
-    def _limit_for(self, scope: Scope) -> int:
+    def _limit_for(self, scope: Scope, path: str) -> int:
         """The body limit of this request's route: only enqueueing takes large bodies."""
         if scope["method"] == "POST":
-            path = auth.route_path(scope).rstrip("/")
+            path = path.rstrip("/")
             if path == BATCH_PATH:
                 return self.max_bytes
             if path == ENQUEUE_PATH:
                 return self.max_enqueue_bytes
         return min(SMALL_BODY_BYTES, self.max_bytes)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: _Headers) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, headers: _Headers
+    ) -> None:
         """Run the app, or answer 413 if the body is over the limit or holds more
         JSON objects and arrays than MAX_JSON_CONTAINERS."""
-        limit = self._limit_for(scope)
         declared = headers.length.strip() if headers.length is not None else b""
         if declared.isdigit():
             if int(declared) > limit:

@@ -25,8 +25,9 @@ import uvicorn
 import jobq
 from jobq.api.app import create_app
 from jobq.api.http_protocol import guarded_protocol
-from jobq.client import POOL_MAX_SIZE, Client
+from jobq.client import Client
 from jobq.config import Settings, redact
+from jobq.db.pool import POOL_MAX_SIZE
 from jobq.errors import ConfigError, JobqError
 
 if TYPE_CHECKING:  # imported late at run time: API-only needs none of the worker

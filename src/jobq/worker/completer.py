@@ -72,15 +72,14 @@ class PoolWriter:
 class Completer:
     def __init__(
         self,
-        writer: Client | OutcomeWriter,
+        writer: OutcomeWriter,
         policy_for: PolicyFor,
         on_written: Callable[[RunningJob], None],
         *,
         batch_size: int = COMPLETER_BATCH_SIZE,
         flush_seconds: float = COMPLETER_FLUSH_SECONDS,
     ) -> None:
-        # The worker passes its client; unit tests pass a fake writer.
-        self.writer = PoolWriter(writer) if isinstance(writer, Client) else writer
+        self.writer = writer  # the worker's PoolWriter; unit tests pass a fake one
         self.policy_for = policy_for
         self.on_written = on_written
         self.batch_size = batch_size

@@ -41,7 +41,7 @@ from jobq.handlers import JobContext
 from jobq.registry import TaskRegistry
 from jobq.types import Interrupted, Outcome, WorkerInfo
 from jobq.version import __version__
-from jobq.worker.completer import Completer
+from jobq.worker.completer import Completer, PoolWriter
 from jobq.worker.config import COMPLETER_BATCH_SIZE, FINAL_FLUSH_SECONDS, WorkerConfig
 from jobq.worker.heartbeat import Heartbeat
 from jobq.worker.listener import Listener
@@ -91,7 +91,7 @@ class Worker:
         policy_for = registry.policy_for(client.settings)
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)
-        self.completer = Completer(client, policy_for, self._written, batch_size=batch)
+        self.completer = Completer(PoolWriter(client), policy_for, self._written, batch_size=batch)
         self.producer = Producer(
             client, self.id, cfg, self, self._start, self.completer, self.kinds
         )
