@@ -69,6 +69,12 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
+    # A connection the server closed under the pool: asyncpg answers "connection
+    # is closed" (InterfaceError), or, when the pool handed it out in the middle
+    # of its close, "cannot switch to state 12; another operation is in
+    # progress" (InternalClientError, seen during a PostgreSQL restart).
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 

@@ -3,7 +3,10 @@
 The leader is elected through a lease row (`leader_acquire`), renewed every
 tick and given up on a clean stop, never a session advisory lock: those break
 behind a transaction-mode pooler (SPEC §5). A leader that dies loses the row
-when its lease runs out, and the next worker to tick takes over.
+when its lease runs out, and the next worker to tick takes over: the row's
+lease is three ticks (`WorkerConfig.leader_lease_seconds`), so a new leader
+rescues within one job lease of the old one's death, and a job whose worker
+died is claimable again within 1.25 leases even when the leader died with it.
 
 Each service has a run-once step, so tests drive them without timers:
 - rescue_once: running jobs whose lease expired count a failed attempt
@@ -58,7 +61,7 @@ class Maintenance(PeriodicService):
         """Take or renew the leader row; True while this worker holds it."""
         queries = self.client.queries
         leader = await queries.leader_acquire(
-            self.client.pool, LEADER_NAME, self.worker_id, self.config.lease_seconds
+            self.client.pool, LEADER_NAME, self.worker_id, self.config.leader_lease_seconds
         )
         if leader != self.is_leader:
             log.info(

@@ -135,8 +135,9 @@ updated AS (
                       ELSE i.status END,
         attempts = j.attempts + i.attempts_delta,
         last_error = coalesce(i.error, j.last_error),
-        -- The retry delay counts from the database's clock, not the worker's.
-        run_at = CASE WHEN i.status = 'retrying'
+        -- The retry delay counts from the database's clock, not the worker's. A
+        -- retry without one (a rescued lease) keeps its run_at: its place in line.
+        run_at = CASE WHEN i.status = 'retrying' AND i.retry_delay_ms IS NOT NULL
                       THEN now() + make_interval(secs => i.retry_delay_ms / 1000.0)
                       ELSE j.run_at END,
         retry_delay_ms = coalesce(i.retry_delay_ms, j.retry_delay_ms),
