@@ -25,6 +25,7 @@ under `--processes N` each child keeps its own first 100.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 
 from jobq import events
+
+log = logging.getLogger("jobq.metrics")
 
 if TYPE_CHECKING:
     from jobq.client import Client
@@ -151,6 +154,19 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.db_up = Gauge(
+            "jobq_db_up",
+            "1 if this process's last read of the database gauges worked, else 0.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.queue_paused = Gauge(
+            "jobq_queue_paused",
+            "1 for a paused queue, 0 for a running one (from the database).",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.http_requests = Counter(
             "jobq_http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
         )
@@ -164,6 +180,7 @@ class Metrics:
         self.queue_label = LabelCap()
         self.kind_label = LabelCap()
         self._db_read_at = 0.0
+        self._db_ok = True
         self._db_lock = asyncio.Lock()
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self._observers: dict[type, Callable[[Any], None]] = {
@@ -239,6 +256,9 @@ class Metrics:
                     oldest[name] = max(age, oldest.get(name, age))
             self.queue_jobs.clear()
             self.oldest_runnable.clear()
+            self.queue_paused.clear()
+            for q in queues:
+                self.queue_paused.labels(self.queue_label(q.name)).set(1 if q.paused else 0)
             for (name, status), n in counts.items():
                 self.queue_jobs.labels(name, status).set(n)
             for name, age in oldest.items():
@@ -256,7 +276,18 @@ class Metrics:
         Under `--processes N` (PROMETHEUS_MULTIPROC_DIR set) every process writes its
         samples to that folder and the scrape sums them into one answer."""
         if client is not None:
-            await self.refresh_from_database(client)
+            try:
+                await self.refresh_from_database(client)
+            except Exception as exc:  # the database gauges are stale, the process's own are not
+                # Once per streak: a scrape every 15 s of a database that is down
+                # would otherwise repeat the same line all along.
+                level = logging.WARNING if self._db_ok else logging.DEBUG
+                log.log(level, "metrics: database gauges not refreshed: %r", exc)
+                self._db_ok = False
+                self.db_up.set(0)
+            else:
+                self._db_ok = True
+                self.db_up.set(1)
         folder = self.multiprocess_path or multiprocess_dir()
         if folder:
             return generate_latest(_Merged(self, folder))
@@ -272,6 +303,8 @@ _DB_FAMILIES = frozenset(
         "jobq_workers_alive",
         "jobq_db_dead_tuples",
         "jobq_db_oldest_xact_age_seconds",
+        "jobq_db_up",
+        "jobq_queue_paused",
     }
 )
 
