@@ -50,6 +50,7 @@ from jobq.job_request import (
     QueueName,
     find_unstorable,
 )
+from jobq.types import format_every
 
 SCHEDULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,127}$"
 ScheduleName = Annotated[str, StringConstraints(pattern=SCHEDULE_NAME_PATTERN, strict=True)]
@@ -93,20 +94,12 @@ def parse_every(value: str | int | timedelta) -> int:
         match = _EVERY_RE.fullmatch(value.strip().lower()) if len(value) <= 40 else None
         if not value.strip() or match is None:
             raise ValueError("must be a duration such as '30s', '5m', '1h30m' or '1d'")
-        seconds = sum(int(n or 0) * unit for n, (unit, _) in zip(match.groups(), _EVERY_UNITS))
+        seconds = sum(
+            int(n or 0) * unit for n, (unit, _) in zip(match.groups(), _EVERY_UNITS, strict=True)
+        )
     if not MIN_EVERY_SECONDS <= seconds <= MAX_EVERY_SECONDS:
         raise ValueError(f"must be between {MIN_EVERY_SECONDS}s and {MAX_EVERY_SECONDS // 86400}d")
     return seconds
-
-
-def format_every(seconds: int) -> str:
-    """The canonical text of an interval: 90 → '1m30s', 7200 → '2h'."""
-    parts = []
-    for unit, suffix in _EVERY_UNITS:
-        n, seconds = divmod(seconds, unit)
-        if n:
-            parts.append(f"{n}{suffix}")
-    return "".join(parts) or "0s"
 
 
 @functools.cache
@@ -129,9 +122,7 @@ def check_cron(expr: str) -> str:
         raise ValueError(f"must be a cron expression of at most {MAX_CRON_CHARS} characters")
     fields = len(text.split(" "))
     if fields not in (5, 6):
-        raise ValueError(
-            "must have 5 fields (minute hour day month weekday) or 6 (seconds first)"
-        )
+        raise ValueError("must have 5 fields (minute hour day month weekday) or 6 (seconds first)")
     try:
         next(CronSim(text, datetime(2000, 1, 1, tzinfo=UTC)))
     except CronSimError as exc:
@@ -372,7 +363,9 @@ class ScheduleRequest(_FieldChecks):
     max_attempts: int | None = Field(default=None, ge=1, le=1000, strict=True)
     payload: dict[str, Any] = Field(default_factory=dict)
     missed: MissedPolicy = DEFAULT_MISSED
-    max_backfill: int = Field(default=DEFAULT_MAX_BACKFILL, ge=1, le=MAX_BACKFILL_LIMIT, strict=True)
+    max_backfill: int = Field(
+        default=DEFAULT_MAX_BACKFILL, ge=1, le=MAX_BACKFILL_LIMIT, strict=True
+    )
     paused: bool = False
 
     @model_validator(mode="after")

@@ -49,6 +49,7 @@ from jobq.worker.maintenance import Maintenance
 from jobq.worker.options import WorkerOptions
 from jobq.worker.producer import Producer
 from jobq.worker.runner import JobRunner, RunningJob
+from jobq.worker.scheduler import Scheduler
 
 log = logging.getLogger("jobq.worker")
 
@@ -114,6 +115,7 @@ class Worker:
             poll_interval=cfg.poll_interval_seconds,
         )
         self.maintenance = Maintenance(client, self.id, cfg, policy_for)
+        self.scheduler = Scheduler(client, registry, self.id)
 
     # --- what the producer sees (its Slots protocol) ---------------------------
     def free(self) -> int:
@@ -242,6 +244,7 @@ class Worker:
             "listener": self.listener.run(),
             "maintenance": self.maintenance.run(),
             "producer": self.producer.run(),
+            "scheduler": self.scheduler.run(),
         }
         tasks = {n: asyncio.create_task(c, name=f"jobq-{n}") for n, c in parts.items()}
         for task in tasks.values():
