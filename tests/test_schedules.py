@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -89,7 +90,7 @@ def test_every_five_minutes_through_the_fall_back_is_every_real_five_minutes() -
     timing = Timing(cron="*/5 * * * *", timezone="Europe/Berlin")
     got = timing.between(utc(2026, 10, 24, 23, 0), utc(2026, 10, 25, 2, 0), 1000)
     assert len(got) == 3 * 12 + 1
-    assert all(b - a == timedelta(minutes=5) for a, b in zip(got, got[1:], strict=False))
+    assert all(b - a == timedelta(minutes=5) for a, b in itertools.pairwise(got))
 
 
 def test_between_and_next_after_agree_across_a_dst_year() -> None:
