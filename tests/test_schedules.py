@@ -26,11 +26,11 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[arg-type, misc]
 
 
 def local(*args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=BERLIN, fold=fold).astimezone(UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=BERLIN, fold=fold).astimezone(UTC)  # type: ignore[arg-type, misc]
 
 
 def fires(timing: Timing, start: datetime, count: int) -> list[datetime]:
