@@ -2,7 +2,7 @@
 // paused or not, where it is defined (code or API), and pause / resume / run now.
 
 import { get, post } from "./api.js";
-import { confirmAction, emptyRow, h, jobLink, notify, problemText, reconcile, sig, when } from "./ui.js";
+import { confirmAction, emptyRow, h, notify, problemText, reconcile, sig, when } from "./ui.js";
 
 const COLUMNS = 9;
 const CODE_HELP = "Defined in the app's code (@app.periodic): every worker upserts it at start";
@@ -76,7 +76,8 @@ export function schedulesView(root, ctx) {
       h("td", { title: s.source === "code" ? CODE_HELP : "Created through the API or jobq schedules add" }, s.source),
       h("td", { class: "state" }, s.paused ? h("span", { class: "badge paused" }, "paused") : h("span", { class: "badge active" }, "active")),
       h("td", { class: "next" }, s.paused ? h("span", { class: "muted" }, "—") : when(s.next_fire_at)),
-      h("td", { class: "last" }, when(s.last_fire_at), s.last_job_id ? [" ", jobLink(s.last_job_id)] : ""),
+      // The last fire time links to the job it made.
+      h("td", { class: "last" }, s.last_job_id ? h("a", { href: `#/jobs/${s.last_job_id}`, title: s.last_job_id }, when(s.last_fire_at)) : when(s.last_fire_at)),
       h(
         "td",
         { class: "actions" },
