@@ -287,7 +287,12 @@ class _FieldChecks(BaseModel):
 class ScheduleFields(_FieldChecks):
     """The definition fields of a schedule, each optional (a PATCH body)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"cron": "0 3 * * *", "timezone": "Europe/Berlin"}, {"paused": True}]
+        },
+    )
 
     kind: KindName | None = Field(default=None, description="The kind of the jobs it enqueues.")
     cron: str | None = Field(

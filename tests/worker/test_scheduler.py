@@ -45,6 +45,7 @@ async def test_a_worker_upserts_its_code_schedules_fires_them_and_counts_it(
     SEEN.clear()
     try:
         async with running(app, client):
+            await wait_for(lambda: _exists(client, "beat"))  # upserted at the first tick
             schedule = await client.schedules.get("beat")
             assert schedule.source == "code" and schedule.every_seconds == 1
             await wait_for(lambda: _ran(client, 2), timeout=15)
@@ -59,6 +60,10 @@ async def test_a_worker_upserts_its_code_schedules_fires_them_and_counts_it(
     assert fires >= 2
     assert sample(text, "jobq_schedule_lag_seconds_count") == fires
     assert sample(text, "jobq_jobs_enqueued_total", queue="default", kind="beat") == fires
+
+
+async def _exists(client: Client, name: str) -> bool:
+    return name in [s.name for s in await client.schedules.list()]
 
 
 async def _ran(client: Client, count: int) -> bool:
