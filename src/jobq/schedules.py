@@ -188,6 +188,8 @@ class Timing:
             if found.astimezone(UTC) < start:
                 break
             if count >= limit:
+                # Two hours of margin: the reverse walk reads a DST fold as cronsim
+                # does, and the forward one (the truth) drops what is not due.
                 begin = max(begin, found.astimezone(UTC) - timedelta(hours=2))
                 break
         times: list[datetime] = []

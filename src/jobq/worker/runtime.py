@@ -5,7 +5,8 @@
 One Worker is one registered worker (`host:pid:random`): a producer that
 claims into free slots, a runner that runs each job in a task, a completer
 that writes outcomes in batches, a heartbeat that renews every lease in one
-statement, a listener for NOTIFY, and maintenance when elected. `run()`
+statement, a listener for NOTIFY, a scheduler that fires due schedules, and
+maintenance when elected. `run()`
 returns after a clean stop: `request_stop()` (SIGTERM/SIGINT with
 `install_signal_handlers`) stops claiming, lets running jobs finish for
 JOBQ_SHUTDOWN_GRACE_SECONDS, then interrupts the rest and returns them to

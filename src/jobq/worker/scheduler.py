@@ -88,7 +88,9 @@ class Scheduler(PeriodicService):
         by_schedule: dict[str, list[float]] = {}
         for fired in result.fired:
             by_schedule.setdefault(fired.schedule, []).append(fired.lag_seconds)
-            log.info(
+            if not log.isEnabledFor(logging.DEBUG):  # a per-second schedule, a line a second
+                continue
+            log.debug(
                 "schedule fired",
                 extra={
                     "schedule": fired.schedule,
