@@ -238,6 +238,7 @@ def test_a_valid_request_is_normalised() -> None:
         ({"every": "1h", "queue": "Q!"}, "queue"),
         ({"every": "1h", "kind": "9bad"}, "kind"),
         ({"every": "1h", "unknown": 1}, "unknown"),
+        ({"every": True}, "every.str"),
     ],
 )
 def test_invalid_requests_name_the_field(fields: dict[str, Any], where: str) -> None:

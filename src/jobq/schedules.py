@@ -39,6 +39,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     field_validator,
     model_validator,
@@ -302,7 +305,7 @@ class ScheduleFields(_FieldChecks):
         max_length=MAX_CRON_CHARS,
         description="Cron expression: 5 fields, or 6 with seconds first; read in `timezone`.",
     )
-    every: str | int | None = Field(
+    every: StrictStr | StrictInt | None = Field(
         default=None,
         description="Instead of cron: an interval such as '30s', '5m', '1h30m', '1d' (or "
         "seconds), on a grid from the Unix epoch.",
@@ -324,7 +327,7 @@ class ScheduleFields(_FieldChecks):
         "(up to max_backfill), `none`.",
     )
     max_backfill: int | None = Field(default=None, ge=1, le=MAX_BACKFILL_LIMIT, strict=True)
-    paused: bool | None = Field(default=None, description="A paused schedule does not fire.")
+    paused: StrictBool | None = Field(default=None, description="A paused schedule does not fire.")
 
 
 DEFINITION_FIELDS: tuple[str, ...] = (
@@ -363,7 +366,7 @@ class ScheduleRequest(_FieldChecks):
     name: ScheduleName = Field(description="Unique name (lower case, digits, `_.:-`).")
     kind: KindName
     cron: str | None = Field(default=None, max_length=MAX_CRON_CHARS)
-    every: str | int | None = None
+    every: StrictStr | StrictInt | None = None
     timezone: str = Field(default=DEFAULT_TIMEZONE, max_length=MAX_TIMEZONE_CHARS)
     queue: QueueName = DEFAULT_QUEUE
     priority: int = Field(default=0, ge=-32768, le=32767, strict=True)
@@ -373,7 +376,7 @@ class ScheduleRequest(_FieldChecks):
     max_backfill: int = Field(
         default=DEFAULT_MAX_BACKFILL, ge=1, le=MAX_BACKFILL_LIMIT, strict=True
     )
-    paused: bool = False
+    paused: StrictBool = False
 
     @model_validator(mode="after")
     def _one_timing(self) -> ScheduleRequest:
