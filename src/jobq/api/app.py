@@ -144,7 +144,8 @@ HOST_REFUSED = (
 NOT_JSON = "A body not sent as `Content-Type: application/json`."
 TOO_LARGE = (
     "The body is over this operation's limit (JOBQ_MAX_REQUEST_BYTES for a batch, one job's "
-    "limit for an enqueue, 64 KiB otherwise) or holds too many JSON objects and arrays."
+    "limit for an enqueue and a schedule's create or change, 64 KiB otherwise) or holds too "
+    "many JSON objects and arrays."
 )
 INTERNAL = "An unexpected error; the answer carries a `request_id` to quote."
 UNAVAILABLE = "The database is unreachable, or its schema is older than this process needs."

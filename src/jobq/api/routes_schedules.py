@@ -35,8 +35,8 @@ def _location(request: Request, path: str) -> str:
     "/schedules",
     response_model=ScheduleList,
     summary="List schedules",
-    description="Every schedule by name, defined in code or through the API, with its next "
-    "and last fire times.",
+    description="Every schedule by name (the first 1,000), defined in code or through the "
+    "API, with its next and last fire times.",
 )
 async def list_schedules(client: ClientDep) -> Response:
     return JSONResponse({"schedules": [s.to_dict() for s in await client.schedules.list()]})
