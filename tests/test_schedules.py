@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from jobq.schedules import (
@@ -270,3 +272,45 @@ def test_a_jobs_metadata_names_its_schedule_and_fire_time() -> None:
         "fire_at": "2026-01-01T02:30:00Z",
     }
     assert fire_metadata("n", utc(2026, 1, 1), manual=True)["manual"] is True
+
+
+# --- invariants, over generated schedules and clocks ----------------------------------
+
+TIMINGS = st.one_of(
+    st.integers(1, 7200).map(lambda s: Timing(every_seconds=s)),
+    st.sampled_from(["*/5 * * * *", "0 * * * *", "30 2 * * *", "*/7 * * * * *", "0 3 * * 0"]).map(
+        lambda c: Timing(cron=c, timezone="Europe/Berlin")
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    timing=TIMINGS,
+    start=st.datetimes(datetime(2026, 1, 1), datetime(2027, 1, 1)),
+    late_seconds=st.floats(0, 3 * 86400),
+    policy=st.sampled_from(["latest", "all", "none"]),
+    backfill=st.integers(1, 50),
+)
+def test_a_plan_is_on_the_grid_ascending_bounded_and_keeps_every_on_time_fire(
+    timing: Timing,
+    start: datetime,
+    late_seconds: float,
+    policy: str,
+    backfill: int,
+) -> None:
+    first = timing.next_after(start.replace(tzinfo=UTC))
+    now = first + timedelta(seconds=late_seconds)
+    plan = plan_fires(timing, first, now, policy, backfill)
+    times = plan.fire_times
+    assert times == sorted(set(times))
+    assert all(first <= t <= now for t in times)
+    assert all(timing.next_after(t - timedelta(microseconds=1)) == t for t in times)  # on the grid
+    assert plan.next_fire_at == timing.next_after(now) > now
+    cutoff = now - timedelta(seconds=MISFIRE_GRACE_SECONDS)
+    on_time = timing.between(max(first, cutoff), now, 10_000)
+    assert set(on_time) <= set(times)  # never lose a fire that is on time
+    late = [t for t in times if t < cutoff]
+    assert len(late) <= {"all": backfill, "latest": 1, "none": 0}[policy]
+    if policy == "latest" and late:
+        assert not on_time
