@@ -50,7 +50,8 @@ async def list_schedules(client: ClientDep) -> Response:
     description=(
         "A periodic job: `cron` (read in `timezone`) or `every`. Its first fire time is the "
         "first after now. Every worker process fires due schedules; the database makes "
-        "each fire time exactly one job."
+        "each fire time exactly one job. The kind must be one this server's app registers "
+        "(as for an enqueue: 422 `unknown-kind`); the payload has a job's size limit."
     ),
     responses={
         201: {"headers": {"Location": {"schema": {"type": "string"}, "required": True}}},
