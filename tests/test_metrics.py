@@ -36,6 +36,9 @@ SPEC_METRICS = {
     "jobq_queue_paused": {"queue"},
     "jobq_http_requests_total": {"method", "route", "status"},
     "jobq_http_request_duration_seconds": {"method", "route"},
+    "jobq_schedule_fires_total": {"schedule"},
+    "jobq_schedule_runs_skipped_total": {"schedule"},
+    "jobq_schedule_lag_seconds": set(),
 }
 
 
@@ -237,6 +240,7 @@ HISTOGRAMS = {
     "jobq_job_duration_seconds",
     "jobq_job_pickup_delay_seconds",
     "jobq_http_request_duration_seconds",
+    "jobq_schedule_lag_seconds",
 }
 
 

@@ -70,4 +70,5 @@ def test_the_runbook_covers_the_faults_operators_meet() -> None:
         "dead-tuples-and-a-long-held-transaction",
         "the-embedded-server-does-not-start",
         "no-live-worker",
+        "schedule-runs-skipped",
     } <= anchors

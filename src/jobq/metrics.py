@@ -10,11 +10,13 @@ storm costs the database one round of queries per second.
 
 Label values that come from clients are capped, so a client cannot grow the
 number of series without bound (one series per queue name it invents):
-`queue` and `kind` each keep the first `MAX_LABEL_VALUES` (100) distinct
+`queue`, `kind` and `schedule` each keep the first `MAX_LABEL_VALUES` (100) distinct
 values a process sees, in every metric that carries them (the event metrics
 and the database gauges alike, so a queue has one name across metrics); later
-values are counted under `OVERFLOW_LABEL` (`_other`, which no queue or kind
-name can be: they start with a letter or digit). The database gauges sum
+values are counted under `OVERFLOW_LABEL` (`_other`, which no queue, kind or
+schedule name can be: they start with a letter or digit). The schedule lag
+histogram has no label at all (its buckets times 100 schedules would be a lot
+of series for one number). The database gauges sum
 counts and take the oldest age over the queues merged into `_other`. The
 HTTP `method` label keeps the standard methods and maps any other to
 `_other`; `route` is the matched route's template (or one unmatched value)
@@ -53,6 +55,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _PICKUP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# A fire's lag is under a tick (0.5 s) when healthy; a backfill's is its age.
+_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600, 86400)
 MAX_LABEL_VALUES = 100
 OVERFLOW_LABEL = "_other"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -177,8 +181,27 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self.schedule_fires = Counter(
+            "jobq_schedule_fires",
+            "Fire times a schedule enqueued a job for (manual runs not counted).",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_skipped = Counter(
+            "jobq_schedule_runs_skipped",
+            "Missed fire times a schedule's `missed` policy skipped.",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_lag = Histogram(
+            "jobq_schedule_lag_seconds",
+            "Enqueue time - fire time of each scheduled job.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
         self.queue_label = LabelCap()
         self.kind_label = LabelCap()
+        self.schedule_label = LabelCap()
         self._db_read_at = 0.0
         self._db_ok = True
         self._db_lock = asyncio.Lock()
@@ -190,6 +213,8 @@ class Metrics:
             events.JobsRescued: self._rescued,
             events.InFlightChanged: self._in_flight,
             events.HttpRequestDone: self._http_done,
+            events.SchedulesFired: self._schedules_fired,
+            events.ScheduleRunsSkipped: self._schedule_runs_skipped,
         }
         self._unsubscribe = events.subscribe(self.observe)
 
@@ -235,6 +260,14 @@ class Metrics:
         method = e.method if e.method in HTTP_METHODS else OVERFLOW_LABEL
         self._child(self.http_requests, method, e.route, str(e.status)).inc()
         self._child(self.http_duration, method, e.route).observe(e.duration_s)
+
+    def _schedules_fired(self, e: events.SchedulesFired) -> None:
+        self._child(self.schedule_fires, self.schedule_label(e.schedule)).inc(len(e.lags_s))
+        for lag in e.lags_s:
+            self.schedule_lag.observe(max(0.0, lag))
+
+    def _schedule_runs_skipped(self, e: events.ScheduleRunsSkipped) -> None:
+        self._child(self.schedule_skipped, self.schedule_label(e.schedule)).inc(e.count)
 
     async def refresh_from_database(self, client: Client) -> None:
         """Read the database gauges, unless they were read within DB_CACHE_SECONDS."""

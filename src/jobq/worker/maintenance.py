@@ -12,7 +12,8 @@ Each service has a run-once step, so tests drive them without timers:
 - rescue_once: running jobs whose lease expired count a failed attempt
   (SPEC §1: retrying / failed_permanent / cancelled, `last_error` starting
   `lease expired` and naming the worker). Emits JobsRescued per queue.
-- prune_once: finished jobs older than JOBQ_RETENTION, in small batches.
+- prune_once: finished jobs older than JOBQ_RETENTION, in small batches, and
+  the schedules' fire records as old (they guard a fire time only while it is due).
 - prune_workers_once: worker rows silent for many leases.
 - analyze_once: ANALYZE the jobs table when it changed a lot since the last one.
   Autovacuum looks at most once a minute (autovacuum_naptime); until then a
@@ -30,6 +31,7 @@ from contextlib import suppress
 
 from jobq import events
 from jobq.client import Client
+from jobq.db.firing import prune_fires
 from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
 from jobq.worker.service import PeriodicService
@@ -99,6 +101,9 @@ class Maintenance(PeriodicService):
         )
         if pruned:
             log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
+        await prune_fires(
+            self.client.pool, self.client.queries, self.client.settings.retention_seconds
+        )
         return pruned
 
     async def analyze_once(self) -> bool:
