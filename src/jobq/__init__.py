@@ -12,11 +12,14 @@ from jobq.errors import (
     InvalidStateError,
     IsolationConflictError,
     JobCancelled,
+    JobFailedError,
     JobNotFoundError,
     JobqError,
+    JobWasCancelledError,
     PayloadTooLargeError,
     SchemaError,
     UnknownKindError,
+    WaitTimeoutError,
 )
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
@@ -55,10 +58,12 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobFailedError",
     "JobFilter",
     "JobNotFoundError",
     "JobRequest",
     "JobStatus",
+    "JobWasCancelledError",
     "JobqError",
     "Outcome",
     "PayloadTooLargeError",
@@ -67,5 +72,6 @@ __all__ = [
     "Settings",
     "Succeeded",
     "UnknownKindError",
+    "WaitTimeoutError",
     "__version__",
 ]

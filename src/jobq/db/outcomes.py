@@ -17,7 +17,7 @@ from jobq.db.queries import Conn, Queries
 from jobq.db.records import Finished, FinishRow
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
-from jobq.types import Failed, Job, Outcome
+from jobq.types import Failed, Job, Outcome, Succeeded
 
 RESCUE_BATCH = 500
 PRUNE_BATCH = 1000
@@ -52,6 +52,7 @@ def finish_row(
         retry_delay_ms=transition.retry_delay_ms,
         attempts_delta=transition.attempts_delta,
         traceback=outcome.traceback if isinstance(outcome, Failed) else None,
+        result_json=outcome.encoded if isinstance(outcome, Succeeded) else None,
     )
 
 
