@@ -54,8 +54,9 @@ class Watch:
     """One watcher's view of one job: the newest copy the hub read, and a flag
     that says a newer one arrived since the watcher last looked."""
 
-    def __init__(self, job_id: uuid.UUID) -> None:
+    def __init__(self, job_id: uuid.UUID, hub: WaitHub) -> None:
         self.job_id = job_id
+        self.hub = hub
         self.job: Job | None = None
         self.deleted = False
         self._changed = asyncio.Event()
@@ -69,7 +70,12 @@ class Watch:
 
     async def changed(self) -> Job | None:
         """Wait for the next copy of the job the hub reads (None: it was deleted)."""
-        await self._changed.wait()
+        if not self._changed.is_set():
+            self.hub.blocked += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self.hub.blocked -= 1
         self._changed.clear()
         return None if self.deleted else self.job
 
@@ -84,7 +90,9 @@ class WaitHub:
         self.url = settings.listen_database_url or url
         self.listening = False
         self.connects = 0
+        self.fallback_poll_seconds = FALLBACK_POLL_SECONDS
         self.reads = 0  # job_get_many rounds, for tests and the bench
+        self.blocked = 0  # watchers waiting in Watch.changed() now
         self._watches: dict[str, set[Watch]] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
@@ -94,6 +102,12 @@ class WaitHub:
         self._probe_word = f"probe:{uuid.uuid4()}"
         self._tasks: list[asyncio.Task[None]] = []
         self._conn: asyncpg.Connection | None = None
+        self._delay = _BACKOFF_MIN
+
+    @property
+    def listen_pid(self) -> int | None:
+        """The server process of the LISTEN connection (None while there is none)."""
+        return self._conn.get_server_pid() if self._conn is not None else None
 
     @property
     def watched(self) -> int:
@@ -122,7 +136,7 @@ class WaitHub:
         """Watch `job_id` for as long as the block runs. Read the job only after
         entering it: a change from then on reaches the watch."""
         key = str(job_id)
-        watch = Watch(job_id)
+        watch = Watch(job_id, self)
         self._watches.setdefault(key, set()).add(watch)
         try:
             await self.start()
@@ -156,15 +170,13 @@ class WaitHub:
             self._wake.set()
 
     async def _listen(self) -> None:
-        delay = _BACKOFF_MIN
         while True:
             try:
                 conn = await connect(self.url, self.settings)
             except Exception as exc:
                 log.warning("wait hub cannot open its LISTEN connection: %s", exc)
                 self._ready.set()  # waiters go on, on the fallback timer
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, _BACKOFF_MAX)
+                await self._back_off()
                 continue
             try:
                 if not await self._serve(conn):
@@ -177,9 +189,12 @@ class WaitHub:
                 with suppress(Exception):
                     async with asyncio.timeout(1.0):
                         await conn.close()
-            self._recheck_all()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, _BACKOFF_MAX)
+            self._wake.set()  # the reader switches to the fallback timer
+            await self._back_off()
+
+    async def _back_off(self) -> None:
+        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        self._delay = min(self._delay * 2, _BACKOFF_MAX)
 
     async def _serve(self, conn: asyncpg.Connection) -> bool:
         self._lost.clear()
@@ -206,9 +221,13 @@ class WaitHub:
                 self._ready.set()
                 return False
         self.listening = True
+        self._delay = _BACKOFF_MIN
         self._ready.set()
-        # Whatever was notified while no connection listened is lost: look now.
-        self._recheck_all()
+        if self.connects > 1:
+            # Whatever was notified while no connection listened is lost: look now.
+            # (On the first connection nothing can be: watchers read their job only
+            # once the hub listens.)
+            self._recheck_all()
         while not self._lost.is_set():
             with suppress(TimeoutError):
                 async with asyncio.timeout(KEEPALIVE_SECONDS):
@@ -226,7 +245,7 @@ class WaitHub:
                 await self._wake.wait()
             else:
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(FALLBACK_POLL_SECONDS):
+                    async with asyncio.timeout(self.fallback_poll_seconds):
                         await self._wake.wait()
                 self._dirty.update(self._watches)
             self._wake.clear()

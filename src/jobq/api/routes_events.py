@@ -31,7 +31,6 @@ from jobq.api.dependencies import ClientDep, error_responses
 from jobq.api.routes_jobs import JobId
 from jobq.client import Client
 from jobq.errors import JobNotFoundError
-from jobq.types import Job
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(authorize)])
 
@@ -51,7 +50,7 @@ async def job_events(
     """The stream's text: an event per change of the job, until it ends."""
     try:
         async with client.watch(job_id) as watch:
-            job: Job | None = watch.job
+            job = watch.job
             assert job is not None
             shown = job.to_dict()
             seq = 1
@@ -59,12 +58,13 @@ async def job_events(
             while not job.status.is_terminal:
                 try:
                     async with asyncio.timeout(heartbeat):
-                        job = await watch.changed()
+                        changed = await watch.changed()
                 except TimeoutError:
                     yield ": keepalive\n\n"
                     continue
-                if job is None:
+                if changed is None:
                     return  # deleted
+                job = changed
                 current = job.to_dict()
                 if current != shown:
                     shown = current
