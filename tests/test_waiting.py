@@ -176,3 +176,23 @@ async def test_a_job_changed_before_the_reconnect_is_found_by_the_recheck(
     hub.url = url
     assert (await waiter).status is JobStatus.SUCCEEDED
     assert hub.connects == 2 and hub.reads == reads + 1
+
+
+async def test_the_reader_goes_idle_when_a_dirty_job_is_no_longer_watched(
+    client: Client,
+) -> None:
+    # A watch can end (its timeout) after a notification named its job and before
+    # the hub's read: the id must be dropped, not re-read, nor spun on.
+    job_id = await insert_job(client)
+    with_watch = asyncio.create_task(client.wait(job_id, 15))
+    await _waiting(client, 1)
+    hub = client.hub
+    hub._dirty.add(str(uuid.uuid4()))
+    hub._wake.set()
+    await _set_status(client, [job_id], "succeeded")
+    assert (await with_watch).status is JobStatus.SUCCEEDED
+
+    async def idle() -> bool:
+        return not hub._wake.is_set() and not hub._dirty
+
+    await wait_for(idle)

@@ -249,10 +249,12 @@ class WaitHub:
                         await self._wake.wait()
                 self._dirty.update(self._watches)
             self._wake.clear()
-            keys = [k for k in self._dirty if k in self._watches][:READ_BATCH]
+            # Ids whose watches ended meanwhile are dropped, not read.
+            self._dirty.intersection_update(self._watches)
+            keys = list(self._dirty)[:READ_BATCH]
             self._dirty.difference_update(keys)
             if self._dirty:
-                self._wake.set()
+                self._wake.set()  # more than a batch: another round at once
             if not keys:
                 continue
             try:
