@@ -103,7 +103,8 @@ async def test_get_with_prefer_wait_of_an_unknown_job_is_404(http: httpx.AsyncCl
 async def test_post_with_prefer_wait_answers_the_finished_job_and_its_result(
     app: App, client: Client, http: httpx.AsyncClient
 ) -> None:
-    body = {"kind": "script", "payload": {"result": {"total": 3, "items": ["a", "b"]}}}
+    result = {"total": 3, "items": ["a", "b"]}
+    body: dict[str, Any] = {"kind": "script", "payload": {"result": result}}
     async with running(app, client):
         response = await http.post("/v1/jobs", json=body, headers={"Prefer": "wait=20"})
         assert response.status_code == 201, response.text
@@ -111,14 +112,14 @@ async def test_post_with_prefer_wait_answers_the_finished_job_and_its_result(
         assert response.headers["location"].endswith(response.json()["id"])
         job = response.json()
         assert job["status"] == "succeeded"
-        assert job["result"] == {"total": 3, "items": ["a", "b"]}
+        assert job["result"] == result
         # A replay with an idempotency key waits for the existing job the same way.
         keyed = {**body, "idempotency_key": "wait-1"}
         first = await http.post("/v1/jobs", json=keyed, headers={"Prefer": "wait=20"})
         again = await http.post("/v1/jobs", json=keyed, headers={"Prefer": "wait=20"})
         assert first.status_code == 201 and again.status_code == 200
         assert again.headers["idempotent-replayed"] == "true"
-        assert again.json()["result"] == body["payload"]["result"]
+        assert again.json()["result"] == result
     fetched = await http.get(f"/v1/jobs/{job['id']}")
     assert fetched.json()["result"] == job["result"]
     listed = (await http.get("/v1/jobs")).json()["jobs"]
