@@ -21,7 +21,8 @@ from jobq.ids import uuid7
 
 def build_test_app(settings: Settings) -> App:
     """An app with a scriptable handler, as Oban's test worker:
-    payload {"action": "ok" | "fail" | "sleep" | "cancel", "seconds": float}."""
+    payload {"action": "ok" | "fail" | "sleep" | "cancel", "seconds": float}; any
+    action returns payload["result"] (None when absent) unless it fails."""
     app = App(settings)
 
     @app.task("script", max_attempts=3)
@@ -35,7 +36,7 @@ def build_test_app(settings: Settings) -> App:
             from jobq import Cancelled
 
             return Cancelled
-        return None
+        return payload.get("result")
 
     @app.task("noop")
     async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:

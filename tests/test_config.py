@@ -121,6 +121,12 @@ def test_worker_environment_writes_durations_with_their_unit(seconds: float) -> 
         ({"JOBQ_SCHEMA": "jobq\n"}, "JOBQ_SCHEMA"),
         ({"JOBQ_SCHEMA": "jobq\ndrop"}, "JOBQ_SCHEMA"),
         ({"JOBQ_API_TOKENS": "not json"}, "JOBQ_API_TOKENS"),
+        ({"JOBQ_MAX_RESULT_BYTES": "0"}, "JOBQ_MAX_RESULT_BYTES"),
+        ({"JOBQ_MAX_RESULT_BYTES": "1MiB"}, "JOBQ_MAX_RESULT_BYTES"),
+        ({"JOBQ_MAX_RESULT_BYTES": str(300 * 1024 * 1024)}, "JOBQ_MAX_RESULT_BYTES"),
+        ({"JOBQ_MAX_WAIT_SECONDS": "0"}, "JOBQ_MAX_WAIT_SECONDS"),
+        ({"JOBQ_MAX_WAIT_SECONDS": "7200"}, "JOBQ_MAX_WAIT_SECONDS"),
+        ({"JOBQ_MAX_WAIT_SECONDS": "soon"}, "JOBQ_MAX_WAIT_SECONDS"),
         (
             {"JOBQ_API_TOKENS": '[{"token": "' + "x" * 32 + '", "scopes": ["root"]}]'},
             "JOBQ_API_TOKENS",

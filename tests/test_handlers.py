@@ -64,7 +64,7 @@ def sync_returns_awaitable(ctx: JobContext, payload: dict[str, Any]) -> Any:
     ("fn", "outcome"),
     [
         (returns_none, Succeeded()),
-        (returns_value, Succeeded()),
+        (returns_value, Succeeded(42)),
         (returns_failed, Failed("said so")),
         (returns_cancelled, CancelledOutcome()),
         (raises, Failed("ValueError: bad n=1")),
@@ -86,7 +86,7 @@ def test_function_handler_is_an_executor_and_knows_sync_from_async() -> None:
 
 def test_outcome_of_and_describe_error() -> None:
     assert outcome_of(None) == Succeeded()
-    assert outcome_of({"any": "value"}) == Succeeded()
+    assert outcome_of({"any": "value"}) == Succeeded({"any": "value"})
     assert outcome_of(Failed("x")) == Failed("x")
     assert describe_error(ValueError()) == "ValueError"
     assert describe_error(ValueError("v")) == "ValueError: v"

@@ -12,13 +12,16 @@ from jobq.errors import (
     InvalidStateError,
     IsolationConflictError,
     JobCancelled,
+    JobFailedError,
     JobNotFoundError,
     JobqError,
+    JobWasCancelledError,
     PayloadTooLargeError,
     ScheduleConflictError,
     ScheduleNotFoundError,
     SchemaError,
     UnknownKindError,
+    WaitTimeoutError,
 )
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
@@ -59,10 +62,12 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobFailedError",
     "JobFilter",
     "JobNotFoundError",
     "JobRequest",
     "JobStatus",
+    "JobWasCancelledError",
     "JobqError",
     "Outcome",
     "PayloadTooLargeError",
@@ -76,5 +81,6 @@ __all__ = [
     "Settings",
     "Succeeded",
     "UnknownKindError",
+    "WaitTimeoutError",
     "__version__",
 ]

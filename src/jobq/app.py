@@ -12,6 +12,7 @@ await app.run_worker(concurrency=10)
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -242,6 +243,22 @@ class App:
         client = await self.client()
         return [r.job for r in await client.enqueue_many(requests, connection=connection)]
 
+    async def wait(self, job_id: uuid.UUID | str, *, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        """The job once it is succeeded, failed_permanent or cancelled. Raises
+        `jobq.WaitTimeoutError` after `timeout` seconds (None: wait as long as it
+        takes), `jobq.JobNotFoundError` if there is no such job. Woken by the
+        database's notification, not by polling (see jobq.waiting)."""
+        client = await self.client()
+        return await client.wait(_job_id(job_id), timeout)
+
+    async def result(self, job_id: uuid.UUID | str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """The job's result (what its handler returned; None if it returned None)
+        once it succeeded. Raises `jobq.JobFailedError` (failed_permanent) or
+        `jobq.JobWasCancelledError` carrying the job and its `last_error`, and
+        `jobq.WaitTimeoutError` as `wait` does."""
+        client = await self.client()
+        return await client.result(_job_id(job_id), timeout)
+
     async def run_worker(
         self,
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -257,3 +274,7 @@ class App:
         client = await self.client()
         worker = Worker(self.registry, client, options)
         await worker.run(install_signal_handlers=install_signal_handlers)
+
+
+def _job_id(job_id: uuid.UUID | str) -> uuid.UUID:
+    return job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))

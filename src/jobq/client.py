@@ -9,12 +9,14 @@ the pool directly (see `jobq.db`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -35,14 +37,26 @@ from jobq.errors import (
     InvalidRequestError,
     InvalidStateError,
     IsolationConflictError,
+    JobFailedError,
     JobNotFoundError,
+    JobWasCancelledError,
     PayloadTooLargeError,
     SchemaError,
     UnknownKindError,
+    WaitTimeoutError,
 )
 from jobq.ids import uuid7
 from jobq.job_request import JobRequest, dump_json, request_hash
-from jobq.types import Attempt, Job, JobFilter, JobPage, JobStatus, QueueInfo, WorkerInfo
+from jobq.types import (
+    Attempt,
+    Job,
+    JobFilter,
+    JobPage,
+    JobStatus,
+    QueueInfo,
+    WorkerInfo,
+)
+from jobq.waiting import WaitHub, Watch
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -83,6 +97,7 @@ class Client:
         self.schedules = ScheduleOps(
             pool, self.queries, settings, self._known_kinds, self._default_attempts
         )
+        self._hub: WaitHub | None = None
 
     @classmethod
     async def connect(
@@ -112,7 +127,17 @@ class Client:
         return client
 
     async def close(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            self._hub = None
         await self.pool.close()
+
+    @property
+    def hub(self) -> WaitHub:
+        """The process's wait hub, made on first use (it listens once a job is watched)."""
+        if self._hub is None:
+            self._hub = WaitHub(self.pool, self.queries, self.settings, self.url)
+        return self._hub
 
     async def check_schema(self) -> int:
         """The schema version, or SchemaError if it is older than this code needs."""
@@ -267,6 +292,51 @@ class Client:
             attempts.append(Attempt(job.id, seq, job.locked_by, job.started_at, None, None, None))
         return attempts
 
+    # --- waiting ------------------------------------------------------------
+    # `timeout=` (ASYNC109 prefers asyncio.timeout around the call): the timeout is
+    # part of the answer, WaitTimeoutError carries it, and Prefer: wait passes it.
+    @asynccontextmanager
+    async def watch(self, job_id: uuid.UUID) -> AsyncIterator[Watch]:
+        """Watch a job: `watch.job` is the job now, and `await watch.changed()`
+        gives each newer copy the hub reads after a notification (None: the job was
+        deleted). The watch is registered before the first read, so no change is
+        missed between the two. JobNotFoundError when there is no such job."""
+        async with self.hub.watch(job_id) as watch:
+            watch.deliver(await self.get(job_id))
+            await watch.changed()  # consume that first copy
+            yield watch
+
+    async def wait_until_done(self, job_id: uuid.UUID, timeout: float | None) -> Job:  # noqa: ASYNC109
+        """The job once it is terminal, or as it stands when `timeout` seconds pass
+        (None: no limit). No query while waiting: the wait hub wakes it."""
+        async with self.watch(job_id) as watch:
+            job = watch.job
+            assert job is not None
+            try:
+                async with asyncio.timeout(timeout):
+                    while not job.status.is_terminal:
+                        changed = await watch.changed()
+                        if changed is None:
+                            raise JobNotFoundError(job_id)
+                        job = changed
+            except TimeoutError:
+                pass
+            return job
+
+    async def wait(self, job_id: uuid.UUID, timeout: float | None = None) -> Job:  # noqa: ASYNC109
+        """The job once it is succeeded, failed_permanent or cancelled;
+        WaitTimeoutError (with the job as it stands) after `timeout` seconds."""
+        job = await self.wait_until_done(job_id, timeout)
+        if not job.status.is_terminal:
+            raise WaitTimeoutError(job, timeout if timeout is not None else 0.0)
+        return job
+
+    async def result(self, job_id: uuid.UUID, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """The job's result once it succeeded; JobFailedError (failed_permanent) or
+        JobWasCancelledError with the job's error otherwise; WaitTimeoutError."""
+        job = await self.wait(job_id, timeout)
+        return result_of(job)
+
     async def queues(self) -> list[QueueInfo]:
         return await self.queries.queue_list(self.pool, self._live_within_seconds)
 
@@ -331,6 +401,15 @@ class Client:
     async def _queue(self, name: str) -> QueueInfo:
         found = await self.queries.queue_list(self.pool, self._live_within_seconds, name)
         return found[0] if found else QueueInfo(name, False, {}, None)
+
+
+def result_of(job: Job) -> Any:
+    """A terminal job's result, or the error that says why it has none."""
+    if job.status is JobStatus.CANCELLED:
+        raise JobWasCancelledError(job)
+    if job.status is JobStatus.FAILED_PERMANENT:
+        raise JobFailedError(job)
+    return job.result
 
 
 def _emit_enqueued(jobs: list[Job]) -> None:

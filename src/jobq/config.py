@@ -24,6 +24,13 @@ from jobq.errors import ConfigError
 DEFAULT_SCHEMA = "jobq"
 DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+# How long `Prefer: wait=N` may hold an HTTP request (an HTTP client or proxy
+# gives up on a silent request after about a minute).
+DEFAULT_MAX_WAIT_SECONDS = 60.0
+# jsonb holds at most 255 MiB; a wait beyond an hour is a job to poll, not a request.
+MAX_RESULT_BYTES_LIMIT = 255 * 1024 * 1024
+MAX_WAIT_SECONDS_LIMIT = 3600.0
 DEFAULT_MAX_METADATA_BYTES = 64 * 1024
 DEFAULT_RETRY_BASE_MS = 1_000
 DEFAULT_RETRY_CAP_MS = 3_600_000
@@ -111,6 +118,14 @@ class Settings:
     max_request_bytes: int = _setting(
         DEFAULT_MAX_REQUEST_BYTES, "Largest HTTP request body (413 before parsing)."
     )
+    max_result_bytes: int = _setting(
+        DEFAULT_MAX_RESULT_BYTES,
+        "Largest result a handler may return, serialised; a larger one fails the attempt.",
+    )
+    max_wait_seconds: float = _setting(
+        DEFAULT_MAX_WAIT_SECONDS,
+        "Longest an HTTP request's `Prefer: wait=N` is held (a larger N is capped to it).",
+    )
     retry_base_ms: int = _setting(DEFAULT_RETRY_BASE_MS, "Retry delay base (decorrelated jitter).")
     retry_cap_ms: int = _setting(DEFAULT_RETRY_CAP_MS, "Retry delay cap.")
     poll_interval_ms: int = _setting(
@@ -183,6 +198,16 @@ class Settings:
             raise ConfigError(
                 f"JOBQ_RETRY_CAP_MS: cap ({self.retry_cap_ms}) must be >= "
                 f"JOBQ_RETRY_BASE_MS ({self.retry_base_ms})"
+            )
+        if self.max_result_bytes > MAX_RESULT_BYTES_LIMIT:
+            raise ConfigError(
+                f"JOBQ_MAX_RESULT_BYTES: must be <= {MAX_RESULT_BYTES_LIMIT} (jsonb's limit), "
+                f"got {self.max_result_bytes}"
+            )
+        if not 0 < self.max_wait_seconds <= MAX_WAIT_SECONDS_LIMIT:
+            raise ConfigError(
+                f"JOBQ_MAX_WAIT_SECONDS: must be > 0 and <= {MAX_WAIT_SECONDS_LIMIT:g}, "
+                f"got {self.max_wait_seconds:g}"
             )
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
@@ -418,6 +443,8 @@ def _parse_path(var: str, raw: Any) -> Path:
 _PARSERS: dict[str, Any] = {
     "max_payload_bytes": _positive_int,
     "max_request_bytes": _positive_int,
+    "max_result_bytes": _positive_int,
+    "max_wait_seconds": _positive_float,
     "retry_base_ms": _positive_int,
     "retry_cap_ms": _positive_int,
     "poll_interval_ms": _positive_int,

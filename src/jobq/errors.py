@@ -13,7 +13,10 @@ JobqError
 ├── JobNotFoundError            no job has that id
 ├── InvalidStateError           the job's state forbids the operation (409)
 ├── ScheduleNotFoundError       no schedule has that name (404)
-└── ScheduleConflictError       the name is taken, or the field is defined in code (409)
+├── ScheduleConflictError       the name is taken, or the field is defined in code (409)
+├── WaitTimeoutError            a wait ended before the job did (also a TimeoutError)
+└── JobFailedError              App.result(): the job ended failed_permanent (.job, .error)
+    └── JobWasCancelledError    ... or was cancelled
 JobCancelled                    raised by a handler to end its job `cancelled`
 """
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from jobq.types import Job
 
 
 class JobqError(Exception):
@@ -116,6 +121,33 @@ class ScheduleNotFoundError(JobqError):
 
 class ScheduleConflictError(JobqError):
     """A schedule's name is taken, or a change touches what its code defines."""
+
+
+class WaitTimeoutError(JobqError, TimeoutError):
+    """A wait for a job ended (its timeout) before the job did; `job` is the job
+    as last seen, still in a non-terminal state."""
+
+    def __init__(self, job: Job, timeout: float) -> None:
+        super().__init__(f"job {job.id} is still {job.status.value} after waiting {timeout:g}s")
+        self.job = job
+        self.job_id = job.id
+        self.timeout = timeout
+
+
+class JobFailedError(JobqError):
+    """The job has no result: it ended `failed_permanent` (this class) or
+    `cancelled` (JobWasCancelledError). `job` is the job; `error` its last error."""
+
+    def __init__(self, job: Job) -> None:
+        error = job.last_error or "no error recorded"
+        super().__init__(f"job {job.id} ended {job.status.value}: {error}")
+        self.job = job
+        self.job_id = job.id
+        self.error = job.last_error
+
+
+class JobWasCancelledError(JobFailedError):
+    """The job was cancelled, so it has no result."""
 
 
 class JobCancelled(Exception):

@@ -1,7 +1,8 @@
 """What a handler sees and how its result becomes an Outcome: JobContext, Executor, FunctionHandler.
 
 A handler is `handler(ctx, payload)`, async or sync. It returns normally
-(succeeded), raises (failed, then the retry policy), or returns
+(succeeded; what it returns, a JSON value, is the job's `result`), raises
+(failed, then the retry policy), or returns
 `jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionHandler`
 maps every one of those to a closed `Outcome` and never touches the database.
 An object with `async execute(ctx, job) -> Outcome` (the public `jobq.Executor`
@@ -24,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import asyncpg
 
 from jobq.errors import JobCancelled
+from jobq.job_request import dump_json, find_unstorable
 from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
 
 # A failed attempt keeps its traceback, trimmed: the innermost
@@ -141,7 +143,39 @@ class FunctionHandler:
 def outcome_of(result: Any) -> Outcome:
     if isinstance(result, Succeeded | Failed | CancelledOutcome):
         return result
-    return Succeeded()
+    return Succeeded(result)
+
+
+class UnstorableResult(ValueError):
+    """A handler's return value that jobq cannot store as the job's result."""
+
+
+def encode_result(value: Any, max_bytes: int) -> str | None:
+    """`value` as the JSON text stored in the job's `result` (None for None), or
+    UnstorableResult saying why not: not JSON (the type), over `max_bytes`
+    serialised (JOBQ_MAX_RESULT_BYTES), or JSON that PostgreSQL's jsonb cannot
+    hold (U+0000, a lone surrogate; nesting deeper than jobq reads back)."""
+    if value is None:
+        return None
+    try:
+        text = dump_json(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UnstorableResult(
+            f"the handler returned a {type(value).__name__} that is not JSON: {exc}"
+        ) from None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        size = -1  # a lone surrogate: find_unstorable below names where
+    if size > max_bytes:
+        raise UnstorableResult(
+            f"the handler's result is {size} bytes serialised, over "
+            f"JOBQ_MAX_RESULT_BYTES ({max_bytes})"
+        )
+    problem = find_unstorable(value)
+    if problem is not None:
+        raise UnstorableResult(f"the handler's result cannot be stored: {problem}")
+    return text
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """Testing your own handlers, in your own test suite (as Oban.Testing, River's rivertest).
 
-Run a handler on a payload, without a database, and look at its outcome:
+Run a handler on a payload, without a database, and look at its outcome (a
+success carries the handler's return value, `Succeeded(result)`):
 
     from jobq import Succeeded, Failed
     from jobq.testing import run_task
@@ -42,6 +43,7 @@ from jobq.ids import uuid7
 from jobq.job_request import DEFAULT_QUEUE, dump_json
 from jobq.types import Job, JobStatus, Outcome
 from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
+from jobq.worker.runner import storable
 
 if TYPE_CHECKING:
     from jobq.app import App
@@ -108,7 +110,9 @@ async def run_task_async(
     ctx = JobContext(job, TESTING_WORKER_ID, pool)
     if cancel:
         ctx.cancel_event.set()
-    return await spec.run(ctx, job)
+    # What the worker does with the outcome before writing it: a result that
+    # cannot be stored (not JSON, too big) fails the attempt here too.
+    return storable(await spec.run(ctx, job), app.settings.max_result_bytes)
 
 
 @dataclass(frozen=True, slots=True)

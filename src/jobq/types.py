@@ -75,6 +75,9 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The handler's return value (a JSON value) once the job succeeded; None when
+    # it returned None, and before.
+    result: Any = None
     # Bookkeeping outside the SPEC §1 shape: not in JOB_FIELDS, to_dict() or the API.
     retry_delay_ms: int | None = field(default=None, metadata={"internal": True})
     lease_expires_at: datetime | None = field(default=None, metadata={"internal": True})
@@ -262,7 +265,13 @@ class JobFilter:
 
 @dataclass(frozen=True, slots=True)
 class Succeeded:
-    """The handler returned normally."""
+    """The handler returned normally; `result` is what it returned (a JSON value,
+    stored with the job; None: no result). `encoded` is the result serialised,
+    filled in by the worker's runner once it checked it (size, JSON); outcomes
+    compare by `result` only."""
+
+    result: Any = None
+    encoded: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

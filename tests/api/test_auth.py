@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("GET", "/v1/jobs", None, "read"),
     ("GET", "/v1/jobs/{id}", None, "read"),
     ("GET", "/v1/jobs/{id}/attempts", None, "read"),
+    ("GET", "/v1/jobs/{id}/events", None, "read"),
     ("GET", "/v1/queues", None, "read"),
     ("GET", "/v1/workers", None, "read"),
     ("POST", "/v1/jobs", {"kind": "noop"}, "write"),

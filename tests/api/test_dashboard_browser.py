@@ -466,6 +466,53 @@ def test_the_job_page_shows_a_failed_attempts_traceback_folded(server: Server, p
     assert details.locator("pre b").count() == 0
 
 
+def test_the_job_page_shows_the_result_pretty_printed_and_escaped(
+    server: Server, page: Page
+) -> None:
+    result = {"note": "<b>bold</b>", "items": [1, 2], "total": 3}  # in jsonb's key order
+    job_id = make_job(
+        server,
+        "UPDATE {schema}.jobs SET result = $2::jsonb WHERE id = $1",
+        json.dumps(result),
+        status="succeeded",
+        queue=unique_queue(),
+        attempts=1,
+        finished_offset_s=-1,
+    )
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    shown = page.locator("#job-result")
+    expect(shown).to_have_text(json.dumps(result, indent=2))
+    assert shown.locator("b").count() == 0  # text, not markup
+    expect(page.locator("#job-result-note")).to_have_count(0)
+    # A job that has not succeeded has no result section.
+    queued = make_job(server, queue=unique_queue())
+    page.goto(f"{server.base_url}/#/jobs/{queued}")
+    expect(page.locator("#job-fields")).to_be_visible()
+    expect(page.locator("#job-result")).to_have_count(0)
+
+
+def test_a_huge_result_is_cut_for_display(server: Server, page: Page) -> None:
+    result = ["x" * 100] * 500  # about 52,000 characters pretty-printed
+    job_id = make_job(
+        server,
+        "UPDATE {schema}.jobs SET result = $2::jsonb WHERE id = $1",
+        json.dumps(result),
+        status="succeeded",
+        queue=unique_queue(),
+        attempts=1,
+        finished_offset_s=-1,
+    )
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    full = json.dumps(result, indent=2)
+    expect(page.locator("#job-result-note")).to_contain_text(
+        f"Showing the first 10,000 of {len(full):,} characters"
+    )
+    text = page.locator("#job-result").inner_text()
+    assert text == full[:10000] + "\n…"
+    link = page.locator("#job-result-note a")
+    assert (link.get_attribute("href") or "").endswith(f"v1/jobs/{job_id}")
+
+
 def test_an_unknown_job_says_so(server: Server, page: Page) -> None:
     page.goto(f"{server.base_url}/#/jobs/{uuid.uuid4()}")
     expect(page.locator("h1")).to_have_text("Job not found")

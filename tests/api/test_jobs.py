@@ -306,7 +306,7 @@ async def test_get_job(http: httpx.AsyncClient, client: Client) -> None:
     assert set(body) == {
         "id", "queue", "kind", "payload", "metadata", "status", "priority", "attempts",
         "max_attempts", "run_at", "idempotency_key", "cancel_requested", "last_error",
-        "locked_by", "created_at", "updated_at", "started_at", "finished_at",
+        "locked_by", "created_at", "updated_at", "started_at", "finished_at", "result",
     }  # fmt: skip
 
 

@@ -407,3 +407,33 @@ def test_describe_data_hides_the_password(tmp_path: Path) -> None:
 
     shown = describe_data(Settings(database_url="postgresql://jobq:hunter2@db:5432/jobq"))
     assert shown == "database postgresql://jobq:***@db:5432/jobq"
+
+
+def test_serve_raises_a_low_open_files_limit_to_its_connection_limit() -> None:
+    """At a soft limit of 1024 (common), accept() would fail with EMFILE before
+    uvicorn's 503 at LIMIT_CONCURRENCY connections."""
+    import resource
+    import subprocess
+    import sys
+
+    from jobq.api.server import LIMIT_CONCURRENCY
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < LIMIT_CONCURRENCY + 256:
+        pytest.skip(f"the hard limit here ({hard}) is below what serve asks for")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    code = (
+        "import resource; from jobq.api.server import raise_open_files_limit as r; "
+        "print(r(), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=low_soft_limit,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(LIMIT_CONCURRENCY + 256)] * 2

@@ -68,6 +68,20 @@ def build_worker_app(settings: Settings) -> App:
     def sync_ignores_cancel(ctx: JobContext, payload: dict[str, Any]) -> None:
         RELEASE_SYNC.wait(20)
 
+    @app.task("give", max_attempts=2)
+    async def give(ctx: JobContext, payload: dict[str, Any]) -> Any:
+        """Returns payload["value"] after payload["seconds"] (default 0); `as` picks
+        a result jobq cannot store: a set, NaN, text with U+0000, or a string of `n` bytes."""
+        await ctx.sleep(float(payload.get("seconds", 0)))
+        unstorable: dict[str, Any] = {"set": {1, 2}, "nan": float("nan"), "nul": "a\x00"}
+        if payload.get("as") in unstorable:
+            return unstorable[payload["as"]]
+        if payload.get("as") == "bytes":
+            return "x" * int(payload["n"])
+        if payload.get("as") == "fail":
+            raise RuntimeError("gave up")
+        return payload.get("value")
+
     @app.task("too_slow", timeout=0.2)
     async def too_slow(ctx: JobContext, payload: dict[str, Any]) -> None:
         await asyncio.sleep(30)

@@ -108,3 +108,22 @@ def test_storable_makes_failures_fit_a_text_column() -> None:
     assert len(long.message) <= MAX_ERROR_CHARS and long.message.endswith("… (truncated)")
     same = Failed("short")
     assert storable(same) is same
+
+
+def test_storable_serialises_a_result_once_or_fails_the_attempt() -> None:
+    kept = storable(Succeeded({"a": [1, "é"]}), 100)
+    assert isinstance(kept, Succeeded) and kept.encoded == '{"a":[1,"é"]}'
+    assert storable(kept, 100) is kept  # already serialised: left alone
+    assert storable(Succeeded(), 100) == Succeeded()  # no result: nothing to do
+    too_big = storable(Succeeded("é" * 60), 100)  # 122 bytes in UTF-8, 62 characters
+    assert too_big == Failed(
+        "the handler's result is 122 bytes serialised, over JOBQ_MAX_RESULT_BYTES (100)"
+    )
+    assert storable(Succeeded(b"bytes"), 100) == Failed(
+        "the handler returned a bytes that is not JSON: "
+        "Object of type bytes is not JSON serializable"
+    )
+    surrogate = storable(Succeeded({"k": "\ud800"}), 100)
+    assert surrogate == Failed(
+        "the handler's result cannot be stored: contains a lone UTF-16 surrogate at k"
+    )

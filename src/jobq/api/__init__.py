@@ -3,6 +3,8 @@
 Modules:
 - app.py            create_app(): routers, middleware, the OpenAPI document
 - routes_jobs.py    /v1/jobs...          routes_queues.py  /v1/queues, /v1/workers
+- routes_events.py  /v1/jobs/{id}/events (server-sent events of a job's changes)
+- prefer.py         `Prefer: wait=N` (RFC 7240) of GET and POST /v1/jobs
 - routes_system.py  /healthz, /readyz, /metrics, /docs (the dashboard at / is jobq.dashboard)
 - auth.py           bearer tokens and scopes (ASGI middleware)
 - middleware.py     HTTP metrics events, request ids and 500s, the body limit

@@ -39,6 +39,7 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "updated_at": "2030-01-01T09:00:00Z",
     "started_at": None,
     "finished_at": None,
+    "result": None,
 }
 
 
@@ -69,13 +70,20 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    result: Any = Field(
+        description=(
+            "What the handler returned (any JSON value) once the job succeeded; null "
+            "before, when it returned nothing, and for a job that did not succeed."
+        )
+    )
 
 
 class JobListItem(JobOut):
-    """A job in a list: with `summary=true`, without `payload` and `metadata`."""
+    """A job in a list: with `summary=true`, without `payload`, `metadata` and `result`."""
 
     payload: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
+    result: Any = Field(default=None, description="Absent with summary=true.")
 
 
 class JobList(BaseModel):

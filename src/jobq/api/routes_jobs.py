@@ -26,6 +26,7 @@ from jobq.api.models import (
     JobOut,
     job_example,
 )
+from jobq.api.prefer import PREFERENCE_APPLIED_HEADER, PreferHeader, wait_seconds
 from jobq.client import Client
 from jobq.errors import FieldError, InvalidRequestError
 from jobq.job_request import JobRequest, find_unstorable
@@ -127,24 +128,37 @@ async def create_job(
     job: Annotated[JobRequest, Body(openapi_examples=_JOB_REQUEST_EXAMPLES)],
     client: ClientDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    prefer: PreferHeader = None,
 ) -> Response:
-    return await _enqueue(request, client, _with_header_key(job, idempotency_key))
+    wait = wait_seconds(prefer, client.settings.max_wait_seconds)
+    return await _enqueue(request, client, _with_header_key(job, idempotency_key), wait)
 
 
-async def _enqueue(request: Request, client: Client, job: JobRequest) -> Response:
+async def _enqueue(
+    request: Request, client: Client, job: JobRequest, wait: int | None = None
+) -> Response:
     result = await client.enqueue(job)
-    headers = {"Location": _job_location(request, result.job.id)}
+    answer = result.job
+    headers = {"Location": _job_location(request, answer.id)}
+    if wait is not None:
+        answer = await client.wait_until_done(answer.id, wait)
+        headers["Preference-Applied"] = f"wait={wait}"
     if result.replayed:
-        return _json(result.job.to_dict(), 200, {**headers, "Idempotent-Replayed": "true"})
-    return _json(result.job.to_dict(), 201, headers)
+        return _json(answer.to_dict(), 200, {**headers, "Idempotent-Replayed": "true"})
+    return _json(answer.to_dict(), 201, headers)
 
 
 async def _plain_job_request(request: Request) -> JobRequest | None:
     """The body as a JobRequest when the request is the common case: a JSON body
-    that `json.loads` and the model accept, and no Idempotency-Key header.
-    Anything else (None) is left to FastAPI, which answers it as it always did."""
+    that `json.loads` and the model accept, and no Idempotency-Key or Prefer
+    header. Anything else (None) is left to FastAPI, which answers it as it
+    always did."""
     for key, value in request.scope["headers"]:
-        if key == b"idempotency-key" or (key == b"content-type" and value != b"application/json"):
+        if (
+            key == b"idempotency-key"
+            or key == b"prefer"
+            or (key == b"content-type" and value != b"application/json")
+        ):
             return None
     try:
         # What FastAPI's handler does with such a body, without its generic steps.
@@ -187,18 +201,20 @@ router.add_api_route(
     description=(
         "Creates a job and answers 201 with its URL in `Location`. With an idempotency key "
         "(header or body field) a repeat of the same request answers 200 with the existing "
-        "job and `Idempotent-Replayed: true`; the same key with a different request is a 422."
+        "job and `Idempotent-Replayed: true`; the same key with a different request is a 422. "
+        "With `Prefer: wait=N` the answer waits until the job ends (or N seconds) and "
+        "carries the job as it is then, with its `result`."
     ),
     responses={
         201: {
             "description": "Created.",
-            "headers": _LOCATION_HEADER,
+            "headers": {**_LOCATION_HEADER, **PREFERENCE_APPLIED_HEADER},
             "content": {"application/json": {"example": job_example()}},
         },
         200: {
             "model": JobOut,
             "description": "Replayed: the job an earlier request with this key created.",
-            "headers": _REPLAY_HEADERS,
+            "headers": {**_REPLAY_HEADERS, **PREFERENCE_APPLIED_HEADER},
         },
         **error_responses(
             413, 422, e422="Invalid body, unknown kind (lists the known kinds), or key reused."
@@ -253,7 +269,7 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], client: ClientDep) 
     jobs = [j.to_dict() for j in page.jobs]
     if query.summary:
         for job in jobs:
-            del job["payload"], job["metadata"]
+            del job["payload"], job["metadata"], job["result"]
     return _json({"jobs": jobs, "next_cursor": page.next_cursor})
 
 
@@ -293,11 +309,23 @@ async def retry_jobs(body: BulkFilter, client: ClientDep) -> Response:
     "/jobs/{id:job_id}",
     response_model=JobOut,
     summary="Get a job",
-    description="The job's current state and every field of it (the states: docs/STATES.md).",
-    responses=error_responses(404, 422),
+    description=(
+        "The job's current state and every field of it (the states: docs/STATES.md). With "
+        "`Prefer: wait=N` the answer waits until the job is succeeded, failed_permanent or "
+        "cancelled, or N seconds pass (capped by JOBQ_MAX_WAIT_SECONDS), and is the job as "
+        "it is then."
+    ),
+    responses={
+        200: {"model": JobOut, "description": "The job.", "headers": PREFERENCE_APPLIED_HEADER},
+        **error_responses(404, 422),
+    },
 )
-async def get_job(job_id: JobId, client: ClientDep) -> Response:
-    return _json((await client.get(job_id)).to_dict())
+async def get_job(job_id: JobId, client: ClientDep, prefer: PreferHeader = None) -> Response:
+    wait = wait_seconds(prefer, client.settings.max_wait_seconds)
+    if wait is None:
+        return _json((await client.get(job_id)).to_dict())
+    job = await client.wait_until_done(job_id, wait)
+    return _json(job.to_dict(), headers={"Preference-Applied": f"wait={wait}"})
 
 
 @router.get(

@@ -39,9 +39,30 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Connections and requests served at once; uvicorn answers 503 beyond, before
-# the process runs out of file descriptors or memory.
-LIMIT_CONCURRENCY = 1000
+# the process runs out of file descriptors or memory. A `Prefer: wait` request
+# holds its connection while it waits (about 30 KiB each, no database
+# connection): 2000 leaves room for 1,000 held waits and the rest of the
+# traffic (uvicorn counts the connection it is answering, so a limit of 1000
+# serves at most 999 at once).
+LIMIT_CONCURRENCY = 2000
 KEEP_ALIVE_SECONDS = 5
+# Descriptors beyond the connections: the pool, LISTEN, logs, the embedded socket.
+_SPARE_FILES = 256
+
+
+def raise_open_files_limit(wanted: int = LIMIT_CONCURRENCY + _SPARE_FILES) -> int:
+    """Raise the soft limit on open files towards `wanted` (never above the hard
+    limit, never lower): many systems start processes at 1024, below the
+    connections `serve` accepts, and accept() would then fail with EMFILE
+    instead of uvicorn answering 503. Returns the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 class _Worker(Protocol):
@@ -179,6 +200,7 @@ async def _serve(jobq_app: jobq.App, settings: Settings, options: _Options) -> i
     # cannot be used here, so it is replaced.
     # The API's pool, plus one connection per job slot when the worker runs here.
     pool_size = POOL_MAX_SIZE + (options.worker.concurrency if options.worker else 0)
+    raise_open_files_limit()
     client = await Client.connect(
         settings, jobq_app, migrate=options.migrate, pool_max_size=pool_size
     )

@@ -10,16 +10,21 @@ from typing import Annotated, Any
 import typer
 
 from jobq.cli.plumbing import (
-    EXIT_CODES_HELP,
+    EXIT_OK,
     EXIT_USAGE,
+    WAIT_EXIT_CODES_HELP,
     AppOpt,
     JsonOpt,
     NoMigrateOpt,
+    WaitOpt,
+    WaitTimeoutOpt,
     app_ref,
     cli_client,
     err,
     fail,
     run_async,
+    wait_exit_code,
+    wait_note,
     with_settings,
 )
 from jobq.cli.render import print_json, progress_bar
@@ -27,6 +32,7 @@ from jobq.client import Client, EnqueueResult
 from jobq.config import Settings
 from jobq.errors import InvalidRequestError
 from jobq.job_request import JobRequest, parse_request
+from jobq.types import JobStatus
 
 ENQUEUE_BATCH = 500  # jobs per round trip (enqueue_many) for --count and --jsonl
 MAX_COUNT = 1_000_000
@@ -120,11 +126,16 @@ def enqueue(
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="Read one payload per line from stdin; a job each.")
     ] = False,
+    wait: WaitOpt = False,
+    wait_timeout: WaitTimeoutOpt = None,
     app: AppOpt = None,
     json_out: JsonOpt = False,
     no_migrate: NoMigrateOpt = False,
 ) -> None:
     """Enqueue a job and print its id (or many: --count N, --jsonl; one id a line).
+
+    With --wait, wait until the job ends and print its result (JSON) instead of
+    its id (--json: the whole job); the exit code says how it ended.
 
     Example: jobq enqueue send_email '{"to": "a@example.com"}' --queue emails
 
@@ -133,9 +144,10 @@ def enqueue(
     Example: jobq enqueue noop --count 10000   (a progress bar shows on a terminal)
 
     Example: jq -c '.[]' users.json | jobq enqueue send_email --jsonl
+
+    Example: jobq enqueue resize '{"url": "https://example.com/a.png"}' --wait --wait-timeout 60
     """
-    if jsonl and count != 1:
-        fail("--count and --jsonl do not mix: --jsonl enqueues one job per line", EXIT_USAGE)
+    _check_flags(jsonl, count, wait, wait_timeout)
     fields: dict[str, Any] = {"kind": kind}
     for name, value in {
         "queue": queue,
@@ -155,9 +167,17 @@ def enqueue(
             settings, no_migrate=no_migrate, app_ref=app_ref(app, settings)
         ) as client:
             began = time.monotonic()
-            return await _enqueue_all(client, requests, kind), time.monotonic() - began
+            results = await _enqueue_all(client, requests, kind)
+            took = time.monotonic() - began
+            if wait:
+                done = await client.wait_until_done(results[0].job.id, wait_timeout)
+                results = [EnqueueResult(done, results[0].replayed)]
+            return results, took
 
     results, took = run_async(go())
+    if wait:
+        _print_waited(results[0], json_out)
+        return
     if json_out and len(results) == 1:
         print_json(results[0].job.to_dict() | {"replayed": results[0].replayed})
     elif json_out:
@@ -168,6 +188,28 @@ def enqueue(
         err.print(f"enqueued {len(results)} {kind} jobs in {took:.2f} s", highlight=False)
 
 
+def _check_flags(jsonl: bool, count: int, wait: bool, wait_timeout: float | None) -> None:
+    if jsonl and count != 1:
+        fail("--count and --jsonl do not mix: --jsonl enqueues one job per line", EXIT_USAGE)
+    if wait and (jsonl or count != 1):
+        fail("--wait waits for one job: it cannot go with --count or --jsonl", EXIT_USAGE)
+    if wait_timeout is not None and not wait:
+        fail("--wait-timeout goes with --wait", EXIT_USAGE)
+
+
+def _print_waited(result: EnqueueResult, json_out: bool) -> None:
+    """`enqueue --wait`: the result (or the job), then the exit code of its end."""
+    job = result.job
+    if json_out:
+        print_json(job.to_dict() | {"replayed": result.replayed})
+    elif job.status is JobStatus.SUCCEEDED:
+        sys.stdout.write(json.dumps(job.result) + "\n")
+    code = wait_exit_code(job)
+    if code != EXIT_OK:
+        err.print(wait_note(job), highlight=False, markup=False)
+        raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     """Add `enqueue` to `app` (the `jobq` root)."""
-    app.command(epilog=EXIT_CODES_HELP)(enqueue)
+    app.command(epilog=WAIT_EXIT_CODES_HELP)(enqueue)

@@ -9,14 +9,21 @@ import typer
 
 from jobq.cli.plumbing import (
     EXIT_CODES_HELP,
+    EXIT_OK,
     EXIT_USAGE,
+    WAIT_EXIT_CODES_HELP,
     JsonOpt,
     NoMigrateOpt,
+    WaitOpt,
+    WaitTimeoutOpt,
     cli_client,
+    err,
     fail,
     out,
     parse_id,
     run_async,
+    wait_exit_code,
+    wait_note,
     with_client,
     with_settings,
 )
@@ -32,20 +39,35 @@ IdArg = Annotated[
 
 @with_settings
 def get(
-    settings: Settings, job_id: IdArg, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False
+    settings: Settings,
+    job_id: IdArg,
+    wait: WaitOpt = False,
+    wait_timeout: WaitTimeoutOpt = None,
+    json_out: JsonOpt = False,
+    no_migrate: NoMigrateOpt = False,
 ) -> None:
-    """Show one job: its fields, payload and attempts.
+    """Show one job: its fields, result, payload and attempts.
 
     A failed attempt's traceback follows the attempts table; --json gives the
-    job with its attempts as `attempt_history`.
+    job with its attempts as `attempt_history`. With --wait, the job is shown
+    once it has ended (or when --wait-timeout runs out), and the exit code says
+    how it ended.
 
     Example: jobq get 01a2279d-1791-70a8-a34a-d601a6fa85aa --json
+
+    Example: jobq get 01a2279d-1791-70a8-a34a-d601a6fa85aa --wait --wait-timeout 30
     """
     parsed = parse_id(job_id)
+    if wait_timeout is not None and not wait:
+        fail("--wait-timeout goes with --wait", EXIT_USAGE)
 
     async def go() -> tuple[Job, list[Attempt]]:
         async with cli_client(settings, no_migrate=no_migrate) as client:
-            return await client.get(parsed), await client.attempts(parsed)
+            if wait:
+                job = await client.wait_until_done(parsed, wait_timeout)
+            else:
+                job = await client.get(parsed)
+            return job, await client.attempts(parsed)
 
     job, attempts = run_async(go())
     if json_out:
@@ -54,6 +76,9 @@ def get(
     else:
         for part in job_detail(job, attempts):
             out.print(part, highlight=False)
+    if wait and (code := wait_exit_code(job)) != EXIT_OK:
+        err.print(wait_note(job), highlight=False, markup=False)
+        raise typer.Exit(code)
 
 
 @with_settings
@@ -150,7 +175,7 @@ def _status(name: str) -> JobStatus:
 
 def register(app: typer.Typer) -> None:
     """Add these commands to `app` (the `jobq` root)."""
-    app.command(epilog=EXIT_CODES_HELP)(get)
+    app.command(epilog=WAIT_EXIT_CODES_HELP)(get)
     app.command(epilog=EXIT_CODES_HELP)(cancel)
     app.command(epilog=EXIT_CODES_HELP)(retry)
     app.command(name="list", epilog=EXIT_CODES_HELP)(list_jobs)

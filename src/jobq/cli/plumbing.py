@@ -3,7 +3,9 @@
 Exit codes: 0 ok, 1 error (database unreachable, schema too old, ...),
 2 usage (bad flag, value, argument, id or payload), 3 not found (a job or
 a schedule), 4 conflict (the job's state forbids it, an idempotency key was
-reused, a schedule's name is taken or its field is defined in code).
+reused, a schedule's name is taken or its field is defined in code);
+`get --wait` and `enqueue --wait`: 5 the job ended failed_permanent, 6 it was
+cancelled, 7 the wait timed out (the job had not ended).
 Every error is one line on stderr naming the problem and what to do, never a
 traceback (`fail`, `errors_to_exit_codes`). Every command that opens a client
 applies pending migrations first (`--no-migrate` refuses instead).
@@ -45,13 +47,20 @@ from jobq.errors import (
     ScheduleConflictError,
     ScheduleNotFoundError,
 )
+from jobq.types import Job, JobStatus
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
+# `--wait` of get and enqueue: how the job ended when it did not succeed.
+EXIT_JOB_FAILED, EXIT_JOB_CANCELLED, EXIT_WAIT_TIMEOUT = 5, 6, 7
 EXIT_INTERRUPTED = 130
 DEFAULT_APP = DEMO_APP_REF
 ONE_SHOT_CONNECT_DEADLINE = 3.0
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 error, 2 usage (bad flag, id or payload), 3 not found, 4 conflict."
+)
+WAIT_EXIT_CODES_HELP = (
+    EXIT_CODES_HELP[:-1] + "; with --wait: 5 the job ended failed_permanent, 6 it was "
+    "cancelled, 7 the wait timed out."
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,3 +247,42 @@ def parse_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         fail(f"{raw!r} is not a job id: ids are UUIDs such as those `jobq list` shows", EXIT_USAGE)
+
+
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Wait until the job ends (succeeded, failed_permanent or cancelled); "
+        "exit 5 failed, 6 cancelled, 7 timed out.",
+    ),
+]
+WaitTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--wait-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="With --wait: give up after this many seconds (default: no limit).",
+    ),
+]
+
+
+def wait_exit_code(job: Job) -> int:
+    """How `--wait` exits for the job it waited for."""
+    if job.status is JobStatus.FAILED_PERMANENT:
+        return EXIT_JOB_FAILED
+    if job.status is JobStatus.CANCELLED:
+        return EXIT_JOB_CANCELLED
+    if not job.status.is_terminal:
+        return EXIT_WAIT_TIMEOUT
+    return EXIT_OK
+
+
+def wait_note(job: Job) -> str | None:
+    """The stderr line for a wait that did not end in success, or None."""
+    if job.status.is_terminal and job.status is not JobStatus.SUCCEEDED:
+        return f"job {job.id} ended {job.status.value}: {job.last_error or 'no error recorded'}"
+    if not job.status.is_terminal:
+        return f"job {job.id} is still {job.status.value}: the wait timed out"
+    return None

@@ -26,6 +26,9 @@ EXIT_CODES = [
     ("2", "usage: a bad flag, value, argument, id or payload (nothing was done)"),
     ("3", "not found: no job with that id"),
     ("4", "conflict: the job's state forbids it, or an idempotency key was reused"),
+    ("5", "`--wait` (get, enqueue): the job ended `failed_permanent`"),
+    ("6", "`--wait` (get, enqueue): the job was cancelled"),
+    ("7", "`--wait` (get, enqueue): the wait timed out before the job ended"),
     ("130", "interrupted (Ctrl-C)"),
 ]
 

@@ -91,11 +91,15 @@ def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column()
     for name, value in job.to_dict().items():
-        if name in ("payload", "metadata"):
+        if name in ("payload", "metadata", "result"):
             continue
         shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
         fields.add_row(name, str(shown))
-    parts: list[Any] = [fields, "", "[bold]payload[/bold]"]
+    parts: list[Any] = [fields]
+    if job.status is JobStatus.SUCCEEDED or job.result is not None:
+        parts += ["", "[bold]result[/bold]"]
+        parts.append(Syntax(json.dumps(job.result, indent=2), "json", theme="ansi_dark"))
+    parts += ["", "[bold]payload[/bold]"]
     parts.append(Syntax(json.dumps(job.payload, indent=2), "json", theme="ansi_dark"))
     if job.metadata:
         parts += ["[bold]metadata[/bold]", Syntax(json.dumps(job.metadata, indent=2), "json")]

@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 import asyncpg
 
+from jobq.config import MAX_RESULT_BYTES_LIMIT
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import Finished, FinishRow
+from jobq.handlers import encode_result
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
-from jobq.types import Failed, Job, Outcome
+from jobq.types import Failed, Job, Outcome, Succeeded
 
 RESCUE_BATCH = 500
 PRUNE_BATCH = 1000
@@ -52,7 +54,18 @@ def finish_row(
         retry_delay_ms=transition.retry_delay_ms,
         attempts_delta=transition.attempts_delta,
         traceback=outcome.traceback if isinstance(outcome, Failed) else None,
+        result_json=_result_json(outcome),
     )
+
+
+def _result_json(outcome: Outcome | LeaseExpired) -> str | None:
+    if not isinstance(outcome, Succeeded) or outcome.result is None:
+        return None
+    if outcome.encoded is not None:
+        return outcome.encoded  # the worker's runner checked and serialised it
+    # An outcome made elsewhere (a test, a tool): checked here, without a size limit
+    # of its own beyond what jsonb holds.
+    return encode_result(outcome.result, MAX_RESULT_BYTES_LIMIT)
 
 
 async def rescue_expired_leases(

@@ -58,6 +58,8 @@ class Queries:
         # NOTIFY channels are database-wide, so they carry the schema name.
         self.enqueue_channel = f"{schema}.jobs"
         self.control_channel = f"{schema}.control"
+        # Ids of jobs whose state changed, from a trigger (migration 0004).
+        self.events_channel = f"{schema}.events"
 
     # --- migrations -------------------------------------------------------
     async def migration_lock(self, conn: Conn) -> None:
@@ -128,6 +130,10 @@ class Queries:
         candidates = int(records[0]["candidates"]) if records else 0
         return [job_from_record(r) for r in records], candidates
 
+    async def job_get_many(self, conn: Conn, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+        records = await conn.fetch(self.sql["job_get_many"], list(job_ids))
+        return [job_from_record(r) for r in records]
+
     async def job_finish_and_claim(
         self,
         conn: Conn,
@@ -157,6 +163,7 @@ class Queries:
             lease_seconds,
             list(kinds) if kinds is not None else None,
             [r.traceback for r in rows],
+            [r.result_json for r in rows],
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []

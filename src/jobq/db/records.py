@@ -35,6 +35,7 @@ def job_from_record(row: Any) -> Job:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        result=_json(row["result"]),
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],
     )
@@ -122,6 +123,7 @@ class FinishRow:
     retry_delay_ms: int | None
     attempts_delta: int
     traceback: str | None = None  # a handler's failure only: successes carry no text
+    result_json: str | None = None  # a success's result, serialised; None: no result
 
 
 @dataclass(frozen=True, slots=True)

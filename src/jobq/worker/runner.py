@@ -25,9 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobq.handlers import JobContext, describe_error, describe_traceback
+from jobq.config import DEFAULT_MAX_RESULT_BYTES
+from jobq.handlers import (
+    JobContext,
+    UnstorableResult,
+    describe_error,
+    describe_traceback,
+    encode_result,
+)
 from jobq.registry import TaskSpec
-from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome
+from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome, Succeeded
 
 log = logging.getLogger("jobq.worker")
 
@@ -74,9 +81,16 @@ Settled = Callable[[RunningJob, Outcome], None]
 class JobRunner:
     """Starts a task per job, delivers cancels with their grace, and settles each job once."""
 
-    def __init__(self, cancel_grace_seconds: float, on_settled: Settled) -> None:
+    def __init__(
+        self,
+        cancel_grace_seconds: float,
+        on_settled: Settled,
+        *,
+        max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ) -> None:
         self.cancel_grace_seconds = cancel_grace_seconds
         self.on_settled = on_settled
+        self.max_result_bytes = max_result_bytes
 
     def start(self, running: RunningJob) -> None:
         task = asyncio.create_task(self._run(running), name=f"jobq-job-{running.id}")
@@ -146,12 +160,22 @@ class JobRunner:
         running.duration = time.monotonic() - running.started
         if running.cancel_timer is not None:
             running.cancel_timer.cancel()
-        self.on_settled(running, storable(outcome))
+        self.on_settled(running, storable(outcome, self.max_result_bytes))
 
 
-def storable(outcome: Outcome) -> Outcome:
-    """`outcome` with a failure message PostgreSQL can store: no NUL, at most
+def storable(outcome: Outcome, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Outcome:
+    """`outcome` as PostgreSQL can store it: a success with its result serialised
+    (`encoded`), or, when the result cannot be stored (not JSON, over
+    `max_result_bytes`), a failure that says why, which the retry policy handles
+    like any other (never a silent drop); a failure message with no NUL, at most
     MAX_ERROR_CHARS (the traceback comes trimmed from jobq.handlers; NUL escaped)."""
+    if isinstance(outcome, Succeeded):
+        if outcome.result is None or outcome.encoded is not None:
+            return outcome  # the common case: no result, nothing to do
+        try:
+            return Succeeded(outcome.result, encode_result(outcome.result, max_result_bytes))
+        except UnstorableResult as exc:
+            outcome = Failed(str(exc))
     if isinstance(outcome, Failed):
         message = outcome.message.replace("\x00", "\\x00")
         if len(message) > MAX_ERROR_CHARS:

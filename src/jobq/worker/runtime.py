@@ -89,7 +89,11 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._signals = 0
         cfg = self.config
-        self.runner = JobRunner(cfg.cancel_grace_seconds, self._settled)
+        self.runner = JobRunner(
+            cfg.cancel_grace_seconds,
+            self._settled,
+            max_result_bytes=client.settings.max_result_bytes,
+        )
         policy_for = registry.policy_for(client.settings)
         # A batch never needs to be bigger than what the slots can produce.
         batch = min(COMPLETER_BATCH_SIZE, cfg.concurrency)

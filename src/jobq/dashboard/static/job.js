@@ -1,4 +1,4 @@
-// One job: its fields, payload and metadata, the attempts timeline (outcome,
+// One job: its fields, result, payload and metadata, the attempts timeline (outcome,
 // worker, duration, error, traceback), and cancel / retry / delete with confirmation.
 
 import { ApiError, del, get, post } from "./api.js";
@@ -29,6 +29,27 @@ const OUTCOME_LABELS = {
   lease_expired: "lease expired",
   interrupted: "interrupted",
 };
+
+// A result can be up to JOBQ_MAX_RESULT_BYTES (1 MiB by default): the page shows
+// its start, pretty-printed, and says where the whole of it is.
+export const RESULT_SHOWN_CHARS = 10000;
+
+export function resultView(job) {
+  const text = JSON.stringify(job.result, null, 2);
+  if (text.length <= RESULT_SHOWN_CHARS) return h("pre", { class: "json", id: "job-result" }, text);
+  return h(
+    "div",
+    {},
+    h("pre", { class: "json", id: "job-result" }, text.slice(0, RESULT_SHOWN_CHARS), "\n…"),
+    h(
+      "p",
+      { class: "small muted", id: "job-result-note" },
+      `Showing the first ${RESULT_SHOWN_CHARS.toLocaleString("en")} of ${text.length.toLocaleString("en")} characters; the whole result is in `,
+      h("a", { href: `v1/jobs/${encodeURIComponent(job.id)}` }, "the job's JSON"),
+      ".",
+    ),
+  );
+}
 
 function field(label, value) {
   return [h("dt", {}, label), h("dd", {}, value)];
@@ -171,6 +192,9 @@ export function jobView(root, ctx, id) {
             h("h2", { id: "error-title" }, "Last error ", job.status === "succeeded" ? h("span", { class: "small muted" }, "from an earlier attempt; a later one succeeded") : null),
             h("pre", { class: "error" }, job.last_error),
           )
+        : null,
+      job.status === "succeeded" || job.result !== null
+        ? h("section", { "aria-labelledby": "result-title" }, h("h2", { id: "result-title" }, "Result"), resultView(job))
         : null,
       h("section", { "aria-labelledby": "payload-title" }, h("h2", { id: "payload-title" }, "Payload"), pretty(job.payload)),
       Object.keys(job.metadata || {}).length

@@ -65,12 +65,14 @@ SELECT * FROM {schema}.jobs WHERE id = $1;
 
 -- name: job_list
 -- A page of jobs, newest first, after a keyset cursor, with optional filters.
--- $6 false leaves payload and metadata out ('{}'); with them, $7 caps the bytes
--- of a page: rows stop at the first that starts past the cap (a page always
--- has one), and `candidates` (rows before the cap) tells whether more exist.
+-- $6 false leaves payload and metadata out ('{}') and the result (NULL); with
+-- them, $7 caps the bytes of a page: rows stop at the first that starts past
+-- the cap (a page always has one), and `candidates` (rows before the cap)
+-- tells whether more exist.
 WITH candidate AS (
     SELECT id,
            CASE WHEN $6 THEN octet_length(payload::text) + octet_length(metadata::text)
+                             + coalesce(octet_length(result::text), 0)
                 ELSE 0 END AS body_bytes
     FROM {schema}.jobs
     WHERE ($1::uuid IS NULL OR id < $1)
@@ -90,7 +92,8 @@ SELECT j.id, j.queue, j.kind,
        CASE WHEN $6 THEN j.metadata ELSE '{}'::jsonb END AS metadata,
        j.status, j.priority, j.attempts, j.max_attempts, j.run_at, j.idempotency_key,
        j.cancel_requested, j.last_error, j.locked_by, j.lease_expires_at, j.retry_delay_ms,
-       j.created_at, j.updated_at, j.started_at, j.finished_at, page.candidates
+       j.created_at, j.updated_at, j.started_at, j.finished_at,
+       CASE WHEN $6 THEN j.result END AS result, page.candidates
 FROM page JOIN {schema}.jobs j USING (id)
 WHERE page.bytes_before < $7
 ORDER BY j.id DESC;
@@ -116,16 +119,18 @@ ORDER BY j.id DESC;
 -- one that does, and spends no attempt.
 --
 -- $15 holds each attempt's traceback: NULL but for a handler that raised, so a
--- batch of successes sends an array of NULLs, not text.
+-- batch of successes sends an array of NULLs, not text. $16 holds each
+-- success's result as JSON text (NULL: none, and for every other outcome); a
+-- success is never turned into `cancelled`, so the result stays with it.
 --
 -- One row per finished job (the finished_* columns; the job's columns NULL),
 -- then one per claimed job (the job's columns and claimed_at; finished_* NULL).
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::bigint[], $8::integer[], $15::text[])
+                $7::bigint[], $8::integer[], $15::text[], $16::text[])
          AS i(id, attempt, worker_id, status, attempt_outcome, error, retry_delay_ms,
-              attempts_delta, traceback)
+              attempts_delta, traceback, result)
 ),
 updated AS (
     -- The cancel rule reads j, the row as locked, not a snapshot: a cancel that
@@ -141,6 +146,7 @@ updated AS (
                       THEN now() + make_interval(secs => i.retry_delay_ms / 1000.0)
                       ELSE j.run_at END,
         retry_delay_ms = coalesce(i.retry_delay_ms, j.retry_delay_ms),
+        result = CASE WHEN i.status = 'succeeded' THEN i.result::jsonb ELSE j.result END,
         locked_by = NULL,
         lease_expires_at = NULL,
         finished_at = CASE WHEN i.status IN ('succeeded', 'failed_permanent', 'cancelled')
@@ -209,6 +215,11 @@ claimed AS (
 )
 -- A full join on false is a union of two differently shaped row sets.
 SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
+
+-- name: job_get_many
+-- The jobs with these ids (those that exist), for the waiters' hub: one read
+-- for every job a batch of notifications named.
+SELECT * FROM {schema}.jobs WHERE id = ANY($1::uuid[]);
 
 -- name: job_heartbeat
 -- Renew the leases of the jobs a worker holds; answers each job still held

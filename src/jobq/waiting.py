@@ -1,0 +1,274 @@
+"""The wait hub: one LISTEN connection per process wakes every waiter of a job.
+
+`App.wait`/`App.result`, `Prefer: wait` and the SSE stream all watch jobs
+through the `Client`'s one `WaitHub`. A trigger on the jobs table (migration
+0004) notifies the channel `<schema>.events` with the ids of the jobs whose
+state changed, from every path (the worker's finish-and-claim, cancel, retry,
+the rescuer, SQL by hand). The hub LISTENs on its own session connection
+(`JOBQ_LISTEN_DATABASE_URL` when set, for a transaction-mode pooler), keeps
+the ids that someone watches, and reads those jobs with one query per round
+(`job_get_many`, on the pool) however many notifications and watchers there
+are; each watch of an id gets the job as read. So 1,000 waiters of one
+process hold one LISTEN connection, make no query while they wait, and one
+read per woken job wakes all watchers of it.
+
+Lost wakeups: a watch is registered (and the hub listening) before the
+watcher's first read of the job, so a change that lands between the two is
+either in that read or notified after it. A dropped LISTEN connection loses
+what was notified meanwhile: after reconnecting the hub re-reads every
+watched job once, in one query. While it cannot listen (the connection is
+down, or its first NOTIFY never arrived: a pooler that drops LISTEN), it
+re-reads every watched job once per `FALLBACK_POLL_SECONDS`, still one query
+for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import asyncpg
+
+from jobq.config import Settings
+from jobq.db.pool import connect
+from jobq.db.queries import Queries
+from jobq.types import Job
+
+log = logging.getLogger("jobq.waiting")
+
+PROBE_TIMEOUT_SECONDS = 2.0
+KEEPALIVE_SECONDS = 10.0
+# How often every watched job is re-read while notifications cannot arrive.
+FALLBACK_POLL_SECONDS = 1.0
+# The most ids one round reads; more wait for the next round.
+READ_BATCH = 1000
+_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
+
+
+class Watch:
+    """One watcher's view of one job: the newest copy the hub read, and a flag
+    that says a newer one arrived since the watcher last looked."""
+
+    def __init__(self, job_id: uuid.UUID, hub: WaitHub) -> None:
+        self.job_id = job_id
+        self.hub = hub
+        self.job: Job | None = None
+        self.deleted = False
+        self._changed = asyncio.Event()
+
+    def deliver(self, job: Job | None) -> None:
+        if job is None:
+            self.deleted = True
+        else:
+            self.job = job
+        self._changed.set()
+
+    async def changed(self) -> Job | None:
+        """Wait for the next copy of the job the hub reads (None: it was deleted)."""
+        if not self._changed.is_set():
+            self.hub.blocked += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self.hub.blocked -= 1
+        self._changed.clear()
+        return None if self.deleted else self.job
+
+
+class WaitHub:
+    """Process-wide: one LISTEN connection and one reader for every watch."""
+
+    def __init__(self, pool: asyncpg.Pool, queries: Queries, settings: Settings, url: str) -> None:
+        self.pool = pool
+        self.queries = queries
+        self.settings = settings
+        self.url = settings.listen_database_url or url
+        self.listening = False
+        self.connects = 0
+        self.fallback_poll_seconds = FALLBACK_POLL_SECONDS
+        self.reads = 0  # job_get_many rounds, for tests and the bench
+        self.blocked = 0  # watchers waiting in Watch.changed() now
+        self._watches: dict[str, set[Watch]] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._probed = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._probe_word = f"probe:{uuid.uuid4()}"
+        self._tasks: list[asyncio.Task[None]] = []
+        self._conn: asyncpg.Connection | None = None
+        self._delay = _BACKOFF_MIN
+
+    @property
+    def listen_pid(self) -> int | None:
+        """The server process of the LISTEN connection (None while there is none)."""
+        return self._conn.get_server_pid() if self._conn is not None else None
+
+    @property
+    def watched(self) -> int:
+        return sum(len(w) for w in self._watches.values())
+
+    async def start(self) -> None:
+        """Start listening (once); returns when notifications arrive, or when the
+        hub knows it must fall back to reading the watched jobs on a timer."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._listen(), name="jobq-wait-listen"),
+                asyncio.create_task(self._read(), name="jobq-wait-read"),
+            ]
+        await self._ready.wait()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    @asynccontextmanager
+    async def watch(self, job_id: uuid.UUID) -> AsyncIterator[Watch]:
+        """Watch `job_id` for as long as the block runs. Read the job only after
+        entering it: a change from then on reaches the watch."""
+        key = str(job_id)
+        watch = Watch(job_id, self)
+        self._watches.setdefault(key, set()).add(watch)
+        try:
+            await self.start()
+            yield watch
+        finally:
+            watchers = self._watches.get(key)
+            if watchers is not None:
+                watchers.discard(watch)
+                if not watchers:
+                    del self._watches[key]
+
+    # --- notifications -------------------------------------------------------
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        text = str(payload)
+        if text == self._probe_word:
+            self._probed.set()
+            return
+        watches = self._watches
+        hit = False
+        # Every change of every job arrives here: stay a dict lookup per id.
+        for key in text.split(","):
+            if key in watches:
+                self._dirty.add(key)
+                hit = True
+        if hit:
+            self._wake.set()
+
+    def _recheck_all(self) -> None:
+        if self._watches:
+            self._dirty.update(self._watches)
+            self._wake.set()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await connect(self.url, self.settings)
+            except Exception as exc:
+                log.warning("wait hub cannot open its LISTEN connection: %s", exc)
+                self._ready.set()  # waiters go on, on the fallback timer
+                await self._back_off()
+                continue
+            try:
+                if not await self._serve(conn):
+                    return  # NOTIFY does not arrive: the fallback timer only
+            except Exception as exc:
+                log.warning("wait hub lost its LISTEN connection: %s", exc)
+            finally:
+                self.listening = False
+                self._conn = None
+                with suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await conn.close()
+            self._wake.set()  # the reader switches to the fallback timer
+            await self._back_off()
+
+    async def _back_off(self) -> None:
+        await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+        self._delay = min(self._delay * 2, _BACKOFF_MAX)
+
+    async def _serve(self, conn: asyncpg.Connection) -> bool:
+        self._lost.clear()
+        conn.add_termination_listener(lambda _c: self._lost.set())
+        await conn.add_listener(self.queries.events_channel, self._notified)
+        self._conn = conn
+        self.connects += 1
+        if self.connects == 1:
+            self._probed.clear()
+            await self.queries.listener_probe(
+                self.pool, self.queries.events_channel, self._probe_word
+            )
+            with suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                    await self._probed.wait()
+            if not self._probed.is_set():
+                log.warning(
+                    "wait hub: NOTIFY sent through the pool never reached its LISTEN "
+                    "connection; waiters re-read their jobs every %gs instead (behind a "
+                    "transaction-mode pooler, set JOBQ_LISTEN_DATABASE_URL to a direct "
+                    "session connection)",
+                    FALLBACK_POLL_SECONDS,
+                )
+                self._ready.set()
+                return False
+        self.listening = True
+        self._delay = _BACKOFF_MIN
+        self._ready.set()
+        if self.connects > 1:
+            # Whatever was notified while no connection listened is lost: look now.
+            # (On the first connection nothing can be: watchers read their job only
+            # once the hub listens.)
+            self._recheck_all()
+        while not self._lost.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    await self._lost.wait()
+            if not self._lost.is_set():
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    await self.queries.connection_ping(conn)
+        raise ConnectionError("the LISTEN connection was closed")
+
+    # --- reading ---------------------------------------------------------------
+    async def _read(self) -> None:
+        delay = _BACKOFF_MIN
+        while True:
+            if self.listening:
+                await self._wake.wait()
+            else:
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(self.fallback_poll_seconds):
+                        await self._wake.wait()
+                self._dirty.update(self._watches)
+            self._wake.clear()
+            # Ids whose watches ended meanwhile are dropped, not read.
+            self._dirty.intersection_update(self._watches)
+            keys = list(self._dirty)[:READ_BATCH]
+            self._dirty.difference_update(keys)
+            if self._dirty:
+                self._wake.set()  # more than a batch: another round at once
+            if not keys:
+                continue
+            try:
+                jobs = await self.queries.job_get_many(self.pool, [uuid.UUID(k) for k in keys])
+            except Exception as exc:
+                log.warning("wait hub cannot read the watched jobs: %s", exc)
+                self._dirty.update(keys)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, _BACKOFF_MAX)
+                self._wake.set()
+                continue
+            delay = _BACKOFF_MIN
+            self.reads += 1
+            found = {str(job.id): job for job in jobs}
+            for key in keys:
+                for watch in list(self._watches.get(key, ())):
+                    watch.deliver(found.get(key))
