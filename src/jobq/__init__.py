@@ -31,6 +31,7 @@ from jobq.types import (
     JobFilter,
     JobStatus,
     Outcome,
+    Snooze,
     Succeeded,
 )
 from jobq.version import __version__
@@ -65,6 +66,7 @@ __all__ = [
     "RetryPolicy",
     "SchemaError",
     "Settings",
+    "Snooze",
     "Succeeded",
     "UnknownKindError",
     "__version__",

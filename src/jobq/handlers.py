@@ -1,8 +1,11 @@
 """What a handler sees and how its result becomes an Outcome: JobContext, Executor, FunctionHandler.
 
 A handler is `handler(ctx, payload)`, async or sync. It returns normally
-(succeeded), raises (failed, then the retry policy), or returns
-`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionHandler`
+(succeeded), raises (failed, then the retry policy), returns `jobq.Snooze(s)`
+(run again in s seconds, the attempt not counted), or returns
+`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). While it runs it may
+report progress: `await ctx.progress(0.4, {"step": "resize"})`, or
+`ctx.set_progress(...)` from a sync handler (jobq.progress). `FunctionHandler`
 maps every one of those to a closed `Outcome` and never touches the database.
 An object with `async execute(ctx, job) -> Outcome` (the public `jobq.Executor`
 protocol) is the lower-level form of a handler.
@@ -24,7 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 import asyncpg
 
 from jobq.errors import JobCancelled
-from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
+from jobq.progress import ProgressSlot
+from jobq.types import CancelledOutcome, Failed, Job, Outcome, Snooze, Succeeded
 
 # A failed attempt keeps its traceback, trimmed: the innermost
 # MAX_TRACEBACK_FRAMES frames of each exception in the chain, jobq's and
@@ -71,6 +75,8 @@ class JobContext:
     pool: asyncpg.Pool | None
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # The latest progress report, which the worker's heartbeat writes.
+    progress_slot: ProgressSlot = field(default_factory=ProgressSlot)
 
     @property
     def cancel_requested(self) -> bool:
@@ -90,6 +96,16 @@ class JobContext:
     def traceparent(self) -> str | None:
         """The job metadata's `traceparent` when it is a valid W3C one."""
         return valid_traceparent(self.job.metadata.get("traceparent"))
+
+    async def progress(self, fraction: float, details: dict[str, Any] | None = None) -> None:
+        """Report progress: `fraction` from 0 to 1 and optional `details`, a small
+        JSON object (at most 4 KiB). Cheap to call often: only the latest report is
+        kept and written, with the next heartbeat. A bad report raises ValueError."""
+        self.progress_slot.report(fraction, details)
+
+    def set_progress(self, fraction: float, details: dict[str, Any] | None = None) -> None:
+        """`progress()` for a sync handler (safe to call from its thread)."""
+        self.progress_slot.report(fraction, details)
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_requested:
@@ -139,7 +155,7 @@ class FunctionHandler:
 
 
 def outcome_of(result: Any) -> Outcome:
-    if isinstance(result, Succeeded | Failed | CancelledOutcome):
+    if isinstance(result, Succeeded | Failed | CancelledOutcome | Snooze):
         return result
     return Succeeded()
 

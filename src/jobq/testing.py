@@ -119,10 +119,12 @@ class DrainResult:
     retried: int = 0
     failed_permanent: int = 0
     cancelled: int = 0
+    # Attempts that returned Snooze (the job went back to its queue).
+    snoozed: int = 0
 
     @property
     def total(self) -> int:
-        return self.succeeded + self.retried + self.failed_permanent + self.cancelled
+        return self.succeeded + self.retried + self.failed_permanent + self.cancelled + self.snoozed
 
 
 async def drain(
@@ -141,4 +143,5 @@ async def drain(
         retried=counts["retried"],
         failed_permanent=counts["failed_permanent"],
         cancelled=counts["cancelled"],
+        snoozed=counts["snoozed"],
     )

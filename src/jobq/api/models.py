@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
 from jobq.handlers import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
+from jobq.progress import MAX_PROGRESS_DETAILS_BYTES
 from jobq.types import STATUS_ALIASES, AttemptOutcome, JobStatus, status_named
 
 # A cursor is a job id, base64url without padding (jobq.client.encode_cursor).
@@ -39,6 +40,9 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "updated_at": "2030-01-01T09:00:00Z",
     "started_at": None,
     "finished_at": None,
+    "progress": None,
+    "progress_details": None,
+    "progress_at": None,
 }
 
 
@@ -69,13 +73,32 @@ class JobOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress: float | None = Field(
+        description=(
+            "The latest progress the running attempt reported (`ctx.progress`), from 0 to 1, "
+            "written with the worker's next heartbeat (and with the attempt's outcome); null "
+            "until the attempt reports. A claim clears it; a finished job keeps its last "
+            "attempt's."
+        )
+    )
+    progress_details: dict[str, Any] | None = Field(
+        description=(
+            "The JSON object reported with `progress` (at most "
+            f"{MAX_PROGRESS_DETAILS_BYTES // 1024} KiB), or null."
+        )
+    )
+    progress_at: datetime | None = Field(description="When `progress` was written.")
 
 
 class JobListItem(JobOut):
-    """A job in a list: with `summary=true`, without `payload` and `metadata`."""
+    """A job in a list: with `summary=true`, without `payload`, `metadata` and
+    `progress_details`."""
 
     payload: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
+    progress_details: dict[str, Any] | None = Field(
+        default=None, description="Absent with summary=true."
+    )
 
 
 class JobList(BaseModel):
@@ -377,8 +400,8 @@ class JobListQuery(BaseModel):
     )
     summary: bool = Field(
         default=False,
-        description="true: leave each job's `payload` and `metadata` out, so a page stays "
-        "small whatever the payloads (the dashboard's list does this).",
+        description="true: leave each job's `payload`, `metadata` and `progress_details` out, "
+        "so a page stays small whatever the payloads (the dashboard's list does this).",
     )
 
 

@@ -49,6 +49,12 @@ def one_line(text: str | None, limit: int = 60) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def percent(fraction: float) -> str:
+    """A progress fraction as a whole percentage, never rounded up to a false 100%."""
+    value = int(fraction * 100) if fraction < 1 else 100
+    return f"{value}%"
+
+
 def traceback_text(traceback: str) -> Text:
     """A stored traceback as plain text (no markup), each line's control characters
     escaped so the handler's message cannot move the cursor."""
@@ -58,15 +64,18 @@ def traceback_text(traceback: str) -> Text:
 
 
 def job_table(jobs: list[Job]) -> Table:
-    """`jobq list`: a job a row."""
+    """`jobq list`: a job a row; a running job's status with its progress."""
     table = Table("id", "queue", "kind", "status", "attempts", "run_at (UTC)", "last_error")
     table.columns[0].no_wrap = True
     for job in jobs:
+        status = job.status.value
+        if job.status is JobStatus.RUNNING and job.progress is not None:
+            status += f" {percent(job.progress)}"
         table.add_row(
             str(job.id),
             job.queue,
             job.kind,
-            job.status.value + (" (cancel requested)" if job.cancel_requested else ""),
+            status + (" (cancel requested)" if job.cancel_requested else ""),
             f"{job.attempts}/{job.max_attempts}",
             short_time(job.run_at),
             one_line(job.last_error),
@@ -75,21 +84,27 @@ def job_table(jobs: list[Job]) -> Table:
 
 
 def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
-    """`jobq get`: the job's fields, payload and metadata, then its attempts."""
+    """`jobq get`: the job's fields, payload, metadata and progress details, then its
+    attempts."""
     from rich.syntax import Syntax
 
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column()
     for name, value in job.to_dict().items():
-        if name in ("payload", "metadata"):
+        if name in ("payload", "metadata", "progress_details"):
             continue
         shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+        if name == "progress" and value is not None:
+            shown = f"{percent(value)} ({value:g})"
         fields.add_row(name, str(shown))
     parts: list[Any] = [fields, "", "[bold]payload[/bold]"]
     parts.append(Syntax(json.dumps(job.payload, indent=2), "json", theme="ansi_dark"))
     if job.metadata:
         parts += ["[bold]metadata[/bold]", Syntax(json.dumps(job.metadata, indent=2), "json")]
+    if job.progress_details:
+        details = json.dumps(job.progress_details, indent=2)
+        parts += ["[bold]progress details[/bold]", Syntax(details, "json")]
     if attempts:
         table = Table("#", "outcome", "worker", "started (UTC)", "finished (UTC)", "error")
         for a in attempts:

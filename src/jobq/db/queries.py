@@ -21,6 +21,7 @@ from jobq.db.records import (
     Finished,
     FinishRow,
     HeartbeatAnswer,
+    HeldJob,
     InsertRow,
     job_from_record,
 )
@@ -45,6 +46,7 @@ class Queries:
         # NOTIFY channels are database-wide, so they carry the schema name.
         self.enqueue_channel = f"{schema}.jobs"
         self.control_channel = f"{schema}.control"
+        self.progress_channel = progress_channel(schema)
 
     # --- migrations -------------------------------------------------------
     async def migration_lock(self, conn: Conn) -> None:
@@ -144,6 +146,9 @@ class Queries:
             lease_seconds,
             list(kinds) if kinds is not None else None,
             [r.traceback for r in rows],
+            [r.snooze_ms for r in rows],
+            [r.progress for r in rows],
+            [r.progress_details_json for r in rows],
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -171,12 +176,24 @@ class Queries:
         return finished
 
     async def job_heartbeat(
-        self, conn: Conn, job_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float
+        self, conn: Conn, held: Sequence[HeldJob], worker_id: str, lease_seconds: float
     ) -> list[HeartbeatAnswer]:
+        """Renew the leases of `held` and write their new progress, in one statement;
+        each job whose progress was written is announced on `progress_channel`."""
         records = await conn.fetch(
-            self.sql["job_heartbeat"], list(job_ids), worker_id, lease_seconds
+            self.sql["job_heartbeat"],
+            [h.id for h in held],
+            worker_id,
+            lease_seconds,
+            [h.attempt for h in held],
+            [h.progress for h in held],
+            [h.progress_details_json for h in held],
+            self.progress_channel,
         )
-        return [HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"]) for r in records]
+        return [
+            HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"], r["progressed"])
+            for r in records
+        ]
 
     async def job_expired_leases(self, conn: Conn, limit: int) -> list[Job]:
         records = await conn.fetch(self.sql["job_expired_leases"], limit)
@@ -322,6 +339,13 @@ class Queries:
 
     async def stats_oldest_xact_age(self, conn: Conn) -> float:
         return float(await conn.fetchval(self.sql["stats_oldest_xact_age"]))
+
+
+def progress_channel(schema: str) -> str:
+    """The NOTIFY channel on which written progress is announced: one notification
+    per job and heartbeat tick that wrote its progress, the job's id (text) the
+    payload. The one place that names it, for whoever streams job events."""
+    return f"{schema}.progress"
 
 
 def _filter_args(flt: JobFilter) -> tuple[Any, ...]:
