@@ -107,6 +107,7 @@ async def test_a_snooze_requeues_for_later_and_gives_the_attempt_back(
     assert row.retry_delay_ms is None and row.last_error is None
     (attempt,) = await client.attempts(job.id)
     assert attempt.outcome == "snoozed" and attempt.seq == 1
+    assert attempt.finished_at is not None
     assert row.run_at - attempt.finished_at == timedelta(seconds=90)
     assert await claim_jobs(client, "w1") == []  # not before its run_at
 

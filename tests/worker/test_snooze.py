@@ -83,6 +83,7 @@ async def test_a_snoozed_job_runs_again_once_the_delay_has_passed(app: App, clie
     assert (snoozed.outcome, succeeded.outcome) == ("snoozed", "succeeded")
     # The database's clock throughout: run_at was the snooze's write time + 0.3 s,
     # and nothing claims a job before its run_at.
+    assert snoozed.finished_at is not None
     assert succeeded.started_at - snoozed.finished_at >= timedelta(seconds=0.3)
     assert (await client.get(job.id)).attempts == 1
 
