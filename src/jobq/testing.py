@@ -22,6 +22,8 @@ runnable job (in this event loop) and returns counts by outcome:
 A failed job with attempts left is counted `retried` and scheduled by its
 retry policy; a drain runs it again only if it is runnable before the drain
 ends (a small JOBQ_RETRY_BASE_MS in tests), so call `drain` again if needed.
+A handler's `Snooze` is counted `snoozed`; a drain runs the job again if the
+snooze is over before the drain ends (`Snooze(0)` always is).
 """
 
 from __future__ import annotations
