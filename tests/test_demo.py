@@ -87,5 +87,6 @@ async def test_sleep_reports_the_fraction_slept_as_its_progress(
     monkeypatch.setattr(demo, "PROGRESS_EVERY_SECONDS", 0.01)
     ctx = JobContext(make_job(kind="sleep"), "w", None)
     await demo.sleep(ctx, {"seconds": 0.05})
+    assert ctx.progress_slot is not None
     latest = ctx.progress_slot.latest
     assert latest is not None and latest.fraction == 1.0 and latest.seq >= 2

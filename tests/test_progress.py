@@ -119,7 +119,9 @@ async def test_a_handler_reports_through_its_context_and_run_task_keeps_it() -> 
         seen.append(ctx)
 
     await run_task_async(app, "reports")
-    latest = seen[0].progress_slot.latest
+    slot = seen[0].progress_slot
+    assert slot is not None
+    latest = slot.latest
     assert latest is not None and (latest.fraction, latest.details_json) == (0.6, None)
 
 

@@ -103,7 +103,7 @@ class Completer:
             outcome,
             self.policy_for(running.job.kind),
             cancel_requested=running.ctx.cancel_requested or running.job.cancel_requested,
-            progress=running.ctx.progress_slot.pending(),
+            progress=running.ctx.pending_progress(),
         )
         if not self._buffer:
             self._oldest_at = asyncio.get_running_loop().time()

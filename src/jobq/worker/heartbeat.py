@@ -65,7 +65,7 @@ class Heartbeat(PeriodicService):
         queries, pool = self.client.queries, self.client.pool
         if snapshot:
             # A job already settled has its last progress carried by its outcome.
-            reports = [None if r.settled else r.ctx.progress_slot.pending() for r in snapshot]
+            reports = [None if r.settled else r.ctx.pending_progress() for r in snapshot]
             answers = await queries.job_heartbeat(
                 pool,
                 [_held(r, p) for r, p in zip(snapshot, reports, strict=True)],
@@ -81,7 +81,7 @@ class Heartbeat(PeriodicService):
                         self._mark_lost(running)
                     continue
                 if report is not None and answer.progressed:
-                    running.ctx.progress_slot.written(report)
+                    running.ctx.progress_written(report)
                     self.progress_writes += 1
                 if answer.cancel_requested:
                     self._request_cancel(running)
