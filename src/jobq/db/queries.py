@@ -146,9 +146,9 @@ class Queries:
             lease_seconds,
             list(kinds) if kinds is not None else None,
             [r.traceback for r in rows],
-            [r.snooze_ms for r in rows],
-            [r.progress for r in rows],
-            [r.progress_details_json for r in rows],
+            _sparse([r.snooze_ms for r in rows]),
+            _sparse([r.progress for r in rows]),
+            _sparse([r.progress_details_json for r in rows]),
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -186,8 +186,8 @@ class Queries:
             worker_id,
             lease_seconds,
             [h.attempt for h in held],
-            [h.progress for h in held],
-            [h.progress_details_json for h in held],
+            _sparse([h.progress for h in held]),
+            _sparse([h.progress_details_json for h in held]),
             self.progress_channel,
         )
         return [
@@ -346,6 +346,13 @@ def progress_channel(schema: str) -> str:
     per job and heartbeat tick that wrote its progress, the job's id (text) the
     payload. The one place that names it, for whoever streams job events."""
     return f"{schema}.progress"
+
+
+def _sparse(values: list[Any]) -> list[Any] | None:
+    """`values`, or None when every one is None: a NULL array, which unnest() pads
+    with NULLs like an array of them, costs asyncpg no encoding per element (the
+    drain path's batches carry no snooze and no progress)."""
+    return values if any(v is not None for v in values) else None
 
 
 def _filter_args(flt: JobFilter) -> tuple[Any, ...]:

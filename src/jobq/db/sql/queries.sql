@@ -124,6 +124,7 @@ ORDER BY j.id DESC;
 -- (NULL for every other outcome): the job goes back to `queued`, runnable that
 -- many milliseconds from now. $17/$18 are the attempt's last progress when the
 -- heartbeat had not written it yet (NULL: nothing new; the row keeps its own).
+-- Each of $16-$18 may be NULL as a whole when no row has a value (unnest pads).
 -- A claim clears the progress columns: they belong to the attempt that runs.
 --
 -- One row per finished job (the finished_* columns; the job's columns NULL),
@@ -230,7 +231,8 @@ SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
 
 -- name: job_heartbeat
 -- Renew the leases of the jobs $1 a worker holds, and write the progress they
--- reported since the last tick ($4-$6, one element per job: $5 NULL for none);
+-- reported since the last tick ($4-$6, one element per job: $5 NULL for none,
+-- $5 and $6 NULL as a whole when no job has news: unnest pads them);
 -- answers each job still held with its cancel flag (a job missing from the
 -- answer was lost). Progress is fenced by the attempt ($4) as well as the
 -- holder: a job rescued and claimed again by this same worker keeps the new
