@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import socket
 from pathlib import Path
 
+import asyncpg
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,8 +32,13 @@ SPEC_METRICS = {
     "jobq_workers_alive": set(),
     "jobq_db_dead_tuples": {"table"},
     "jobq_db_oldest_xact_age_seconds": set(),
+    "jobq_db_up": set(),
+    "jobq_queue_paused": {"queue"},
     "jobq_http_requests_total": {"method", "route", "status"},
     "jobq_http_request_duration_seconds": {"method", "route"},
+    "jobq_schedule_fires_total": {"schedule"},
+    "jobq_schedule_runs_skipped_total": {"schedule"},
+    "jobq_schedule_lag_seconds": set(),
 }
 
 
@@ -108,12 +117,47 @@ async def test_database_gauges_are_read_at_scrape_and_cached(app: App, client: C
         assert ("jobq_workers_alive", frozenset()) in got
         assert ("jobq_db_oldest_xact_age_seconds", frozenset()) in got
         assert any(name == "jobq_db_dead_tuples" for name, _ in got)
+        assert got[("jobq_db_up", frozenset())] == 1
+        assert got[("jobq_queue_paused", frozenset({("queue", "mq")}))] == 0
         # Within the cache window a scrape does not read the database again.
         await insert_job(client, queue="mq")
         again = samples((await metrics.render(client)).decode())
         assert again[("jobq_queue_jobs", frozenset({("queue", "mq"), ("status", "queued")}))] == 1
     finally:
         metrics.close()
+
+
+async def test_a_database_that_is_down_is_db_up_0_and_the_rest_still_renders(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pool = await asyncpg.create_pool(f"postgresql://nobody@127.0.0.1:{port}/none", min_size=0)
+    metrics = Metrics()
+    try:
+        events.emit(events.JobsEnqueued("mq", "k", 2))
+        down = Client(pool, client.settings)
+        with caplog.at_level(logging.DEBUG, logger="jobq.metrics"):
+            for _ in range(3):
+                got = samples((await metrics.render(down)).decode())
+                assert got[("jobq_db_up", frozenset())] == 0
+                assert (
+                    got[("jobq_jobs_enqueued_total", frozenset({("queue", "mq"), ("kind", "k")}))]
+                    == 2
+                )
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1  # once per streak, not at every scrape
+        await client.pool.execute(
+            f'INSERT INTO "{client.settings.schema}".queues (name, paused) VALUES ($1, true)',
+            "held",
+        )
+        got = samples((await metrics.render(client)).decode())
+        assert got[("jobq_db_up", frozenset())] == 1
+        assert got[("jobq_queue_paused", frozenset({("queue", "held")}))] == 1
+    finally:
+        metrics.close()
+        await pool.close()
 
 
 def _series(
@@ -199,6 +243,7 @@ HISTOGRAMS = {
     "jobq_job_duration_seconds",
     "jobq_job_pickup_delay_seconds",
     "jobq_http_request_duration_seconds",
+    "jobq_schedule_lag_seconds",
 }
 
 

@@ -81,6 +81,7 @@ def test_lost_lease_is_a_failed_attempt_naming_the_worker() -> None:
     assert t.status is JobStatus.RETRYING
     assert t.attempt_outcome is AttemptOutcome.LEASE_EXPIRED
     assert t.error is not None and t.error.startswith("lease expired") and "w-1" in t.error
+    assert t.retry_delay_ms is None  # no delay: it keeps its place in the queue
     assert decide(snap(3, 3), LeaseExpired("w"), POLICY).status is JobStatus.FAILED_PERMANENT
     assert decide(snap(1, 3, True), LeaseExpired("w"), POLICY).status is JobStatus.CANCELLED
 

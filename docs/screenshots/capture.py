@@ -7,8 +7,9 @@ Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
 it a mix of demo jobs through the public API (some fail and retry, some fail
 for good, some run long, one is cancelled while running, one queue is
 paused, three are scheduled for later, the job that failed for good is
-retried by hand and fails again; the long runners report their progress),
-waits for the workers to get through them,
+retried by hand and fails again; the long runners report their progress;
+four schedules, one paused, one firing every 10 s), waits for the workers to
+get through them,
 and photographs each page in headless Debian chromium (and the job list on a
 390 px phone). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
@@ -172,6 +173,44 @@ def seed(base: str) -> dict[str, str]:
     return {"doomed": doomed["id"], "cancel": long[0]["id"], "running": long[1]["id"]}
 
 
+def seed_schedules(base: str) -> None:
+    for schedule in [
+        {
+            "name": "weekday-digest",
+            "kind": "send_email",
+            "queue": "emails",
+            "cron": "0 8 * * 1-5",
+            "timezone": "Europe/Berlin",
+            "payload": {"template": "digest"},
+        },
+        {
+            "name": "thumbnail-sweep",
+            "kind": "resize_image",
+            "queue": "images",
+            "every": "10s",
+            "payload": {"image": "s3://uploads/pending", "width": 320},
+        },
+        {
+            "name": "nightly-report",
+            "kind": "summarize_text",
+            "queue": "reports",
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            "missed": "all",
+        },
+        {
+            "name": "partner-webhooks",
+            "kind": "webhook_delivery",
+            "queue": "webhooks",
+            "every": "15m",
+            "paused": True,
+            "payload": {"url": "https://hooks.example.com/sync"},
+        },
+    ]:
+        post(base, "/v1/schedules", schedule)
+    wait_until(lambda: get(base, "/v1/schedules/thumbnail-sweep")["last_fire_at"] is not None, 30)
+
+
 def settle(base: str, ids: dict[str, str]) -> None:
     def counts() -> dict[str, int]:
         total: dict[str, int] = {}
@@ -250,6 +289,7 @@ def main() -> None:
     try:
         ids = seed(base)
         settle(base, ids)
+        seed_schedules(base)
         tokens = json.dumps(
             [
                 {
@@ -278,6 +318,7 @@ def main() -> None:
                 "jobs-scheduled.png",
                 "#jobs tbody tr[data-job-id]",
             )
+            shoot(page, base, "#/schedules", "schedules.png", "#schedules tr[data-schedule] time")
             shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
             shoot(page, base, f"#/jobs/{ids['running']}", "job-running.png", "#job-progress")
             shoot(page, base, f"#/jobs/{retried_job(base)}", "job-retried.png", "#attempts li")

@@ -15,12 +15,15 @@ from jobq.errors import (
     JobNotFoundError,
     JobqError,
     PayloadTooLargeError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
     SchemaError,
     UnknownKindError,
 )
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
+from jobq.schedules import ScheduleFields, ScheduleRequest
 from jobq.types import (
     Attempt,
     AttemptOutcome,
@@ -31,6 +34,7 @@ from jobq.types import (
     JobFilter,
     JobStatus,
     Outcome,
+    Schedule,
     Snooze,
     Succeeded,
 )
@@ -64,6 +68,11 @@ __all__ = [
     "Outcome",
     "PayloadTooLargeError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleConflictError",
+    "ScheduleFields",
+    "ScheduleNotFoundError",
+    "ScheduleRequest",
     "SchemaError",
     "Settings",
     "Snooze",

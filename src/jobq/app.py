@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 
 from jobq.client import Client
+from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
 from jobq.handlers import Executor, HandlerFunction
-from jobq.job_request import parse_request
+from jobq.job_request import DEFAULT_QUEUE, parse_request
 from jobq.registry import TaskRegistry, TaskSpec
 from jobq.retry import RetryPolicy
+from jobq.schedules import (
+    DEFAULT_MAX_BACKFILL,
+    DEFAULT_MISSED,
+    DEFAULT_TIMEZONE,
+    MissedPolicy,
+)
 from jobq.types import Job
 from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
 
@@ -101,6 +108,50 @@ class App:
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
         )
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every: str | int | timedelta | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
+        name: str | None = None,
+        kind: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        max_attempts: int | None = None,
+        payload: Mapping[str, Any] | None = None,
+        missed: MissedPolicy = DEFAULT_MISSED,
+        max_backfill: int = DEFAULT_MAX_BACKFILL,
+    ) -> Callable[[H], H]:
+        """Run a task on a schedule: a cron expression read in `timezone`, or `every`
+        N (`"30s"`, `"5m"`, seconds). Put it above `@app.task`; the name defaults to the
+        kind. Every worker upserts it at start (jobq.client_schedules: the code owns
+        its definition, the operator its pause). Invalid input raises at once."""
+
+        def register(fn: H) -> H:
+            found = kind or self.registry.kind_of(fn)
+            if found is None:
+                raise ValueError(
+                    "@app.periodic needs a registered task: put it above @app.task, or pass kind="
+                )
+            fields: dict[str, Any] = {
+                "name": name or found,
+                "kind": found,
+                "cron": cron,
+                "every": int(every.total_seconds()) if isinstance(every, timedelta) else every,
+                "timezone": timezone,
+                "queue": queue,
+                "priority": priority,
+                "max_attempts": max_attempts,
+                "payload": dict(payload or {}),
+                "missed": missed,
+                "max_backfill": max_backfill,
+            }
+            self.registry.add_periodic(parse_schedule(fields))
+            return fn
+
+        return register
 
     def kinds(self) -> list[str]:
         return self.registry.kinds()

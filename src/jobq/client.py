@@ -19,6 +19,7 @@ from typing import Protocol
 import asyncpg
 
 from jobq import events, idempotency
+from jobq.client_schedules import ScheduleOps
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import (
@@ -79,6 +80,9 @@ class Client:
         self.url = url
         self.queries = Queries(settings.schema)
         self.applied_migrations: list[migrations.Migration] = []
+        self.schedules = ScheduleOps(
+            pool, self.queries, settings, self._known_kinds, self._default_attempts
+        )
 
     @classmethod
     async def connect(
@@ -120,6 +124,12 @@ class Client:
                 f"needs {needed}: run `jobq migrate`"
             )
         return version
+
+    def _known_kinds(self) -> list[str] | None:
+        return self.catalog.kinds() if self.catalog is not None else None
+
+    def _default_attempts(self, kind: str) -> int:
+        return self.catalog.default_max_attempts(kind) if self.catalog else DEFAULT_MAX_ATTEMPTS
 
     # --- enqueue ------------------------------------------------------------
     async def enqueue(

@@ -11,7 +11,9 @@ JobqError
 │   └── IdempotencyConflictError  a key reused with a different request
 ├── IsolationConflictError      an idempotency key raced under REPEATABLE READ/SERIALIZABLE
 ├── JobNotFoundError            no job has that id
-└── InvalidStateError           the job's state forbids the operation (409)
+├── InvalidStateError           the job's state forbids the operation (409)
+├── ScheduleNotFoundError       no schedule has that name (404)
+└── ScheduleConflictError       the name is taken, or the field is defined in code (409)
 JobCancelled                    raised by a handler to end its job `cancelled`
 """
 
@@ -104,6 +106,16 @@ class InvalidStateError(JobqError):
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ScheduleNotFoundError(JobqError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+
+class ScheduleConflictError(JobqError):
+    """A schedule's name is taken, or a change touches what its code defines."""
 
 
 class JobCancelled(Exception):

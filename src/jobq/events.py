@@ -12,6 +12,9 @@ Catalogue:
 - JobsRescued(queue, count)                 expired leases handled by the rescuer
 - InFlightChanged(queue, delta)             a worker started (+1) or ended (-1) a job
 - HttpRequestDone(method, route, status, duration_s)
+- SchedulesFired(schedule, lags_s)          fire times a scheduler enqueued in one tick,
+      each one's lag: enqueue time - fire time
+- ScheduleRunsSkipped(schedule, count)      missed fire times the schedule's policy skipped
 """
 
 from __future__ import annotations
@@ -72,6 +75,18 @@ class HttpRequestDone:
     duration_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class SchedulesFired:
+    schedule: str
+    lags_s: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRunsSkipped:
+    schedule: str
+    count: int
+
+
 Event = (
     JobsEnqueued
     | JobClaimed
@@ -80,6 +95,8 @@ Event = (
     | JobsRescued
     | InFlightChanged
     | HttpRequestDone
+    | SchedulesFired
+    | ScheduleRunsSkipped
 )
 Subscriber = Callable[[Event], None]
 

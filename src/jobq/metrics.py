@@ -10,11 +10,13 @@ storm costs the database one round of queries per second.
 
 Label values that come from clients are capped, so a client cannot grow the
 number of series without bound (one series per queue name it invents):
-`queue` and `kind` each keep the first `MAX_LABEL_VALUES` (100) distinct
+`queue`, `kind` and `schedule` each keep the first `MAX_LABEL_VALUES` (100) distinct
 values a process sees, in every metric that carries them (the event metrics
 and the database gauges alike, so a queue has one name across metrics); later
-values are counted under `OVERFLOW_LABEL` (`_other`, which no queue or kind
-name can be: they start with a letter or digit). The database gauges sum
+values are counted under `OVERFLOW_LABEL` (`_other`, which no queue, kind or
+schedule name can be: they start with a letter or digit). The schedule lag
+histogram has no label at all (its buckets times 100 schedules would be a lot
+of series for one number). The database gauges sum
 counts and take the oldest age over the queues merged into `_other`. The
 HTTP `method` label keeps the standard methods and maps any other to
 `_other`; `route` is the matched route's template (or one unmatched value)
@@ -25,6 +27,7 @@ under `--processes N` each child keeps its own first 100.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +45,8 @@ from prometheus_client.metrics_core import Metric
 
 from jobq import events
 
+log = logging.getLogger("jobq.metrics")
+
 if TYPE_CHECKING:
     from jobq.client import Client
 
@@ -50,6 +55,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _PICKUP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# A fire's lag is under a tick (0.5 s) when healthy; a backfill's is its age.
+_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600, 3600, 86400)
 MAX_LABEL_VALUES = 100
 OVERFLOW_LABEL = "_other"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -157,6 +164,19 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.db_up = Gauge(
+            "jobq_db_up",
+            "1 if this process's last read of the database gauges worked, else 0.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.queue_paused = Gauge(
+            "jobq_queue_paused",
+            "1 for a paused queue, 0 for a running one (from the database).",
+            ["queue"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.http_requests = Counter(
             "jobq_http_requests", "HTTP requests.", ["method", "route", "status"], registry=r
         )
@@ -167,9 +187,29 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self.schedule_fires = Counter(
+            "jobq_schedule_fires",
+            "Fire times a schedule enqueued a job for (manual runs not counted).",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_skipped = Counter(
+            "jobq_schedule_runs_skipped",
+            "Missed fire times a schedule's `missed` policy skipped.",
+            ["schedule"],
+            registry=r,
+        )
+        self.schedule_lag = Histogram(
+            "jobq_schedule_lag_seconds",
+            "Enqueue time - fire time of each scheduled job.",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
         self.queue_label = LabelCap()
         self.kind_label = LabelCap()
+        self.schedule_label = LabelCap()
         self._db_read_at = 0.0
+        self._db_ok = True
         self._db_lock = asyncio.Lock()
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self._observers: dict[type, Callable[[Any], None]] = {
@@ -180,6 +220,8 @@ class Metrics:
             events.JobsRescued: self._rescued,
             events.InFlightChanged: self._in_flight,
             events.HttpRequestDone: self._http_done,
+            events.SchedulesFired: self._schedules_fired,
+            events.ScheduleRunsSkipped: self._schedule_runs_skipped,
         }
         self._unsubscribe = events.subscribe(self.observe)
 
@@ -230,6 +272,14 @@ class Metrics:
         self._child(self.http_requests, method, e.route, str(e.status)).inc()
         self._child(self.http_duration, method, e.route).observe(e.duration_s)
 
+    def _schedules_fired(self, e: events.SchedulesFired) -> None:
+        self._child(self.schedule_fires, self.schedule_label(e.schedule)).inc(len(e.lags_s))
+        for lag in e.lags_s:
+            self.schedule_lag.observe(max(0.0, lag))
+
+    def _schedule_runs_skipped(self, e: events.ScheduleRunsSkipped) -> None:
+        self._child(self.schedule_skipped, self.schedule_label(e.schedule)).inc(e.count)
+
     async def refresh_from_database(self, client: Client) -> None:
         """Read the database gauges, unless they were read within DB_CACHE_SECONDS."""
         async with self._db_lock:
@@ -250,6 +300,9 @@ class Metrics:
                     oldest[name] = max(age, oldest.get(name, age))
             self.queue_jobs.clear()
             self.oldest_runnable.clear()
+            self.queue_paused.clear()
+            for q in queues:
+                self.queue_paused.labels(self.queue_label(q.name)).set(1 if q.paused else 0)
             for (name, status), n in counts.items():
                 self.queue_jobs.labels(name, status).set(n)
             for name, age in oldest.items():
@@ -267,7 +320,18 @@ class Metrics:
         Under `--processes N` (PROMETHEUS_MULTIPROC_DIR set) every process writes its
         samples to that folder and the scrape sums them into one answer."""
         if client is not None:
-            await self.refresh_from_database(client)
+            try:
+                await self.refresh_from_database(client)
+            except Exception as exc:  # the database gauges are stale, the process's own are not
+                # Once per streak: a scrape every 15 s of a database that is down
+                # would otherwise repeat the same line all along.
+                level = logging.WARNING if self._db_ok else logging.DEBUG
+                log.log(level, "metrics: database gauges not refreshed: %r", exc)
+                self._db_ok = False
+                self.db_up.set(0)
+            else:
+                self._db_ok = True
+                self.db_up.set(1)
         folder = self.multiprocess_path or multiprocess_dir()
         if folder:
             return generate_latest(_Merged(self, folder))
@@ -283,6 +347,8 @@ _DB_FAMILIES = frozenset(
         "jobq_workers_alive",
         "jobq_db_dead_tuples",
         "jobq_db_oldest_xact_age_seconds",
+        "jobq_db_up",
+        "jobq_queue_paused",
     }
 )
 

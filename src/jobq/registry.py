@@ -17,6 +17,7 @@ from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.handlers import Executor, FunctionHandler, HandlerFunction, JobContext
 from jobq.job_request import KIND_PATTERN
 from jobq.retry import RetryPolicy
+from jobq.schedules import ScheduleRequest
 from jobq.types import Failed, Job, Outcome
 
 MAX_ATTEMPTS_LIMIT = 1000
@@ -47,10 +48,32 @@ class TaskSpec:
 
 
 class TaskRegistry:
-    """The kinds a program can run, each with its `TaskSpec`."""
+    """The kinds a program can run, each with its `TaskSpec`, and the schedules its
+    code defines (`@app.periodic`; every worker upserts them at start)."""
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
+        self._periodic: dict[str, ScheduleRequest] = {}
+        # The kind each registered handler function runs, for @app.periodic above @app.task.
+        self._kind_of: dict[object, str] = {}
+
+    @property
+    def periodic(self) -> Mapping[str, ScheduleRequest]:
+        return self._periodic
+
+    def kind_of(self, handler: object) -> str | None:
+        return self._kind_of.get(handler)
+
+    def add_periodic(self, request: ScheduleRequest) -> None:
+        """Add a code-defined schedule (validated; names are unique)."""
+        if request.kind not in self._specs:
+            raise ValueError(f"schedule {request.name!r}: kind {request.kind!r} is not registered")
+        if request.name in self._periodic:
+            raise ValueError(
+                f"a schedule named {request.name!r} is already defined: give each "
+                "@app.periodic of a kind its own name="
+            )
+        self._periodic[request.name] = request
 
     @property
     def specs(self) -> Mapping[str, TaskSpec]:
@@ -91,6 +114,7 @@ class TaskRegistry:
             is_sync=is_sync,
         )
         self._specs[kind] = spec
+        self._kind_of[handler] = kind
         return spec
 
     def get(self, kind: str) -> TaskSpec | None:

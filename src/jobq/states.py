@@ -50,6 +50,7 @@ class Transition:
     status: JobStatus
     attempt_outcome: AttemptOutcome
     error: str | None = None
+    # The delay before a retry; None on a retry keeps the job's run_at (a rescue).
     retry_delay_ms: int | None = None
     # Interrupted and snoozed attempts are not counted (SPEC §1): the claim's +1 is undone.
     attempts_delta: int = 0
@@ -96,6 +97,13 @@ def decide(
         return Transition(JobStatus.CANCELLED, attempt_outcome, error=outcome.message)
     if job.attempts >= job.max_attempts:
         return Transition(JobStatus.FAILED_PERMANENT, attempt_outcome, error=outcome.message)
+    if isinstance(outcome, LeaseExpired):
+        # The job did not fail, its worker died: it keeps its place in the queue
+        # (its run_at), so it runs again as soon as it is rescued rather than
+        # behind the whole backlog after a delay. No retry delay is drawn: the
+        # jitter state stays as the last real failure left it. A job that kills
+        # every worker that runs it still stops at max_attempts.
+        return Transition(JobStatus.RETRYING, attempt_outcome, error=outcome.message)
     delay = policy.next_delay_ms(job.retry_delay_ms, uniform)
     return Transition(
         JobStatus.RETRYING, attempt_outcome, error=outcome.message, retry_delay_ms=delay
@@ -118,7 +126,11 @@ EDGES: tuple[Edge, ...] = (
     Edge(JobStatus.QUEUED, JobStatus.RUNNING, "claimed by a worker"),
     Edge(JobStatus.RETRYING, JobStatus.RUNNING, "claimed once run_at has passed"),
     Edge(JobStatus.RUNNING, JobStatus.SUCCEEDED, "the handler returned"),
-    Edge(JobStatus.RUNNING, JobStatus.RETRYING, "failed or lease expired, attempts left"),
+    Edge(
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+        "failed (runs after the retry delay) or lease expired (keeps its place), attempts left",
+    ),
     Edge(JobStatus.RUNNING, JobStatus.FAILED_PERMANENT, "failed or lease expired, no attempt left"),
     Edge(JobStatus.RUNNING, JobStatus.CANCELLED, "returned Cancelled, or ended after a cancel"),
     Edge(

@@ -188,6 +188,70 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """A periodic job (jobq.schedules): what it enqueues, when, and its state."""
+
+    name: str
+    kind: str
+    cron: str | None
+    # `every` in the API: whole seconds here, `1h30m` in to_dict().
+    every_seconds: int | None
+    timezone: str
+    queue: str
+    priority: int
+    max_attempts: int | None
+    payload: dict[str, Any]
+    missed: str
+    max_backfill: int
+    # `code` (an @app.periodic, upserted by every worker at start) or `api`.
+    source: str
+    paused: bool
+    next_fire_at: datetime
+    last_fire_at: datetime | None
+    last_job_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    # When a worker last upserted it from its code (None for `api` schedules).
+    synced_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "cron": self.cron,
+            "every": format_every(self.every_seconds) if self.every_seconds else None,
+            "timezone": self.timezone,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "payload": self.payload,
+            "missed": self.missed,
+            "max_backfill": self.max_backfill,
+            "source": self.source,
+            "paused": self.paused,
+            "next_fire_at": format_timestamp(self.next_fire_at),
+            "last_fire_at": format_timestamp(self.last_fire_at),
+            "last_job_id": str(self.last_job_id) if self.last_job_id else None,
+            "created_at": format_timestamp(self.created_at),
+            "updated_at": format_timestamp(self.updated_at),
+            "synced_at": format_timestamp(self.synced_at),
+        }
+
+
+_EVERY_UNITS = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
+
+
+def format_every(seconds: int) -> str:
+    """The canonical text of an interval: 90 → '1m30s', 7200 → '2h'."""
+    parts = []
+    for unit, suffix in _EVERY_UNITS:
+        n, seconds = divmod(seconds, unit)
+        if n:
+            parts.append(f"{n}{suffix}")
+    return "".join(parts) or "0s"
+
+
+@dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[Job]
     next_cursor: str | None

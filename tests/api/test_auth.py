@@ -18,6 +18,8 @@ from jobq import App, Settings
 from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
+from jobq.errors import ScheduleNotFoundError
+from jobq.schedules import ScheduleRequest
 from jobq.types import Job
 from tests.api.support import assert_problem, http_client, token_of, with_tokens
 from tests.support import insert_job
@@ -40,6 +42,14 @@ ENDPOINTS = [
     ("POST", "/v1/jobs/bulk/retry", {"queue": "default"}, "admin"),
     ("POST", "/v1/queues/{name}/pause", None, "admin"),
     ("POST", "/v1/queues/{name}/resume", None, "admin"),
+    ("GET", "/v1/schedules", None, "read"),
+    ("GET", "/v1/schedules/{name}", None, "read"),
+    ("POST", "/v1/schedules", {"name": "made-here", "kind": "noop", "every": "1h"}, "admin"),
+    ("PATCH", "/v1/schedules/{name}", {"priority": 1}, "admin"),
+    ("POST", "/v1/schedules/{name}/pause", None, "admin"),
+    ("POST", "/v1/schedules/{name}/resume", None, "admin"),
+    ("POST", "/v1/schedules/{name}/run", None, "write"),
+    ("DELETE", "/v1/schedules/{name}", None, "admin"),  # last: the others need it
 ]
 OPEN_PATHS = [
     "/healthz",
@@ -65,6 +75,14 @@ async def secured(app: App, client: Client, settings: Settings) -> AsyncIterator
         yield http
 
 
+async def ensure_schedule(client: Client) -> None:
+    """The schedule the matrix's {name} names (the queue routes' `default` too)."""
+    try:
+        await client.schedules.get("default")
+    except ScheduleNotFoundError:
+        await client.schedules.create(ScheduleRequest(name="default", kind="noop", every="1h"))
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -83,8 +101,9 @@ async def test_auth_matrix(
     body: object,
     scope: str,
 ) -> None:
-    # A cancelled job: every admin route has something legal to do with it.
+    # A cancelled job and a schedule: every admin route has something legal to do.
     job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
+    await ensure_schedule(client)
     url = path.format(id=job_id, name="default")
 
     async def call(headers: dict[str, str]) -> httpx.Response:
@@ -194,6 +213,12 @@ def test_every_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
         ("POST", "/v1/jobs/bulk/cancel", "admin"),
         ("DELETE", "/v1/jobs/x", "admin"),
         ("PUT", "/v1/jobs", "admin"),
+        ("POST", "/v1/schedules/nightly/run", "write"),
+        ("POST", "/v1/schedules/{name}/run", "write"),
+        ("POST", "/v1/schedules/a/b/run", "admin"),
+        ("POST", "/v1/schedules", "admin"),
+        ("PATCH", "/v1/schedules/nightly", "admin"),
+        ("GET", "/v1/schedules", "read"),
     ],
 )
 def test_required_scope(method: str, path: str, scope: str) -> None:
@@ -258,6 +283,7 @@ async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
     async with deployed(setup, app, client, settings) as (http, prefix):
         for method, path, body, scope in ENDPOINTS:
             job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
+            await ensure_schedule(client)
             url = prefix + path.format(id=job_id, name="default")
             response = await http.request(method, url, json=body)
             assert_problem(response, 401, type_="unauthorized")

@@ -836,6 +836,7 @@ def test_on_a_phone_the_page_is_no_wider_than_the_screen(server: Server, browser
             ("#/", "#queues tbody tr"),
             (f"#/jobs?queue={queue}", "#jobs tbody tr[data-job-id]"),
             (f"#/jobs/{job_id}", "#attempts li"),
+            ("#/schedules", "#schedules tbody tr"),
         ]:
             page.goto(f"{server.base_url}/{fragment}")
             expect(page.locator(ready).first).to_be_visible()
@@ -845,3 +846,37 @@ def test_on_a_phone_the_page_is_no_wider_than_the_screen(server: Server, browser
     finally:
         context.close()
     assert errors == [], errors
+
+
+def test_the_schedules_page_lists_fire_times_and_pauses_resumes_and_runs(
+    server: Server, page: Page
+) -> None:
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    server.api(
+        "POST",
+        "/v1/schedules",
+        {"name": name, "kind": "noop", "cron": "30 2 * * *", "timezone": "Europe/Berlin"},
+    )
+    page.goto(server.base_url + "/#/schedules")
+    expect(page.locator('nav a[data-nav="schedules"]')).to_have_attribute("aria-current", "page")
+    row = page.locator(f'#schedules tr[data-schedule="{name}"]')
+    expect(row.locator(".when")).to_contain_text("30 2 * * * Europe/Berlin")
+    expect(row.locator(".state .badge")).to_have_text("active")
+    expect(row.locator(".next time")).to_contain_text("in ")
+    expect(row.locator(".last")).to_have_text("—")
+
+    row.get_by_role("button", name="Pause").click()
+    confirm(page, f"Pause schedule “{name}”?")
+    expect(page.locator("#notices")).to_contain_text(f"Schedule “{name}” paused.")
+    expect(row.locator(".state .badge")).to_have_text("paused")
+    assert server.api("GET", f"/v1/schedules/{name}")["paused"] is True
+
+    row.get_by_role("button", name="Run now").click()
+    expect(page.locator("#notices")).to_contain_text(f"Schedule “{name}” enqueued job")
+    jobs = server.api("GET", "/v1/jobs", None)["jobs"]
+    assert any(j["metadata"].get("schedule") == name for j in jobs)
+
+    row.get_by_role("button", name="Resume").click()
+    confirm(page, f"Resume schedule “{name}”?")
+    expect(row.locator(".state .badge")).to_have_text("active")
+    assert server.api("GET", f"/v1/schedules/{name}")["paused"] is False

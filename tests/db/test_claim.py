@@ -129,10 +129,7 @@ async def test_a_late_fenced_ack_is_rejected(app: App, client: Client) -> None:
     rescued = await rescue(client, app.retry_policy)
     assert [r.status for r in rescued] == [JobStatus.RETRYING]
     assert (await client.get(job_id)).last_error.startswith("lease expired")  # type: ignore[union-attr]
-    await client.pool.execute(
-        f'UPDATE "{client.settings.schema}".jobs SET run_at = now() WHERE id = $1', job_id
-    )
-    (b_claim,) = await claim_jobs(client, "B", None, 1)
+    (b_claim,) = await claim_jobs(client, "B", None, 1)  # claimable at once
     assert b_claim.job.attempts == 2
     late = await finish_rows(
         client, [finish_row(stale, "A", Succeeded(), app.retry_policy("script"))]
@@ -146,6 +143,26 @@ async def test_a_late_fenced_ack_is_rejected(app: App, client: Client) -> None:
     assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
     outcomes = [(a.seq, a.worker_id, a.outcome) for a in await client.attempts(job_id)]
     assert outcomes == [(1, "A", "lease_expired"), (2, "B", "succeeded")]
+
+
+async def test_a_rescued_job_keeps_its_place_ahead_of_the_backlog(app: App, client: Client) -> None:
+    """Its worker died; the job did not fail. It runs next, not after the backlog
+    that arrived while it ran, and no retry delay is drawn (issue 15)."""
+    rescued_id = await insert_job(
+        client,
+        status="running",
+        attempts=1,
+        locked_by="dead",
+        lease_offset_s=-1,
+        run_at_offset_s=-60,
+    )
+    await app.enqueue_many([{"kind": "script"} for _ in range(20)])
+    [rescued] = await rescue(client, app.retry_policy)
+    assert rescued.status is JobStatus.RETRYING
+    job = await client.get(rescued_id)
+    assert job.run_at < job.updated_at and job.retry_delay_ms is None
+    (first,) = await claim_jobs(client, "alive", None, 1)
+    assert first.job.id == rescued_id and first.job.attempts == 2
 
 
 async def test_rescue_of_an_exhausted_or_cancelled_job(app: App, client: Client) -> None:

@@ -20,7 +20,16 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
         )
     }
-    assert tables == {"jobs", "job_attempts", "queues", "workers", "leaders", "schema_migrations"}
+    assert tables == {
+        "jobs",
+        "job_attempts",
+        "queues",
+        "workers",
+        "leaders",
+        "schema_migrations",
+        "schedules",
+        "schedule_fires",
+    }
     indexes = {
         r["indexname"]: r["indexdef"]
         for r in await client.pool.fetch(
@@ -31,6 +40,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
     assert "priority DESC, run_at, id" in runnable
     assert "WHERE (status = ANY (ARRAY['queued'::text, 'retrying'::text]))" in runnable
     assert "UNIQUE" in indexes["jobs_idempotency_key_idx"]
+    assert "WHERE (NOT paused)" in indexes["schedules_due_idx"]
+    assert "(schedule, fire_at)" in indexes["schedule_fires_pkey"]
     options = await client.pool.fetchval(
         "SELECT reloptions FROM pg_class WHERE oid = ($1 || '.jobs')::regclass", schema
     )

@@ -133,3 +133,13 @@ blocking_app = App()
 def block(ctx: JobContext, payload: dict[str, Any]) -> None:
     """A sync handler that ignores cancels and shutdowns alike."""
     time.sleep(float(payload.get("seconds", 60)))
+
+
+# For `jobq worker --app tests.worker.support:periodic_app`: a schedule every 2 s.
+periodic_app = App()
+
+
+@periodic_app.periodic(every="2s", name="every-2s", payload={"from": "code"})
+@periodic_app.task("tick")
+async def tick(ctx: JobContext, payload: dict[str, Any]) -> None:
+    return None

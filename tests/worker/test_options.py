@@ -66,3 +66,16 @@ def test_worker_config_combines_options_and_settings() -> None:
     assert config.lease_seconds == 3.0
     assert config.heartbeat_interval == 1.0
     assert config.maintenance_interval == 0.75
+    assert config.leader_lease_seconds == 2.25
+
+
+@pytest.mark.parametrize("lease", [0.3, 2.0, 5.0, 30.0, 600.0])
+def test_a_dead_leader_is_replaced_within_one_job_lease(lease: float) -> None:
+    """Issue 15: re-election took up to two leases. The leader row expires after
+    leader_lease_seconds and the next tick takes it; a renewal survives one late tick."""
+    config = WorkerConfig.build(
+        Settings(database_url="postgresql://unused", lease_seconds=lease), WorkerOptions()
+    )
+    tick = config.maintenance_interval
+    assert config.leader_lease_seconds + tick <= lease
+    assert config.leader_lease_seconds >= 2 * tick

@@ -104,6 +104,11 @@ async def test_maintenance_has_one_leader_that_rescues_and_prunes(app: App, clie
     assert await first.elect_once() is True
     assert await second.elect_once() is False
     assert await first.elect_once() is True  # renewed
+    # The row's lease is the leader lease (three ticks), not a whole job lease.
+    left = await client.pool.fetchval(
+        f'SELECT extract(epoch FROM expires_at - now()) FROM "{client.settings.schema}".leaders'
+    )
+    assert cfg.leader_lease_seconds - 1 < left <= cfg.leader_lease_seconds < cfg.lease_seconds
     expired = await insert_job(
         client, kind="noop", status="running", attempts=1, locked_by="gone", lease_offset_s=-5
     )

@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 import jobq
-from jobq.api import routes_jobs, routes_queues, routes_system
+from jobq.api import routes_jobs, routes_queues, routes_schedules, routes_system
 from jobq.api.auth import AuthDenied, is_protected, required_scope
 from jobq.api.guard import SAFE_METHODS, UNGUARDED_PATHS
 from jobq.api.middleware import ApiMiddleware, enqueue_body_limit
@@ -30,14 +30,15 @@ jobq's HTTP API: enqueue, inspect, cancel and retry jobs on PostgreSQL.
 (and, in a batch, the item's `index`).
 
 **Authentication**: when `JOBQ_API_TOKENS` is set, send `Authorization: Bearer <token>`.
-Scopes: `read` (GET under /v1), `write` (enqueue), `admin` (cancel, retry, delete, bulk
-operations, pause, resume). A missing or unknown token is a 401, a missing scope a 403.
+Scopes: `read` (GET under /v1), `write` (enqueue, run a schedule now), `admin` (cancel,
+retry, delete, bulk operations, pause, resume, create and change schedules). A missing
+or unknown token is a 401, a missing scope a 403.
 
 **Idempotency**: send an `Idempotency-Key` header (or the `idempotency_key` field); a
 repeat of the same request returns the same job with `Idempotent-Replayed: true`.
 """
 
-_ROUTERS = (routes_jobs, routes_queues, routes_system)
+_ROUTERS = (routes_jobs, routes_queues, routes_schedules, routes_system)
 _SECURITY_SCHEME = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
 
 
@@ -79,6 +80,7 @@ def create_app(
             {"name": "jobs", "description": "Enqueue, inspect and change jobs."},
             {"name": "queues", "description": "Queue overview, pause and resume."},
             {"name": "workers", "description": "Live worker processes."},
+            {"name": "schedules", "description": "Periodic jobs: cron or intervals."},
             {"name": "operations", "description": "Health, readiness and metrics (open)."},
         ],
     )
@@ -142,7 +144,8 @@ HOST_REFUSED = (
 NOT_JSON = "A body not sent as `Content-Type: application/json`."
 TOO_LARGE = (
     "The body is over this operation's limit (JOBQ_MAX_REQUEST_BYTES for a batch, one job's "
-    "limit for an enqueue, 64 KiB otherwise) or holds too many JSON objects and arrays."
+    "limit for an enqueue and a schedule's create or change, 64 KiB otherwise) or holds too "
+    "many JSON objects and arrays."
 )
 INTERNAL = "An unexpected error; the answer carries a `request_id` to quote."
 UNAVAILABLE = "The database is unreachable, or its schema is older than this process needs."

@@ -1,9 +1,11 @@
 """Bearer-token auth of SPEC §2: who may call what.
 
 Scopes: `read` for GET under /v1, `write` for enqueue (POST /v1/jobs and
-/v1/jobs/batch), `admin` for everything else under /v1 (cancel, retry, delete,
-bulk operations, pause, resume). With no tokens configured the API is open
-(and `jobq.api.guard` keeps browsers of other sites out instead).
+/v1/jobs/batch) and for running a schedule now (POST /v1/schedules/{name}/run:
+one job, as an enqueue), `admin` for everything else under /v1 (cancel, retry,
+delete, bulk operations, pause, resume, creating and changing schedules). With
+no tokens configured the API is open (and `jobq.api.guard` keeps browsers of
+other sites out instead).
 
 Deny by default: with tokens configured, only the paths in `OPEN_PATHS` and
 under `OPEN_PREFIXES` are served without a token (health, readiness,
@@ -27,6 +29,7 @@ are never logged.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Sequence
 
 from fastapi import Request
@@ -38,6 +41,8 @@ from jobq.config import ApiToken
 
 API_PREFIX = "/v1"
 WRITE_PATHS = frozenset({"/v1/jobs", "/v1/jobs/batch"})
+# POST paths that need `write` by pattern (a raw path or a route template).
+WRITE_PATTERNS = (re.compile(r"^/v1/schedules/[^/]+/run$"),)
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Served without a token whatever JOBQ_API_TOKENS says (SPEC §2): probes,
 # scrapers, the API's own description and the dashboard's page, which asks for
@@ -81,8 +86,10 @@ def required_scope(method: str, path: str) -> str:
     """The scope a request needs (the table in the module docstring)."""
     if method.upper() in READ_METHODS:
         return "read"
-    if method.upper() == "POST" and path.rstrip("/") in WRITE_PATHS:
-        return "write"
+    if method.upper() == "POST":
+        bare = path.rstrip("/")
+        if bare in WRITE_PATHS or any(p.match(bare) for p in WRITE_PATTERNS):
+            return "write"
     return "admin"
 
 

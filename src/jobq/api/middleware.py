@@ -14,7 +14,8 @@ and one `send` hop fewer each, measured on HTTP enqueue):
 5. body limit: refuses a body over its route's limit with 413 before anything
    parses it: at once from Content-Length, else while counting the chunks. The
    limit is JOBQ_MAX_REQUEST_BYTES for a batch, what one job can take for
-   `POST /v1/jobs` (`enqueue_body_limit`), and SMALL_BODY_BYTES for every
+   `POST /v1/jobs` (`enqueue_body_limit`) and for a schedule's POST and PATCH
+   (it carries a job's payload), and SMALL_BODY_BYTES for every
    other request. A body over SMALL_BODY_BYTES is buffered (the JSON parser
    would do so anyway) and refused if it holds over MAX_JSON_CONTAINERS
    objects and arrays, which would cost far more memory than its bytes.
@@ -49,6 +50,7 @@ _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 ENQUEUE_PATH = "/v1/jobs"
 BATCH_PATH = "/v1/jobs/batch"
+SCHEDULES_PATH = "/v1/schedules"
 # The body limit of every request but an enqueue (filters, or no body at all).
 SMALL_BODY_BYTES = 64 * 1024
 # JSON objects and arrays one request may hold, each a Python object once parsed.
@@ -275,8 +277,10 @@ class ApiMiddleware:
             path = path.rstrip("/")
             if path == BATCH_PATH:
                 return self.max_bytes
-            if path == ENQUEUE_PATH:
+            if path in (ENQUEUE_PATH, SCHEDULES_PATH):
                 return self.max_enqueue_bytes
+        if scope["method"] == "PATCH" and path.startswith(SCHEDULES_PATH + "/"):
+            return self.max_enqueue_bytes  # a schedule's payload is a job's
         return min(SMALL_BODY_BYTES, self.max_bytes)
 
     async def _limited(

@@ -9,9 +9,12 @@ Catalogue (`type` URIs are stable; clients may switch on them):
 | 403    | urn:jobq:problem:forbidden       | a known token without the route's scope     |
 | 403    | urn:jobq:problem:cross-site-request | a change sent by another site's page (guard) |
 | 404    | urn:jobq:problem:job-not-found   | JobNotFoundError                            |
+| 404    | urn:jobq:problem:schedule-not-found | ScheduleNotFoundError                    |
 | 404    | about:blank                      | no such route                               |
 | 405    | about:blank                      | method not allowed on the route             |
 | 409    | urn:jobq:problem:invalid-state   | InvalidStateError                           |
+| 409    | urn:jobq:problem:schedule-conflict | ScheduleConflictError (name taken, or a   |
+|        |                                  | field of a schedule defined in code)        |
 | 413    | urn:jobq:problem:request-too-large | body over the limit (middleware)          |
 | 413    | urn:jobq:problem:payload-too-large | PayloadTooLargeError                      |
 | 415    | urn:jobq:problem:unsupported-media-type | a /v1 body not sent as JSON (guard)  |
@@ -46,6 +49,8 @@ from jobq.errors import (
     IsolationConflictError,
     JobNotFoundError,
     PayloadTooLargeError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
     SchemaError,
     UnknownKindError,
 )
@@ -69,6 +74,12 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
+    # A connection the server closed under the pool: asyncpg answers "connection
+    # is closed" (InterfaceError), or, when the pool handed it out in the middle
+    # of its close, "cannot switch to state 12; another operation is in
+    # progress" (InternalClientError, seen during a PostgreSQL restart).
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
 )
 
 
@@ -226,6 +237,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return problem(404, str(exc), type_="job-not-found", title="Job not found")
 
 
+async def _schedule_not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, str(exc), type_="schedule-not-found", title="Schedule not found")
+
+
+async def _schedule_conflict(request: Request, exc: Exception) -> Response:
+    return problem(409, str(exc), type_="schedule-conflict", title="Conflict")
+
+
 async def _invalid_state(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidStateError)
     return problem(409, str(exc), type_="invalid-state", title="Conflict", job_status=exc.status)
@@ -254,6 +273,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequestError, _invalid_request)
     app.add_exception_handler(JobNotFoundError, _not_found)
     app.add_exception_handler(InvalidStateError, _invalid_state)
+    app.add_exception_handler(ScheduleNotFoundError, _schedule_not_found)
+    app.add_exception_handler(ScheduleConflictError, _schedule_conflict)
     app.add_exception_handler(IsolationConflictError, _isolation_conflict)
     app.add_exception_handler(SchemaError, _unavailable)
     for exc_class in DATABASE_DOWN:

@@ -127,12 +127,7 @@ def _not_ready(detail: str) -> Response:
 async def metrics(request: Request) -> Response:
     registry: Metrics = request.app.state.metrics
     client: Client | None = getattr(request.app.state, "jobq_client", None)
-    try:
-        body = await registry.render(client)
-    except Exception as exc:  # the database gauges are stale, the process's own are not
-        log.warning("metrics: database gauges not refreshed: %r", exc)
-        body = await registry.render(None)
-    return Response(body, media_type=CONTENT_TYPE)
+    return Response(await registry.render(client), media_type=CONTENT_TYPE)
 
 
 def swagger_assets_dir() -> Path | None:

@@ -1,8 +1,9 @@
 """What every `jobq` command shares: consoles, exit codes, settings flags, errors and the client.
 
 Exit codes: 0 ok, 1 error (database unreachable, schema too old, ...),
-2 usage (bad flag, value, argument, id or payload), 3 not found,
-4 conflict (the job's state forbids it, or an idempotency key was reused).
+2 usage (bad flag, value, argument, id or payload), 3 not found (a job or
+a schedule), 4 conflict (the job's state forbids it, an idempotency key was
+reused, a schedule's name is taken or its field is defined in code).
 Every error is one line on stderr naming the problem and what to do, never a
 traceback (`fail`, `errors_to_exit_codes`). Every command that opens a client
 applies pending migrations first (`--no-migrate` refuses instead).
@@ -41,6 +42,8 @@ from jobq.errors import (
     IsolationConflictError,
     JobNotFoundError,
     JobqError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
@@ -153,9 +156,15 @@ class errors_to_exit_codes:
 
 def exit_code(exc: JobqError) -> int:
     """The documented exit code of an error (module docstring)."""
-    if isinstance(exc, JobNotFoundError):
+    if isinstance(exc, JobNotFoundError | ScheduleNotFoundError):
         return EXIT_NOT_FOUND
-    if isinstance(exc, InvalidStateError | IdempotencyConflictError | IsolationConflictError):
+    if isinstance(
+        exc,
+        InvalidStateError
+        | IdempotencyConflictError
+        | IsolationConflictError
+        | ScheduleConflictError,
+    ):
         return EXIT_CONFLICT
     if isinstance(exc, ConfigError | InvalidRequestError):
         return EXIT_USAGE

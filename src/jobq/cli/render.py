@@ -9,7 +9,16 @@ from rich.table import Table
 from rich.text import Text
 
 from jobq.cli.plumbing import err, out
-from jobq.types import Attempt, Job, JobStatus, QueueInfo, WorkerInfo, format_timestamp
+from jobq.types import (
+    Attempt,
+    Job,
+    JobStatus,
+    QueueInfo,
+    Schedule,
+    WorkerInfo,
+    format_every,
+    format_timestamp,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
@@ -163,5 +172,37 @@ def worker_table(infos: list[WorkerInfo]) -> Table:
             f"{w.in_flight}/{w.concurrency}",
             short_time(w.started_at),
             short_time(w.last_heartbeat_at),
+        )
+    return table
+
+
+def schedule_table(schedules: list[Schedule]) -> Table:
+    """`jobq schedules list`: a schedule a row, its timing, fire times and state."""
+    table = Table(
+        "name",
+        "kind",
+        "when",
+        "queue",
+        "missed",
+        "source",
+        "paused",
+        "next fire (UTC)",
+        "last fire (UTC)",
+    )
+    for s in schedules:
+        if s.cron is not None:
+            when = s.cron + ("" if s.timezone == "UTC" else f" ({s.timezone})")
+        else:
+            when = f"every {format_every(s.every_seconds or 0)}"
+        table.add_row(
+            s.name,
+            s.kind,
+            when,
+            s.queue,
+            s.missed,
+            s.source,
+            "yes" if s.paused else "",
+            "" if s.paused else short_time(s.next_fire_at),
+            short_time(s.last_fire_at),
         )
     return table

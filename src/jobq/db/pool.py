@@ -34,6 +34,44 @@ _TRANSIENT = (
 )
 
 
+# asyncpg's pool logs "Failed to restore the pool connection floor" with a full
+# traceback at every reconnect attempt while the server is down (5-7 per
+# restart). Once per kind of failure in this window is enough; the loops that
+# use the pool say the rest once per streak.
+POOL_FLOOR_LOG_WINDOW_SECONDS = 60.0
+
+
+class PoolFloorFilter(logging.Filter):
+    """Turns asyncpg's pool-floor warning into one line per failure kind per window."""
+
+    def __init__(self, window: float = POOL_FLOOR_LOG_WINDOW_SECONDS) -> None:
+        super().__init__()
+        self.window = window
+        self._last_said: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Failed to restore the pool connection floor"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        kind = type(exc).__name__ if exc is not None else "unknown"
+        now = time.monotonic()
+        if now - self._last_said.get(kind, -self.window) < self.window:
+            return False
+        self._last_said[kind] = now
+        record.msg = "the pool cannot restore its idle connections yet (%s: %s); retrying"
+        record.args = (kind, exc)
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def quiet_pool_floor_warnings() -> None:
+    """Install PoolFloorFilter on asyncpg's pool logger, once per process."""
+    pool_log = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolFloorFilter) for f in pool_log.filters):
+        pool_log.addFilter(PoolFloorFilter())
+
+
 async def resolve_database_url(settings: Settings, *, start_embedded: bool) -> str:
     """DATABASE_URL when set; else the embedded server, started only if asked."""
     if settings.database_url:
@@ -69,6 +107,7 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool whose first connection is retried until a deadline (a server that
     has just started, or the embedded one's stale socket, refuses for a moment)."""
+    quiet_pool_floor_warnings()
     started = time.monotonic()
     deadline = started + deadline_seconds
     delay = 0.05

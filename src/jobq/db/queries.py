@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from jobq.db.loader import load_sql, read_package_sql
@@ -20,12 +21,24 @@ from jobq.db.records import (
     Claimed,
     Finished,
     FinishRow,
+    FireRecord,
     HeartbeatAnswer,
     HeldJob,
     InsertRow,
+    ScheduleRow,
     job_from_record,
+    schedule_from_record,
 )
-from jobq.types import Attempt, AttemptOutcome, Job, JobFilter, JobStatus, QueueInfo, WorkerInfo
+from jobq.types import (
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobFilter,
+    JobStatus,
+    QueueInfo,
+    Schedule,
+    WorkerInfo,
+)
 
 
 class Conn(Protocol):
@@ -332,6 +345,89 @@ class Queries:
     async def jobs_analyze(self, conn: Conn) -> None:
         await conn.execute(self.sql["jobs_analyze"])
 
+    # --- schedules (jobq.schedules; fired by jobq.worker.scheduler) ---------------
+    async def clock_now(self, conn: Conn) -> datetime:
+        return await conn.fetchval(self.sql["clock_now"])  # type: ignore[no-any-return]
+
+    async def schedule_upsert_code(self, conn: Conn, rows: Sequence[ScheduleRow]) -> None:
+        rows = sorted(rows, key=lambda r: r.name)
+        await conn.execute(
+            self.sql["schedule_upsert_code"],
+            [r.name for r in rows],
+            [r.kind for r in rows],
+            [r.cron for r in rows],
+            [r.every_seconds for r in rows],
+            [r.timezone for r in rows],
+            [r.queue for r in rows],
+            [r.priority for r in rows],
+            [r.max_attempts for r in rows],
+            [r.payload_json for r in rows],
+            [r.missed for r in rows],
+            [r.max_backfill for r in rows],
+            [r.next_fire_at for r in rows],
+        )
+
+    async def schedule_list(self, conn: Conn, limit: int) -> list[Schedule]:
+        return [schedule_from_record(r) for r in await conn.fetch(self.sql["schedule_list"], limit)]
+
+    async def schedule_get(
+        self, conn: Conn, name: str, *, for_update: bool = False
+    ) -> Schedule | None:
+        block = "schedule_get_for_update" if for_update else "schedule_get"
+        record = await conn.fetchrow(self.sql[block], name)
+        return schedule_from_record(record) if record else None
+
+    async def schedule_insert(self, conn: Conn, row: ScheduleRow) -> Schedule | None:
+        record = await conn.fetchrow(self.sql["schedule_insert"], *_schedule_args(row))
+        return schedule_from_record(record) if record else None
+
+    async def schedule_write(self, conn: Conn, row: ScheduleRow) -> Schedule:
+        return schedule_from_record(
+            await conn.fetchrow(self.sql["schedule_write"], *_schedule_args(row))
+        )
+
+    async def schedule_delete(self, conn: Conn, name: str) -> bool:
+        return bool(await conn.fetchval(self.sql["schedule_delete"], name))
+
+    async def schedule_due_probe(self, conn: Conn) -> bool:
+        return bool(await conn.fetchval(self.sql["schedule_due_probe"]))
+
+    async def schedule_lock_due(self, conn: Conn, limit: int) -> list[tuple[Schedule, datetime]]:
+        records = await conn.fetch(self.sql["schedule_lock_due"], limit)
+        return [(schedule_from_record(r), r["db_now"]) for r in records]
+
+    async def schedule_fire_insert_many(
+        self,
+        conn: Conn,
+        fires: Sequence[tuple[str, datetime, uuid.UUID]],
+    ) -> list[FireRecord]:
+        records = await conn.fetch(
+            self.sql["schedule_fire_insert_many"],
+            [f[0] for f in fires],
+            [f[1] for f in fires],
+            [f[2] for f in fires],
+        )
+        return [
+            FireRecord(r["schedule"], r["fire_at"], r["job_id"], r["enqueued_at"]) for r in records
+        ]
+
+    async def schedule_advance_many(
+        self,
+        conn: Conn,
+        rows: Sequence[tuple[str, datetime, datetime | None, uuid.UUID | None]],
+    ) -> None:
+        await conn.execute(
+            self.sql["schedule_advance_many"],
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+        )
+
+    async def schedule_fire_prune(self, conn: Conn, older_than_seconds: float, limit: int) -> int:
+        status = await conn.execute(self.sql["schedule_fire_prune"], older_than_seconds, limit)
+        return int(status.rsplit(" ", 1)[-1])
+
     # --- statistics for the metrics -------------------------------------------------
     async def stats_dead_tuples(self, conn: Conn) -> dict[str, int]:
         records = await conn.fetch(self.sql["stats_dead_tuples"], self.schema)
@@ -339,6 +435,24 @@ class Queries:
 
     async def stats_oldest_xact_age(self, conn: Conn) -> float:
         return float(await conn.fetchval(self.sql["stats_oldest_xact_age"]))
+
+
+def _schedule_args(row: ScheduleRow) -> tuple[Any, ...]:
+    return (
+        row.name,
+        row.kind,
+        row.cron,
+        row.every_seconds,
+        row.timezone,
+        row.queue,
+        row.priority,
+        row.max_attempts,
+        row.payload_json,
+        row.missed,
+        row.max_backfill,
+        row.paused,
+        row.next_fire_at,
+    )
 
 
 def progress_channel(schema: str) -> str:

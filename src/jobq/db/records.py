@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobq.types import AttemptOutcome, Job, JobStatus
+from jobq.types import AttemptOutcome, Job, JobStatus, Schedule
 
 
 def _json(value: Any) -> Any:
@@ -41,6 +41,59 @@ def job_from_record(row: Any) -> Job:
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],
     )
+
+
+def schedule_from_record(row: Any) -> Schedule:
+    return Schedule(
+        name=row["name"],
+        kind=row["kind"],
+        cron=row["cron"],
+        every_seconds=row["every_seconds"],
+        timezone=row["timezone"],
+        queue=row["queue"],
+        priority=row["priority"],
+        max_attempts=row["max_attempts"],
+        payload=_json(row["payload"]),
+        missed=row["missed"],
+        max_backfill=row["max_backfill"],
+        source=row["source"],
+        paused=row["paused"],
+        next_fire_at=row["next_fire_at"],
+        last_fire_at=row["last_fire_at"],
+        last_job_id=row["last_job_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        synced_at=row["synced_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    """A schedule's definition as written (validated; payload as JSON text)."""
+
+    name: str
+    kind: str
+    cron: str | None
+    every_seconds: int | None
+    timezone: str
+    queue: str
+    priority: int
+    max_attempts: int | None
+    payload_json: str
+    missed: str
+    max_backfill: int
+    paused: bool
+    next_fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """A fire time this transaction recorded: its job must be inserted with it."""
+
+    schedule: str
+    fire_at: datetime
+    job_id: uuid.UUID
+    enqueued_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,17 @@ Modules, each one part:
 - heartbeat    renews every held lease in one statement; delivers cancels; finds lost jobs
 - listener     LISTEN on its own connection; probes delivery; reconnects by itself
 - maintenance  leader (lease row) runs the rescuer, pruner and worker-row cleanup
+- scheduler    every worker fires due schedules (no leader: the database keeps it
+               exactly once per fire time); upserts the app's @app.periodic at start
 - process      one worker process: loop, handler threads, signals
 - supervisor   `jobq worker`: one process, or N supervised children
-- service      PeriodicService: the start/stop base of heartbeat and maintenance
+- service      PeriodicService: the start/stop base of heartbeat, maintenance, scheduler
 - options      WorkerOptions: concurrency, queues, burst, processes, metrics; defaults
 - config       WorkerConfig (options + settings) and the tuning constants
 - backoff      retrying database errors in every loop
 
-Events emitted (jobq.events): JobClaimed, InFlightChanged, JobFinished, JobsRescued.
+Events emitted (jobq.events): JobClaimed, InFlightChanged, JobFinished, JobsRescued,
+SchedulesFired, ScheduleRunsSkipped, JobsEnqueued (the scheduler's jobs).
 """
 
 from jobq.worker.runtime import Worker

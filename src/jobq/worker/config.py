@@ -26,6 +26,12 @@ HEARTBEAT_MIN_INTERVAL_SECONDS = 0.05
 # The elected maintainer runs the rescuer this often (a quarter lease, so a
 # dead worker's jobs are claimable again well within two leases).
 MAINTENANCE_MAX_INTERVAL_SECONDS = 5.0
+# The leader row's lease, in maintenance ticks: renewed at every tick, so two
+# slow ticks in a row do not lose it, and short enough that a dead leader is
+# replaced within one job lease (3 ticks to expire + 1 to notice <= 4 ticks,
+# and a tick is at most a quarter lease). The rescue of a job whose worker died
+# with the leader then waits no longer than the job's own lease did.
+LEADER_LEASE_TICKS = 3
 PRUNE_INTERVAL_SECONDS = 60.0
 # Worker rows silent for this many leases are removed (GET /v1/workers only
 # shows those seen within two; a live worker whose row went re-registers).
@@ -73,6 +79,10 @@ class WorkerConfig:
     def maintenance_interval(self) -> float:
         quarter = self.lease_seconds / 4.0
         return max(HEARTBEAT_MIN_INTERVAL_SECONDS, min(MAINTENANCE_MAX_INTERVAL_SECONDS, quarter))
+
+    @property
+    def leader_lease_seconds(self) -> float:
+        return self.maintenance_interval * LEADER_LEASE_TICKS
 
     @property
     def worker_row_ttl_seconds(self) -> float:

@@ -3,13 +3,17 @@
 The leader is elected through a lease row (`leader_acquire`), renewed every
 tick and given up on a clean stop, never a session advisory lock: those break
 behind a transaction-mode pooler (SPEC §5). A leader that dies loses the row
-when its lease runs out, and the next worker to tick takes over.
+when its lease runs out, and the next worker to tick takes over: the row's
+lease is three ticks (`WorkerConfig.leader_lease_seconds`), so a new leader
+rescues within one job lease of the old one's death, and a job whose worker
+died is claimable again within 1.25 leases even when the leader died with it.
 
 Each service has a run-once step, so tests drive them without timers:
 - rescue_once: running jobs whose lease expired count a failed attempt
   (SPEC §1: retrying / failed_permanent / cancelled, `last_error` starting
   `lease expired` and naming the worker). Emits JobsRescued per queue.
-- prune_once: finished jobs older than JOBQ_RETENTION, in small batches.
+- prune_once: finished jobs older than JOBQ_RETENTION, in small batches, and
+  the schedules' fire records as old (they guard a fire time only while it is due).
 - prune_workers_once: worker rows silent for many leases.
 - analyze_once: ANALYZE the jobs table when it changed a lot since the last one.
   Autovacuum looks at most once a minute (autovacuum_naptime); until then a
@@ -27,6 +31,7 @@ from contextlib import suppress
 
 from jobq import events
 from jobq.client import Client
+from jobq.db.firing import prune_fires
 from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
 from jobq.worker.service import PeriodicService
@@ -58,7 +63,7 @@ class Maintenance(PeriodicService):
         """Take or renew the leader row; True while this worker holds it."""
         queries = self.client.queries
         leader = await queries.leader_acquire(
-            self.client.pool, LEADER_NAME, self.worker_id, self.config.lease_seconds
+            self.client.pool, LEADER_NAME, self.worker_id, self.config.leader_lease_seconds
         )
         if leader != self.is_leader:
             log.info(
@@ -96,6 +101,9 @@ class Maintenance(PeriodicService):
         )
         if pruned:
             log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
+        await prune_fires(
+            self.client.pool, self.client.queries, self.client.settings.retention_seconds
+        )
         return pruned
 
     async def analyze_once(self) -> bool:

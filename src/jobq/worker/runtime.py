@@ -5,7 +5,8 @@
 One Worker is one registered worker (`host:pid:random`): a producer that
 claims into free slots, a runner that runs each job in a task, a completer
 that writes outcomes in batches, a heartbeat that renews every lease in one
-statement, a listener for NOTIFY, and maintenance when elected. `run()`
+statement, a listener for NOTIFY, a scheduler that fires due schedules, and
+maintenance when elected. `run()`
 returns after a clean stop: `request_stop()` (SIGTERM/SIGINT with
 `install_signal_handlers`) stops claiming, lets running jobs finish for
 JOBQ_SHUTDOWN_GRACE_SECONDS, then interrupts the rest and returns them to
@@ -49,6 +50,7 @@ from jobq.worker.maintenance import Maintenance
 from jobq.worker.options import WorkerOptions
 from jobq.worker.producer import Producer
 from jobq.worker.runner import JobRunner, RunningJob
+from jobq.worker.scheduler import Scheduler
 
 log = logging.getLogger("jobq.worker")
 
@@ -114,6 +116,7 @@ class Worker:
             poll_interval=cfg.poll_interval_seconds,
         )
         self.maintenance = Maintenance(client, self.id, cfg, policy_for)
+        self.scheduler = Scheduler(client, registry, self.id)
 
     # --- what the producer sees (its Slots protocol) ---------------------------
     def free(self) -> int:
@@ -242,6 +245,7 @@ class Worker:
             "listener": self.listener.run(),
             "maintenance": self.maintenance.run(),
             "producer": self.producer.run(),
+            "scheduler": self.scheduler.run(),
         }
         tasks = {n: asyncio.create_task(c, name=f"jobq-{n}") for n, c in parts.items()}
         for task in tasks.values():

@@ -4,6 +4,7 @@
 //   #/jobs?status=…&queue=…&kind=…&cursor=…   the job list (status=scheduled:
 //                         queued jobs due later, told apart in the page)
 //   #/jobs/<id>           one job with its attempts
+//   #/schedules           periodic jobs: next and last fire, pause / resume / run now
 //
 // The current view refreshes every REFRESH_MS while the tab is visible; one
 // refresh at a time, and an action asks for one at once when it is done.
@@ -13,6 +14,7 @@ import { h, problemText, tick } from "./ui.js";
 import { overviewView } from "./overview.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
+import { schedulesView } from "./schedules.js";
 
 const REFRESH_MS = 2000;
 
@@ -29,6 +31,7 @@ function route(hash) {
   const job = path.match(/^\/jobs\/([^/]+)$/);
   if (job) return { name: "jobs", make: (root, ctx) => jobView(root, ctx, decodeURIComponent(job[1])) };
   if (path === "/jobs") return { name: "jobs", make: (root, ctx) => jobsView(root, ctx, params) };
+  if (path === "/schedules") return { name: "schedules", make: (root, ctx) => schedulesView(root, ctx) };
   if (path === "" || path === "/") return { name: "overview", make: (root, ctx) => overviewView(root, ctx) };
   return {
     name: "",

@@ -145,8 +145,9 @@ updated AS (
                       ELSE i.status END,
         attempts = j.attempts + i.attempts_delta,
         last_error = coalesce(i.error, j.last_error),
-        -- The retry delay counts from the database's clock, not the worker's.
-        run_at = CASE WHEN i.status = 'retrying'
+        -- The retry delay counts from the database's clock, not the worker's. A
+        -- retry without one (a rescued lease) keeps its run_at: its place in line.
+        run_at = CASE WHEN i.status = 'retrying' AND i.retry_delay_ms IS NOT NULL
                       THEN now() + make_interval(secs => i.retry_delay_ms / 1000.0)
                       WHEN i.snooze_ms IS NOT NULL
                       THEN now() + make_interval(secs => i.snooze_ms / 1000.0)
@@ -555,3 +556,133 @@ WHERE s.schemaname = $1 AND s.relname = 'jobs';
 -- name: jobs_analyze
 -- Refresh the planner's statistics of the jobs table (samples a bounded number of rows).
 ANALYZE {schema}.jobs;
+
+-- name: clock_now
+-- The database's clock: every process plans schedules by the same one.
+SELECT now() AS now;
+
+-- name: schedule_upsert_code
+-- Write the schedules a worker's code defines ($1-$12, one array element per
+-- schedule, sorted by name so concurrent starts lock rows in one order): the
+-- definition belongs to the code and is overwritten; `paused` is the
+-- operator's and kept. next_fire_at ($12, the first fire time after now) is
+-- taken only by a new row or one whose timing changed, so a restart neither
+-- skips nor repeats a fire time.
+INSERT INTO {schema}.schedules AS s
+    (name, kind, cron, every_seconds, timezone, queue, priority, max_attempts, payload, missed,
+     max_backfill, source, next_fire_at, synced_at)
+SELECT i.name, i.kind, i.cron, i.every_seconds, i.timezone, i.queue, i.priority, i.max_attempts,
+       i.payload::jsonb, i.missed, i.max_backfill, 'code', i.next_fire_at, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[],
+            $7::smallint[], $8::integer[], $9::text[], $10::text[], $11::integer[],
+            $12::timestamptz[])
+     AS i(name, kind, cron, every_seconds, timezone, queue, priority, max_attempts, payload,
+          missed, max_backfill, next_fire_at)
+ORDER BY i.name
+ON CONFLICT (name) DO UPDATE
+SET kind = excluded.kind, cron = excluded.cron, every_seconds = excluded.every_seconds,
+    timezone = excluded.timezone, queue = excluded.queue, priority = excluded.priority,
+    max_attempts = excluded.max_attempts, payload = excluded.payload, missed = excluded.missed,
+    max_backfill = excluded.max_backfill, source = 'code', synced_at = now(),
+    next_fire_at = CASE WHEN (s.cron, s.every_seconds, s.timezone)
+                             IS DISTINCT FROM (excluded.cron, excluded.every_seconds,
+                                               excluded.timezone)
+                        THEN excluded.next_fire_at ELSE s.next_fire_at END,
+    updated_at = CASE WHEN (s.kind, s.cron, s.every_seconds, s.timezone, s.queue, s.priority,
+                            s.max_attempts, s.payload, s.missed, s.max_backfill, s.source)
+                           IS DISTINCT FROM
+                           (excluded.kind, excluded.cron, excluded.every_seconds,
+                            excluded.timezone, excluded.queue, excluded.priority,
+                            excluded.max_attempts, excluded.payload, excluded.missed,
+                            excluded.max_backfill, 'code')
+                      THEN now() ELSE s.updated_at END
+RETURNING s.name;
+
+-- name: schedule_list
+-- Every schedule, by name (at most $1).
+SELECT * FROM {schema}.schedules ORDER BY name LIMIT $1;
+
+-- name: schedule_get
+-- One schedule by name.
+SELECT * FROM {schema}.schedules WHERE name = $1;
+
+-- name: schedule_get_for_update
+-- One schedule by name, locked until the caller's transaction ends.
+SELECT * FROM {schema}.schedules WHERE name = $1 FOR UPDATE;
+
+-- name: schedule_insert
+-- Create a schedule from the API; no row when the name is taken.
+INSERT INTO {schema}.schedules
+    (name, kind, cron, every_seconds, timezone, queue, priority, max_attempts, payload, missed,
+     max_backfill, source, paused, next_fire_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, 'api', $12, $13)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: schedule_write
+-- Replace a schedule's definition, pause state and next fire time (the caller
+-- holds the row: schedule_get_for_update).
+UPDATE {schema}.schedules
+SET kind = $2, cron = $3, every_seconds = $4, timezone = $5, queue = $6, priority = $7,
+    max_attempts = $8, payload = $9::jsonb, missed = $10, max_backfill = $11, paused = $12,
+    next_fire_at = $13, updated_at = now()
+WHERE name = $1
+RETURNING *;
+
+-- name: schedule_delete
+-- Delete a schedule and its fire records; its jobs stay.
+WITH deleted AS (
+    DELETE FROM {schema}.schedules WHERE name = $1 RETURNING name
+),
+fires AS (
+    DELETE FROM {schema}.schedule_fires AS f USING deleted AS d WHERE f.schedule = d.name
+)
+SELECT count(*) AS count FROM deleted;
+
+-- name: schedule_due_probe
+-- The scheduler's tick when nothing is due: one index probe, no lock.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.schedules WHERE NOT paused AND next_fire_at <= now()
+) AS due;
+
+-- name: schedule_lock_due
+-- Up to $1 due schedules, locked for this transaction; rows another scheduler
+-- holds are skipped (it is firing them), and a row it advanced meanwhile is
+-- re-read and no longer due. `db_now` is the clock the plan uses.
+SELECT s.*, now() AS db_now
+FROM {schema}.schedules AS s
+WHERE NOT s.paused AND s.next_fire_at <= now()
+ORDER BY s.next_fire_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: schedule_fire_insert_many
+-- Record fire times ($1 schedule, $2 fire_at, $3 the job's id); a fire time
+-- already recorded is skipped, so only the rows answered get a job.
+INSERT INTO {schema}.schedule_fires (schedule, fire_at, job_id)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[])
+ON CONFLICT (schedule, fire_at) DO NOTHING
+RETURNING schedule, fire_at, job_id, enqueued_at;
+
+-- name: schedule_advance_many
+-- Store each fired schedule's next fire time, and its last fire and job when
+-- it enqueued one ($3/$4 NULL: keep them).
+UPDATE {schema}.schedules AS s
+SET next_fire_at = i.next_fire_at,
+    last_fire_at = coalesce(i.last_fire_at, s.last_fire_at),
+    last_job_id = coalesce(i.last_job_id, s.last_job_id)
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::uuid[])
+     AS i(name, next_fire_at, last_fire_at, last_job_id)
+WHERE s.name = i.name;
+
+-- name: schedule_fire_prune
+-- Delete up to $2 fire records enqueued more than $1 seconds ago (by then the
+-- schedule's next fire time is long past them; they only guarded their fire).
+WITH doomed AS (
+    SELECT schedule, fire_at FROM {schema}.schedule_fires
+    WHERE enqueued_at < now() - make_interval(secs => $1::float8)
+    ORDER BY enqueued_at
+    LIMIT $2
+)
+DELETE FROM {schema}.schedule_fires AS f USING doomed AS d
+WHERE f.schedule = d.schedule AND f.fire_at = d.fire_at;
