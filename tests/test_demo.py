@@ -6,8 +6,11 @@ import asyncio
 import hashlib
 import uuid
 
-from jobq import CancelledOutcome, Failed, Succeeded, demo
+import pytest
+
+from jobq import CancelledOutcome, Failed, JobContext, Succeeded, demo
 from jobq.testing import run_task, run_task_async
+from tests.support import make_job
 
 FIXED = uuid.UUID("01890a5d-ac96-774b-bcce-b302099a8057")
 
@@ -76,3 +79,14 @@ def test_noop_and_sleep() -> None:
     assert run_task(demo.app, "sleep", {"seconds": 30}, cancel=True) == CancelledOutcome()
     assert isinstance(run_task(demo.app, "sleep", {"seconds": "soon"}), Failed)
     assert isinstance(run_task(demo.app, "sleep", {"seconds": 0, "fail_attempts": 1.5}), Failed)
+
+
+async def test_sleep_reports_the_fraction_slept_as_its_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(demo, "PROGRESS_EVERY_SECONDS", 0.01)
+    ctx = JobContext(make_job(kind="sleep"), "w", None)
+    await demo.sleep(ctx, {"seconds": 0.05})
+    assert ctx.progress_slot is not None
+    latest = ctx.progress_slot.latest
+    assert latest is not None and latest.fraction == 1.0 and latest.seq >= 2

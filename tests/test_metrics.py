@@ -83,6 +83,8 @@ async def test_events_become_counters_and_histograms() -> None:
         events.emit(events.JobFinished("q", "k", "succeeded", 0.2))
         events.emit(events.JobFinished("q", "k", "retried", 0.1))
         events.emit(events.JobsRescued("q", 2))
+        events.emit(events.JobSnoozed("q", "k", 30.0))
+        events.emit(events.JobSnoozed("q", "k", 0.0))
         events.emit(events.InFlightChanged("q", 1))
         events.emit(events.HttpRequestDone("GET", "/v1/jobs/{job_id}", 200, 0.01))
         got = samples((await metrics.render()).decode())
@@ -94,6 +96,7 @@ async def test_events_become_counters_and_histograms() -> None:
             == 2
         )
         assert got[("jobq_jobs_rescued_total", frozenset({("queue", "q")}))] == 2
+        assert got[("jobq_jobs_snoozed_total", frozenset({("queue", "q"), ("kind", "k")}))] == 2
         assert got[("jobq_jobs_in_flight", frozenset({("queue", "q")}))] == 1
         route = frozenset({("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "200")})
         assert got[("jobq_http_requests_total", route)] == 1

@@ -7,6 +7,7 @@ from jobq.types import (
     Interrupted,
     JobStatus,
     Outcome,
+    Snooze,
     Succeeded,
 )
 
@@ -60,6 +61,21 @@ def test_interrupted_with_a_cancel_request_ends_cancelled() -> None:
     assert decide(snap(cancel=True), Interrupted(), POLICY).status is JobStatus.CANCELLED
 
 
+def test_snooze_goes_back_to_queued_without_counting_the_attempt() -> None:
+    # On the last attempt too: a snooze is not a failure.
+    t = decide(snap(3, 3), Snooze(2.5), POLICY)
+    assert t.status is JobStatus.QUEUED
+    assert t.attempt_outcome is AttemptOutcome.SNOOZED
+    assert t.attempts_delta == -1 and t.snooze_ms == 2500
+    assert t.error is None and t.retry_delay_ms is None
+
+
+def test_snooze_with_a_cancel_request_ends_cancelled() -> None:
+    t = decide(snap(cancel=True), Snooze(60), POLICY)
+    assert t.status is JobStatus.CANCELLED
+    assert t.attempt_outcome is AttemptOutcome.SNOOZED and t.snooze_ms is None
+
+
 def test_lost_lease_is_a_failed_attempt_naming_the_worker() -> None:
     t = decide(snap(1, 3), LeaseExpired("w-1"), POLICY)
     assert t.status is JobStatus.RETRYING
@@ -82,6 +98,7 @@ def test_every_transition_decide_makes_is_in_the_table() -> None:
         Failed("x"),
         Interrupted("x"),
         LeaseExpired("w"),
+        Snooze(5),
     ]
     made = set()
     for outcome, attempts, cancel in product(outcomes, (1, 3), (False, True)):

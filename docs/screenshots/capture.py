@@ -7,8 +7,9 @@ Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
 it a mix of demo jobs through the public API (some fail and retry, some fail
 for good, some run long, one is cancelled while running, one queue is
 paused, three are scheduled for later, the job that failed for good is
-retried by hand and fails again; four schedules, one paused, one firing every
-10 s), waits for the workers to get through them,
+retried by hand and fails again; the long runners report their progress;
+four schedules, one paused, one firing every 10 s), waits for the workers to
+get through them,
 and photographs each page in headless Debian chromium (and the job list on a
 390 px phone). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
@@ -150,10 +151,11 @@ def seed(base: str) -> dict[str, str]:
             "payload": {"seconds": 0.1, "fail_attempts": 10},
         },
     )
-    # Long runners: the workers show jobs in flight; one is cancelled mid-run.
+    # Long runners: the workers show jobs in flight; one is cancelled mid-run; the
+    # second, shorter, shows a bar that has moved by the time it is photographed.
     long = [
-        post(base, "/v1/jobs", {"kind": "sleep", "queue": "images", "payload": {"seconds": 600}})
-        for _ in range(3)
+        post(base, "/v1/jobs", {"kind": "sleep", "queue": "images", "payload": {"seconds": s}})
+        for s in (600, 100, 600)
     ]
     # Scheduled: queued, due later.
     soon = time.time() + 2 * 3600
@@ -168,7 +170,7 @@ def seed(base: str) -> dict[str, str]:
             "/v1/jobs",
             {"kind": "send_email", "queue": "emails", "run_at": run_at, "payload": {"to": to}},
         )
-    return {"doomed": doomed["id"], "cancel": long[0]["id"]}
+    return {"doomed": doomed["id"], "cancel": long[0]["id"], "running": long[1]["id"]}
 
 
 def seed_schedules(base: str) -> None:
@@ -234,6 +236,8 @@ def settle(base: str, ids: dict[str, str]) -> None:
     wait_until(
         lambda: counts().get("retrying", 0) == 0 and counts().get("queued", 0) <= SCHEDULED, 60
     )
+    # The long runners report progress; a heartbeat (every 10 s) writes it.
+    wait_until(lambda: get(base, f"/v1/jobs/{ids['running']}")["progress"] is not None, 30)
     # A paused queue with work waiting, for the overview.
     post(base, "/v1/queues/reports/pause")
     post(
@@ -316,6 +320,7 @@ def main() -> None:
             )
             shoot(page, base, "#/schedules", "schedules.png", "#schedules tr[data-schedule] time")
             shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
+            shoot(page, base, f"#/jobs/{ids['running']}", "job-running.png", "#job-progress")
             shoot(page, base, f"#/jobs/{retried_job(base)}", "job-retried.png", "#attempts li")
             page.goto(f"{base}/#/jobs/{ids['cancel']}")
             page.wait_for_selector("#attempts li")

@@ -38,6 +38,7 @@ from jobq.types import (
     JobStatus,
     Outcome,
     Schedule,
+    Snooze,
     Succeeded,
 )
 from jobq.version import __version__
@@ -79,6 +80,7 @@ __all__ = [
     "ScheduleRequest",
     "SchemaError",
     "Settings",
+    "Snooze",
     "Succeeded",
     "UnknownKindError",
     "WaitTimeoutError",

@@ -262,9 +262,10 @@ class Client:
         summary: bool = False,
     ) -> JobPage:
         """A page of jobs, newest first. A page holds at most `limit` jobs and, past
-        its first job, at most MAX_PAGE_BYTES of payload and metadata: with large
-        payloads it is shorter, and `next_cursor` goes on from where it stopped.
-        `summary` leaves payload and metadata out (empty), so pages stay small."""
+        its first job, at most MAX_PAGE_BYTES of payload, metadata and progress
+        details: with large payloads it is shorter, and `next_cursor` goes on from
+        where it stopped. `summary` leaves payload and metadata out (empty) and
+        progress details (None), so pages stay small."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             message = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise InvalidRequestError(f"limit {message}", [FieldError(("limit",), message)])

@@ -19,7 +19,8 @@ And two for benchmarks and drills:
 - noop: returns at once.
 - sleep: payload {"seconds": float, "fail_attempts": int = 0,
   "ignore_cancel": bool = false}; fails while attempts <= fail_attempts, else
-  sleeps, stopping at a cancel unless told to ignore it.
+  sleeps, stopping at a cancel unless told to ignore it, and reports the
+  fraction slept as its progress every PROGRESS_EVERY_SECONDS.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from jobq.app import App
 from jobq.config import Settings
 from jobq.handlers import JobContext
 from jobq.types import Cancelled, CancelledOutcome
+
+PROGRESS_EVERY_SECONDS = 1.0
 
 # kind -> [(sleep ms, failure probability on attempt 1)]
 PLANS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -100,10 +103,18 @@ async def sleep(ctx: JobContext, payload: dict[str, Any]) -> None:
         raise SimulatedFailure(
             f"asked to fail the first {fail_attempts} attempts (this is attempt {ctx.job.attempts})"
         )
-    if payload.get("ignore_cancel", False):
-        await asyncio.sleep(seconds)
-    else:
-        await ctx.sleep(seconds)  # raises JobCancelled at a cancel
+    ignore_cancel = payload.get("ignore_cancel", False)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while (left := seconds - (loop.time() - start)) > 0:
+        step = min(PROGRESS_EVERY_SECONDS, left)
+        if ignore_cancel:
+            await asyncio.sleep(step)
+        else:
+            await ctx.sleep(step)  # raises JobCancelled at a cancel
+        await ctx.progress(
+            min(1.0, (loop.time() - start) / seconds), {"slept_s": round(loop.time() - start, 1)}
+        )
 
 
 def build_app(settings: Settings | None = None) -> App:

@@ -8,6 +8,7 @@ Catalogue:
 - JobClaimed(queue, kind, pickup_delay_s)   claim time - max(run_at, created_at)
 - JobFinished(queue, kind, outcome, duration_s)
       outcome: succeeded | retried | failed_permanent | cancelled
+- JobSnoozed(queue, kind, seconds)          an attempt returned Snooze; the job waits again
 - JobsRescued(queue, count)                 expired leases handled by the rescuer
 - InFlightChanged(queue, delta)             a worker started (+1) or ended (-1) a job
 - HttpRequestDone(method, route, status, duration_s)
@@ -48,6 +49,13 @@ class JobFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSnoozed:
+    queue: str
+    kind: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class JobsRescued:
     queue: str
     count: int
@@ -83,6 +91,7 @@ Event = (
     JobsEnqueued
     | JobClaimed
     | JobFinished
+    | JobSnoozed
     | JobsRescued
     | InFlightChanged
     | HttpRequestDone

@@ -2,8 +2,11 @@
 
 A handler is `handler(ctx, payload)`, async or sync. It returns normally
 (succeeded; what it returns, a JSON value, is the job's `result`), raises
-(failed, then the retry policy), or returns
-`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). `FunctionHandler`
+(failed, then the retry policy), returns `jobq.Snooze(s)` (run again in s
+seconds, the attempt not counted), or returns
+`jobq.Cancelled` / raises `jobq.JobCancelled` (cancelled). While it runs it may
+report progress: `await ctx.progress(0.4, {"step": "resize"})`, or
+`ctx.set_progress(...)` from a sync handler (jobq.progress). `FunctionHandler`
 maps every one of those to a closed `Outcome` and never touches the database.
 An object with `async execute(ctx, job) -> Outcome` (the public `jobq.Executor`
 protocol) is the lower-level form of a handler.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +30,8 @@ import asyncpg
 
 from jobq.errors import JobCancelled
 from jobq.job_request import dump_json, find_unstorable
-from jobq.types import CancelledOutcome, Failed, Job, Outcome, Succeeded
+from jobq.progress import ProgressReport, ProgressSlot
+from jobq.types import CancelledOutcome, Failed, Job, Outcome, Snooze, Succeeded
 
 # A failed attempt keeps its traceback, trimmed: the innermost
 # MAX_TRACEBACK_FRAMES frames of each exception in the chain, jobq's and
@@ -47,6 +52,10 @@ _MACHINERY = (
     str(Path(traceback.__file__).parent / "concurrent") + "/",
     str(Path(traceback.__file__).parent / "threading.py"),
 )
+
+# Guards the making of a context's ProgressSlot (once per job that reports, so
+# one lock for all of them is no contention).
+_SLOT_MAKING = threading.Lock()
 
 # W3C Trace Context, version 00's shape: version-trace_id-parent_id-flags.
 _TRACEPARENT_RE = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -73,6 +82,10 @@ class JobContext:
     pool: asyncpg.Pool | None
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # The latest progress report, which the worker's heartbeat writes. Made at the
+    # first report: most jobs never report, and a draining worker makes thousands
+    # of contexts a second.
+    progress_slot: ProgressSlot | None = None
 
     @property
     def cancel_requested(self) -> bool:
@@ -92,6 +105,32 @@ class JobContext:
     def traceparent(self) -> str | None:
         """The job metadata's `traceparent` when it is a valid W3C one."""
         return valid_traceparent(self.job.metadata.get("traceparent"))
+
+    async def progress(self, fraction: float, details: dict[str, Any] | None = None) -> None:
+        """Report progress: `fraction` from 0 to 1 and optional `details`, a small
+        JSON object (at most 4 KiB). Cheap to call often: only the latest report is
+        kept and written, with the next heartbeat. A bad report raises ValueError."""
+        self.set_progress(fraction, details)
+
+    def set_progress(self, fraction: float, details: dict[str, Any] | None = None) -> None:
+        """`progress()` for a sync handler (safe to call from its thread)."""
+        slot = self.progress_slot
+        if slot is None:
+            with _SLOT_MAKING:
+                slot = self.progress_slot
+                if slot is None:
+                    slot = self.progress_slot = ProgressSlot()
+        slot.report(fraction, details)
+
+    def pending_progress(self) -> ProgressReport | None:
+        """The latest report not yet written (for the worker's heartbeat and completer)."""
+        slot = self.progress_slot
+        return slot.pending() if slot is not None else None
+
+    def progress_written(self, report: ProgressReport) -> None:
+        """`report` reached the database (the worker's heartbeat says so)."""
+        if self.progress_slot is not None:
+            self.progress_slot.written(report)
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_requested:
@@ -140,8 +179,12 @@ class FunctionHandler:
         return outcome_of(result)
 
 
+# A tuple, built once: `A | B | ...` in isinstance() makes a union at every call.
+_RETURNABLE_OUTCOMES = (Succeeded, Failed, CancelledOutcome, Snooze)
+
+
 def outcome_of(result: Any) -> Outcome:
-    if isinstance(result, Succeeded | Failed | CancelledOutcome):
+    if isinstance(result, _RETURNABLE_OUTCOMES):
         return result
     return Succeeded(result)
 

@@ -98,6 +98,12 @@ class Metrics:
             ["queue", "kind", "outcome"],
             registry=r,
         )
+        self.snoozed = Counter(
+            "jobq_jobs_snoozed",
+            "Attempts that returned Snooze (not counted against max_attempts).",
+            ["queue", "kind"],
+            registry=r,
+        )
         self.duration = Histogram(
             "jobq_job_duration_seconds",
             "Handler run time of an attempt.",
@@ -210,6 +216,7 @@ class Metrics:
             events.JobsEnqueued: self._enqueued,
             events.JobClaimed: self._claimed,
             events.JobFinished: self._finished,
+            events.JobSnoozed: self._snoozed,
             events.JobsRescued: self._rescued,
             events.InFlightChanged: self._in_flight,
             events.HttpRequestDone: self._http_done,
@@ -249,6 +256,10 @@ class Metrics:
         queue, kind = self.queue_label(e.queue), self.kind_label(e.kind)
         self._child(self.finished, queue, kind, e.outcome).inc()
         self._child(self.duration, queue, kind).observe(e.duration_s)
+
+    def _snoozed(self, e: events.JobSnoozed) -> None:
+        queue, kind = self.queue_label(e.queue), self.kind_label(e.kind)
+        self._child(self.snoozed, queue, kind).inc()
 
     def _rescued(self, e: events.JobsRescued) -> None:
         self._child(self.rescued, self.queue_label(e.queue)).inc(e.count)

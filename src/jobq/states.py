@@ -19,6 +19,7 @@ from jobq.types import (
     Interrupted,
     JobStatus,
     Outcome,
+    Snooze,
     Succeeded,
 )
 
@@ -51,8 +52,10 @@ class Transition:
     error: str | None = None
     # The delay before a retry; None on a retry keeps the job's run_at (a rescue).
     retry_delay_ms: int | None = None
-    # Interrupted attempts are not counted (SPEC §1): the claim's +1 is undone.
+    # Interrupted and snoozed attempts are not counted (SPEC §1): the claim's +1 is undone.
     attempts_delta: int = 0
+    # A snooze: the job is runnable again this long after the write (database clock).
+    snooze_ms: int | None = None
 
 
 def decide(
@@ -66,6 +69,18 @@ def decide(
         return Transition(JobStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED)
     if isinstance(outcome, CancelledOutcome):
         return Transition(JobStatus.CANCELLED, AttemptOutcome.CANCELLED)
+    if isinstance(outcome, Snooze):
+        # Back to `queued`, not `retrying`: nothing failed, so no retry policy and
+        # no error; the job waits for its run_at like one enqueued for later.
+        # After a cancel request the snooze ends it (the SQL rule agrees).
+        if job.cancel_requested:
+            return Transition(JobStatus.CANCELLED, AttemptOutcome.SNOOZED, attempts_delta=-1)
+        return Transition(
+            JobStatus.QUEUED,
+            AttemptOutcome.SNOOZED,
+            attempts_delta=-1,
+            snooze_ms=outcome.delay_ms,
+        )
     if isinstance(outcome, Interrupted):
         status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.QUEUED
         return Transition(
@@ -121,7 +136,8 @@ EDGES: tuple[Edge, ...] = (
     Edge(
         JobStatus.RUNNING,
         JobStatus.QUEUED,
-        "interrupted by a shutdown, or of a kind its worker lacks (attempt not counted)",
+        "returned Snooze (run_at moves on), interrupted by a shutdown, or of a kind its "
+        "worker lacks (attempt not counted)",
     ),
     Edge(JobStatus.QUEUED, JobStatus.CANCELLED, "cancel"),
     Edge(JobStatus.RETRYING, JobStatus.CANCELLED, "cancel"),

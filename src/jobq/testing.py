@@ -23,6 +23,8 @@ runnable job (in this event loop) and returns counts by outcome:
 A failed job with attempts left is counted `retried` and scheduled by its
 retry policy; a drain runs it again only if it is runnable before the drain
 ends (a small JOBQ_RETRY_BASE_MS in tests), so call `drain` again if needed.
+A handler's `Snooze` is counted `snoozed`; a drain runs the job again if the
+snooze is over before the drain ends (`Snooze(0)` always is).
 """
 
 from __future__ import annotations
@@ -123,10 +125,12 @@ class DrainResult:
     retried: int = 0
     failed_permanent: int = 0
     cancelled: int = 0
+    # Attempts that returned Snooze (the job went back to its queue).
+    snoozed: int = 0
 
     @property
     def total(self) -> int:
-        return self.succeeded + self.retried + self.failed_permanent + self.cancelled
+        return self.succeeded + self.retried + self.failed_permanent + self.cancelled + self.snoozed
 
 
 async def drain(
@@ -145,4 +149,5 @@ async def drain(
         retried=counts["retried"],
         failed_permanent=counts["failed_permanent"],
         cancelled=counts["cancelled"],
+        snoozed=counts["snoozed"],
     )

@@ -7,9 +7,10 @@ it (types <- config/retry <- db <- client <- worker / api / cli).
 from __future__ import annotations
 
 import enum
+import math
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -51,6 +52,8 @@ class AttemptOutcome(enum.StrEnum):
     CANCELLED = "cancelled"
     LEASE_EXPIRED = "lease_expired"
     INTERRUPTED = "interrupted"
+    # The handler returned Snooze: the job runs again later, the attempt uncounted.
+    SNOOZED = "snoozed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,13 @@ class Job:
     # The handler's return value (a JSON value) once the job succeeded; None when
     # it returned None, and before.
     result: Any = None
+    # The latest progress the running attempt reported (ctx.progress), written by
+    # the heartbeat and with the outcome: a fraction 0..1, its details (a JSON
+    # object or None) and when it was written. None until the attempt reports;
+    # a claim clears them, and a finished job keeps its last attempt's.
+    progress: float | None = None
+    progress_details: dict[str, Any] | None = None
+    progress_at: datetime | None = None
     # Bookkeeping outside the SPEC §1 shape: not in JOB_FIELDS, to_dict() or the API.
     retry_delay_ms: int | None = field(default=None, metadata={"internal": True})
     lease_expires_at: datetime | None = field(default=None, metadata={"internal": True})
@@ -295,7 +305,39 @@ class Interrupted:
     message: str = "interrupted by worker shutdown"
 
 
-Outcome = Succeeded | Failed | CancelledOutcome | Interrupted
+# A handler may snooze for at most this long (a year): a longer delay is more
+# likely a unit mistake (milliseconds for seconds) than a plan.
+MAX_SNOOZE_SECONDS = 365 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Snooze:
+    """Run the job again after `seconds` (a number or a timedelta), as River's
+    JobSnooze: the job goes back to `queued` with `run_at` that far from now, the
+    attempt is not counted against `max_attempts`, and the history records it as
+    `snoozed`. A value that is not finite, negative or over MAX_SNOOZE_SECONDS
+    raises ValueError where it is made (in the handler, failing its attempt)."""
+
+    seconds: float
+
+    def __init__(self, seconds: float | timedelta) -> None:
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValueError(f"Snooze takes seconds or a timedelta, not {type(seconds).__name__}")
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SNOOZE_SECONDS:
+            raise ValueError(
+                f"Snooze seconds must be finite, between 0 and {MAX_SNOOZE_SECONDS:g} "
+                f"(a year), not {seconds!r}"
+            )
+        object.__setattr__(self, "seconds", float(seconds))
+
+    @property
+    def delay_ms(self) -> int:
+        return round(self.seconds * 1000)
+
+
+Outcome = Succeeded | Failed | CancelledOutcome | Interrupted | Snooze
 
 # The value a handler returns to say "I saw the cancel and stopped".
 Cancelled = CancelledOutcome()

@@ -765,6 +765,83 @@ def test_the_attempts_show_where_a_retry_by_hand_reset_them(server: Server, page
     expect(page.locator("#job-fields")).to_contain_text("0 of 3")
 
 
+def test_a_running_job_shows_its_progress_and_a_snooze_is_in_its_timeline(
+    server: Server, page: Page
+) -> None:
+    queue = unique_queue()
+    # Snoozed twice (attempt_seq 3, attempts 1: snoozes are not counted), now at 42%.
+    job_id = make_job(
+        server,
+        """UPDATE {schema}.jobs SET attempt_seq = 3, progress = 0.425,
+               progress_details = '{{"step": "resize", "done": 17}}', progress_at = now()
+           WHERE id = $1""",
+        status="running",
+        queue=queue,
+        attempts=1,
+        max_attempts=1,
+        locked_by="host:1:w",
+        lease_offset_s=600,
+    )
+    add_attempts(server, job_id, ["snoozed", "snoozed"])
+    quiet = make_job(
+        server, status="running", queue=queue, locked_by="host:1:w", lease_offset_s=600
+    )
+    # A finished job keeps its last progress: the job page shows it, the list does not.
+    done = make_job(
+        server,
+        "UPDATE {schema}.jobs SET progress = 1 WHERE id = $1",
+        status="succeeded",
+        queue=queue,
+        attempts=1,
+        finished_offset_s=0,
+    )
+
+    page.goto(f"{server.base_url}/#/jobs?queue={queue}")
+    row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+    bar = row.locator("progress")
+    expect(bar).to_have_attribute("value", "0.425")
+    expect(bar).to_have_attribute("aria-label", "Progress 42%")
+    expect(row.locator(".progress-text")).to_have_text("42%")
+    expect(page.locator(f'#jobs tr[data-job-id="{quiet}"] progress')).to_have_count(0)
+    expect(page.locator(f'#jobs tr[data-job-id="{done}"] progress')).to_have_count(0)
+
+    # Live: the next progress the heartbeat writes moves the bar without a reload.
+    make_job_update(server, job_id, "UPDATE {schema}.jobs SET progress = 0.9 WHERE id = $1")
+    expect(row.locator(".progress-text")).to_have_text("90%")
+
+    page.goto(f"{server.base_url}/#/jobs/{job_id}")
+    fields = page.locator("#job-fields")
+    expect(fields.locator("#job-progress .progress-text")).to_have_text("90%")
+    expect(fields.locator("#job-progress .progress")).to_have_attribute(
+        "title", '90% — {"done":17,"step":"resize"}'
+    )
+    expect(page.locator("#progress-title")).to_have_text("Progress details")
+    expect(page.locator("pre.json").first).to_contain_text('"step": "resize"')
+    attempts = page.locator("#attempts li")
+    expect(attempts).to_have_count(3)
+    expect(attempts.nth(0).locator(".badge")).to_have_text("snoozed")
+    expect(attempts.nth(1).locator(".badge")).to_have_text("snoozed")
+    expect(attempts.nth(2).locator(".badge")).to_have_text("running")
+    # Snoozes are not counted: no retry-by-hand mark in a one-attempt job's history.
+    expect(page.locator("#attempts .retry-mark")).to_have_count(0)
+
+    page.goto(f"{server.base_url}/#/jobs/{done}")
+    expect(page.locator("#job-progress .progress-text")).to_have_text("100%")
+
+
+def make_job_update(server: Server, job_id: str, sql: str) -> None:
+    async def update() -> None:
+        client = await Client.connect(server.settings, migrate=False)
+        try:
+            await client.pool.execute(
+                sql.format(schema=f'"{server.settings.schema}"'), uuid.UUID(job_id)
+            )
+        finally:
+            await client.close()
+
+    run_async(update)
+
+
 def test_delete_a_finished_job(server: Server, page: Page) -> None:
     queue = unique_queue()
     job_id = make_job(server, status="cancelled", queue=queue, finished_offset_s=0)

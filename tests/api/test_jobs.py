@@ -307,7 +307,9 @@ async def test_get_job(http: httpx.AsyncClient, client: Client) -> None:
         "id", "queue", "kind", "payload", "metadata", "status", "priority", "attempts",
         "max_attempts", "run_at", "idempotency_key", "cancel_requested", "last_error",
         "locked_by", "created_at", "updated_at", "started_at", "finished_at", "result",
+        "progress", "progress_details", "progress_at",
     }  # fmt: skip
+    assert body["progress"] is None and body["progress_details"] is None
 
 
 @pytest.mark.parametrize(

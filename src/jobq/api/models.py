@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from jobq.client import DEFAULT_PAGE_SIZE, MAX_BATCH_SIZE, MAX_PAGE_SIZE
 from jobq.handlers import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from jobq.job_request import KIND_PATTERN, QUEUE_PATTERN, JobRequest
+from jobq.progress import MAX_PROGRESS_DETAILS_BYTES
 from jobq.types import STATUS_ALIASES, AttemptOutcome, JobStatus, status_named
 
 # A cursor is a job id, base64url without padding (jobq.client.encode_cursor).
@@ -40,6 +41,9 @@ _JOB_EXAMPLE: dict[str, Any] = {
     "started_at": None,
     "finished_at": None,
     "result": None,
+    "progress": None,
+    "progress_details": None,
+    "progress_at": None,
 }
 
 
@@ -76,14 +80,33 @@ class JobOut(BaseModel):
             "before, when it returned nothing, and for a job that did not succeed."
         )
     )
+    progress: float | None = Field(
+        description=(
+            "The latest progress the running attempt reported (`ctx.progress`), from 0 to 1, "
+            "written with the worker's next heartbeat (and with the attempt's outcome); null "
+            "until the attempt reports. A claim clears it; a finished job keeps its last "
+            "attempt's."
+        )
+    )
+    progress_details: dict[str, Any] | None = Field(
+        description=(
+            "The JSON object reported with `progress` (at most "
+            f"{MAX_PROGRESS_DETAILS_BYTES // 1024} KiB), or null."
+        )
+    )
+    progress_at: datetime | None = Field(description="When `progress` was written.")
 
 
 class JobListItem(JobOut):
-    """A job in a list: with `summary=true`, without `payload`, `metadata` and `result`."""
+    """A job in a list: with `summary=true`, without `payload`, `metadata`, `result`
+    and `progress_details`."""
 
     payload: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Absent with summary=true.")
     result: Any = Field(default=None, description="Absent with summary=true.")
+    progress_details: dict[str, Any] | None = Field(
+        default=None, description="Absent with summary=true."
+    )
 
 
 class JobList(BaseModel):
@@ -385,8 +408,8 @@ class JobListQuery(BaseModel):
     )
     summary: bool = Field(
         default=False,
-        description="true: leave each job's `payload` and `metadata` out, so a page stays "
-        "small whatever the payloads (the dashboard's list does this).",
+        description="true: leave each job's `payload`, `metadata` and `progress_details` out, "
+        "so a page stays small whatever the payloads (the dashboard's list does this).",
     )
 
 

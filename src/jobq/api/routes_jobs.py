@@ -252,8 +252,9 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
     description=(
         "Newest first (descending id), a page at a time: pass `next_cursor` back as `cursor` "
         "until it is null. Jobs enqueued during the walk do not disturb it. A page carries at "
-        "most `limit` jobs and, past its first job, 2 MiB of payload and metadata: with large "
-        "payloads it is shorter than `limit` (follow `next_cursor`), or ask for `summary=true`."
+        "most `limit` jobs and, past its first job, 2 MiB of payload, metadata and progress "
+        "details: with large payloads it is shorter than `limit` (follow `next_cursor`), or "
+        "ask for `summary=true`."
     ),
     responses=error_responses(422, e422="A bad filter, limit or cursor."),
 )
@@ -269,7 +270,7 @@ async def list_jobs(query: Annotated[JobListQuery, Query()], client: ClientDep) 
     jobs = [j.to_dict() for j in page.jobs]
     if query.summary:
         for job in jobs:
-            del job["payload"], job["metadata"], job["result"]
+            del job["payload"], job["metadata"], job["result"], job["progress_details"]
     return _json({"jobs": jobs, "next_cursor": page.next_cursor})
 
 

@@ -58,6 +58,12 @@ def one_line(text: str | None, limit: int = 60) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def percent(fraction: float) -> str:
+    """A progress fraction as a whole percentage, never rounded up to a false 100%."""
+    value = int(fraction * 100) if fraction < 1 else 100
+    return f"{value}%"
+
+
 def traceback_text(traceback: str) -> Text:
     """A stored traceback as plain text (no markup), each line's control characters
     escaped so the handler's message cannot move the cursor."""
@@ -67,15 +73,18 @@ def traceback_text(traceback: str) -> Text:
 
 
 def job_table(jobs: list[Job]) -> Table:
-    """`jobq list`: a job a row."""
+    """`jobq list`: a job a row; a running job's status with its progress."""
     table = Table("id", "queue", "kind", "status", "attempts", "run_at (UTC)", "last_error")
     table.columns[0].no_wrap = True
     for job in jobs:
+        status = job.status.value
+        if job.status is JobStatus.RUNNING and job.progress is not None:
+            status += f" {percent(job.progress)}"
         table.add_row(
             str(job.id),
             job.queue,
             job.kind,
-            job.status.value + (" (cancel requested)" if job.cancel_requested else ""),
+            status + (" (cancel requested)" if job.cancel_requested else ""),
             f"{job.attempts}/{job.max_attempts}",
             short_time(job.run_at),
             one_line(job.last_error),
@@ -84,46 +93,60 @@ def job_table(jobs: list[Job]) -> Table:
 
 
 def job_detail(job: Job, attempts: list[Attempt]) -> list[Any]:
-    """`jobq get`: the job's fields, payload and metadata, then its attempts."""
-    from rich.syntax import Syntax
+    """`jobq get`: the job's fields, its result, payload, metadata and progress
+    details, then its attempts."""
+    return [_job_fields(job), *_job_documents(job), *_attempts_parts(attempts)]
 
+
+def _job_fields(job: Job) -> Table:
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold", no_wrap=True)
     fields.add_column()
     for name, value in job.to_dict().items():
-        if name in ("payload", "metadata", "result"):
+        if name in ("payload", "metadata", "result", "progress_details"):
             continue
         shown = "" if value is None else str(value).lower() if isinstance(value, bool) else value
+        if name == "progress" and value is not None:
+            shown = f"{percent(value)} ({value:g})"
         fields.add_row(name, str(shown))
-    parts: list[Any] = [fields]
+    return fields
+
+
+def _job_documents(job: Job) -> list[Any]:
+    """The job's JSON values, each under its heading (empty ones left out but the payload)."""
+    from rich.syntax import Syntax
+
+    def shown(value: Any) -> Syntax:
+        return Syntax(json.dumps(value, indent=2), "json", theme="ansi_dark")
+
+    parts: list[Any] = []
     if job.status is JobStatus.SUCCEEDED or job.result is not None:
-        parts += ["", "[bold]result[/bold]"]
-        parts.append(Syntax(json.dumps(job.result, indent=2), "json", theme="ansi_dark"))
-    parts += ["", "[bold]payload[/bold]"]
-    parts.append(Syntax(json.dumps(job.payload, indent=2), "json", theme="ansi_dark"))
+        parts += ["", "[bold]result[/bold]", shown(job.result)]
+    parts += ["", "[bold]payload[/bold]", shown(job.payload)]
     if job.metadata:
-        parts += ["[bold]metadata[/bold]", Syntax(json.dumps(job.metadata, indent=2), "json")]
-    if attempts:
-        table = Table("#", "outcome", "worker", "started (UTC)", "finished (UTC)", "error")
-        for a in attempts:
-            table.add_row(
-                str(a.seq),
-                a.outcome.value if a.outcome else "running",
-                a.worker_id or "",
-                short_time(a.started_at),
-                short_time(a.finished_at),
-                one_line(a.error, 80),
-            )
-        parts += ["", "[bold]attempts[/bold]", table]
-        for a in attempts:
-            if a.traceback:
-                parts += [
-                    "",
-                    f"[bold]traceback of attempt {a.seq}[/bold]",
-                    traceback_text(a.traceback),
-                ]
-    else:
-        parts += ["", "no attempts yet"]
+        parts += ["[bold]metadata[/bold]", shown(job.metadata)]
+    if job.progress_details:
+        parts += ["[bold]progress details[/bold]", shown(job.progress_details)]
+    return parts
+
+
+def _attempts_parts(attempts: list[Attempt]) -> list[Any]:
+    if not attempts:
+        return ["", "no attempts yet"]
+    table = Table("#", "outcome", "worker", "started (UTC)", "finished (UTC)", "error")
+    for a in attempts:
+        table.add_row(
+            str(a.seq),
+            a.outcome.value if a.outcome else "running",
+            a.worker_id or "",
+            short_time(a.started_at),
+            short_time(a.finished_at),
+            one_line(a.error, 80),
+        )
+    parts: list[Any] = ["", "[bold]attempts[/bold]", table]
+    for a in attempts:
+        if a.traceback:
+            parts += ["", f"[bold]traceback of attempt {a.seq}[/bold]", traceback_text(a.traceback)]
     return parts
 
 

@@ -17,6 +17,7 @@ from jobq.config import MAX_RESULT_BYTES_LIMIT
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import Finished, FinishRow
 from jobq.handlers import encode_result
+from jobq.progress import ProgressReport
 from jobq.retry import RetryPolicy, Uniform
 from jobq.states import JobSnapshot, LeaseExpired, decide
 from jobq.types import Failed, Job, Outcome, Succeeded
@@ -35,8 +36,10 @@ def finish_row(
     *,
     cancel_requested: bool | None = None,
     uniform: Uniform = random.uniform,
+    progress: ProgressReport | None = None,
 ) -> FinishRow:
-    """The fenced row for `job` (as claimed: attempts counted) ending with `outcome`."""
+    """The fenced row for `job` (as claimed: attempts counted) ending with `outcome`,
+    carrying `progress`, the attempt's last report not yet written, if any."""
     snapshot = JobSnapshot(
         attempts=job.attempts,
         max_attempts=job.max_attempts,
@@ -54,6 +57,9 @@ def finish_row(
         retry_delay_ms=transition.retry_delay_ms,
         attempts_delta=transition.attempts_delta,
         traceback=outcome.traceback if isinstance(outcome, Failed) else None,
+        snooze_ms=transition.snooze_ms,
+        progress=progress.fraction if progress else None,
+        progress_details_json=progress.details_json if progress else None,
         result_json=_result_json(outcome),
     )
 

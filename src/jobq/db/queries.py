@@ -23,6 +23,7 @@ from jobq.db.records import (
     FinishRow,
     FireRecord,
     HeartbeatAnswer,
+    HeldJob,
     InsertRow,
     ScheduleRow,
     job_from_record,
@@ -59,7 +60,7 @@ class Queries:
         self.enqueue_channel = f"{schema}.jobs"
         self.control_channel = f"{schema}.control"
         # Ids of jobs whose state changed, from a trigger (migration 0004).
-        self.events_channel = f"{schema}.events"
+        self.events_channel = events_channel(schema)
 
     # --- migrations -------------------------------------------------------
     async def migration_lock(self, conn: Conn) -> None:
@@ -163,7 +164,10 @@ class Queries:
             lease_seconds,
             list(kinds) if kinds is not None else None,
             [r.traceback for r in rows],
-            [r.result_json for r in rows],
+            _sparse([r.snooze_ms for r in rows]),
+            _sparse([r.progress for r in rows]),
+            _sparse([r.progress_details_json for r in rows]),
+            _sparse([r.result_json for r in rows]),
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
@@ -191,12 +195,24 @@ class Queries:
         return finished
 
     async def job_heartbeat(
-        self, conn: Conn, job_ids: Sequence[uuid.UUID], worker_id: str, lease_seconds: float
+        self, conn: Conn, held: Sequence[HeldJob], worker_id: str, lease_seconds: float
     ) -> list[HeartbeatAnswer]:
+        """Renew the leases of `held` and write their new progress, in one statement;
+        each job whose progress was written is announced on `events_channel`."""
         records = await conn.fetch(
-            self.sql["job_heartbeat"], list(job_ids), worker_id, lease_seconds
+            self.sql["job_heartbeat"],
+            [h.id for h in held],
+            worker_id,
+            lease_seconds,
+            [h.attempt for h in held],
+            _sparse([h.progress for h in held]),
+            _sparse([h.progress_details_json for h in held]),
+            self.events_channel,
         )
-        return [HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"]) for r in records]
+        return [
+            HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"], r["progressed"])
+            for r in records
+        ]
 
     async def job_expired_leases(self, conn: Conn, limit: int) -> list[Job]:
         records = await conn.fetch(self.sql["job_expired_leases"], limit)
@@ -443,6 +459,21 @@ def _schedule_args(row: ScheduleRow) -> tuple[Any, ...]:
         row.paused,
         row.next_fire_at,
     )
+
+
+def events_channel(schema: str) -> str:
+    """The NOTIFY channel of job events, whose payload is job ids (comma-separated):
+    state changes, from the trigger of migration 0004, and written progress, one
+    notification per job and heartbeat tick that wrote it (`job_heartbeat`). The
+    wait hub (jobq.waiting) listens on it; it re-reads the jobs it names."""
+    return f"{schema}.events"
+
+
+def _sparse(values: list[Any]) -> list[Any] | None:
+    """`values`, or None when every one is None: a NULL array, which unnest() pads
+    with NULLs like an array of them, costs asyncpg no encoding per element (the
+    drain path's batches carry no snooze and no progress)."""
+    return values if any(v is not None for v in values) else None
 
 
 def _filter_args(flt: JobFilter) -> tuple[Any, ...]:

@@ -36,6 +36,9 @@ def job_from_record(row: Any) -> Job:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         result=_json(row["result"]),
+        progress=row["progress"],
+        progress_details=_json(row["progress_details"]),
+        progress_at=row["progress_at"],
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],
     )
@@ -123,6 +126,10 @@ class FinishRow:
     retry_delay_ms: int | None
     attempts_delta: int
     traceback: str | None = None  # a handler's failure only: successes carry no text
+    snooze_ms: int | None = None  # a snooze only: run again this long after the write
+    # The attempt's last progress when the heartbeat had not written it yet.
+    progress: float | None = None
+    progress_details_json: str | None = None
     result_json: str | None = None  # a success's result, serialised; None: no result
 
 
@@ -143,7 +150,20 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldJob:
+    """One job a heartbeat renews, with the progress it reported since the last
+    tick (`progress` None: nothing new)."""
+
+    id: uuid.UUID
+    attempt: int
+    progress: float | None = None
+    progress_details_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatAnswer:
     id: uuid.UUID
     attempts: int
     cancel_requested: bool
+    # Whether this tick wrote the job's progress (fenced by holder and attempt).
+    progressed: bool = False

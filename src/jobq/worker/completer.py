@@ -12,7 +12,8 @@ their leases (the heartbeat still renews them) until it lands. A row the fence
 rejects belonged to a job whose lease was lost; it is logged and dropped.
 
 Events: JobFinished for every row written (outcome from the row's final
-status; a job released at shutdown emits none).
+status), but JobSnoozed for a snooze that put the job back in its queue; a
+job released at shutdown emits neither.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jobq import events
 from jobq.client import Client
 from jobq.db.outcomes import PolicyFor, finish_row
 from jobq.db.records import Finished, FinishRow
-from jobq.types import JobStatus, Outcome
+from jobq.types import JobStatus, Outcome, Snooze
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import COMPLETER_BATCH_SIZE, COMPLETER_FLUSH_SECONDS
 from jobq.worker.runner import RunningJob
@@ -102,6 +103,7 @@ class Completer:
             outcome,
             self.policy_for(running.job.kind),
             cancel_requested=running.ctx.cancel_requested or running.job.cancel_requested,
+            progress=running.ctx.pending_progress(),
         )
         if not self._buffer:
             self._oldest_at = asyncio.get_running_loop().time()
@@ -196,6 +198,12 @@ class Completer:
 
     def _announce(self, running: RunningJob, pending: Pending, finished: Finished) -> None:
         label = FINISHED_AS.get(finished.status)
+        if label is None and isinstance(pending.outcome, Snooze):
+            self.counts["snoozed"] += 1
+            seconds = pending.outcome.seconds
+            events.emit(events.JobSnoozed(finished.queue, finished.kind, seconds))
+            log.info("job snoozed for %gs", seconds, extra=self._extra(running, finished))
+            return
         if label is None:  # released at shutdown: back to queued
             self.counts["interrupted"] += 1
             log.info("job released to the queue", extra=self._extra(running, finished))

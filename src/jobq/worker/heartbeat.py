@@ -1,5 +1,8 @@
 """The heartbeat: one periodic statement renews every lease this worker holds.
 
+The same statement writes the progress each job reported since the last tick
+(the latest report only, whatever the handler's call rate: jobq.progress),
+fenced like the lease, and announces it on the progress channel.
 Its answer carries each job's `cancel_requested`, so a cancel reaches the job
 even when its NOTIFY was missed; a job missing from the answer (or held under
 a newer attempt) was rescued from us and is marked lost. The same tick marks
@@ -15,6 +18,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from jobq.client import Client
+from jobq.db.records import HeldJob
+from jobq.progress import ProgressReport
 from jobq.worker.runner import RunningJob
 from jobq.worker.service import PeriodicService
 
@@ -47,23 +52,45 @@ class Heartbeat(PeriodicService):
         self._request_cancel = request_cancel
         self._mark_lost = mark_lost
         self._register = register
+        # Ticks that renewed leases, and the progress writes they made (one per
+        # job with a new report), over this heartbeat's life: a test checks with
+        # them that reports cost writes per tick, not per call.
+        self.ticks = 0
+        self.progress_writes = 0
 
     async def run_once(self) -> None:
-        """Renew leases, deliver cancels, find lost jobs, mark the worker alive."""
+        """Renew leases, write new progress, deliver cancels, find lost jobs, mark
+        the worker alive."""
         snapshot = [r for r in self._held().values() if not r.lost]
         queries, pool = self.client.queries, self.client.pool
         if snapshot:
+            # A job already settled has its last progress carried by its outcome.
+            reports = [None if r.settled else r.ctx.pending_progress() for r in snapshot]
             answers = await queries.job_heartbeat(
-                pool, [r.id for r in snapshot], self.worker_id, self.client.settings.lease_seconds
+                pool,
+                [_held(r, p) for r, p in zip(snapshot, reports, strict=True)],
+                self.worker_id,
+                self.client.settings.lease_seconds,
             )
+            self.ticks += 1
             by_id = {a.id: a for a in answers}
-            for running in snapshot:
+            for running, report in zip(snapshot, reports, strict=True):
                 answer = by_id.get(running.id)
                 if answer is None or answer.attempts != running.job.attempts:
                     if not running.settled:
                         self._mark_lost(running)
-                elif answer.cancel_requested:
+                    continue
+                if report is not None and answer.progressed:
+                    running.ctx.progress_written(report)
+                    self.progress_writes += 1
+                if answer.cancel_requested:
                     self._request_cancel(running)
         if not await queries.worker_heartbeat(pool, self.worker_id, self._in_flight()):
             log.warning("worker row was gone (silent too long?); registering again")
             await self._register()
+
+
+def _held(running: RunningJob, report: ProgressReport | None) -> HeldJob:
+    if report is None:
+        return HeldJob(running.id, running.job.attempts)
+    return HeldJob(running.id, running.job.attempts, report.fraction, report.details_json)

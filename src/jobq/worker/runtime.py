@@ -144,7 +144,7 @@ class Worker:
     @property
     def counts(self) -> Counter[str]:
         """Outcomes this worker wrote: succeeded, retried, failed_permanent,
-        cancelled, interrupted."""
+        cancelled, snoozed, interrupted."""
         return self.completer.counts
 
     # --- a job's life -------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   notify,
   pretty,
   problemText,
+  progressBar,
   shortId,
   shownStatus,
   sig,
@@ -28,6 +29,7 @@ const OUTCOME_LABELS = {
   cancelled: "cancelled",
   lease_expired: "lease expired",
   interrupted: "interrupted",
+  snoozed: "snoozed",
 };
 
 // A result can be up to JOBQ_MAX_RESULT_BYTES (1 MiB by default): the page shows
@@ -60,14 +62,14 @@ function seconds(from, to) {
 }
 
 // Where a retry by hand reset `attempts`, read from the history alone: the
-// job's last `attempts` counted attempts (an interrupted one is not counted)
+// job's last `attempts` counted attempts (an interrupted or snoozed one is not counted)
 // are the current round; each earlier round ended with a cancelled attempt or
 // after max_attempts counted ones (a job cancelled while it waited leaves no
 // attempt, so that boundary is a best guess). -> indexes of the attempts that
 // open a round after a retry by hand; attempts.length when the current round
 // has no attempt yet.
 export function retryMarks(attempts, job) {
-  const counted = (a) => a.outcome !== "interrupted";
+  const counted = (a) => a.outcome !== "interrupted" && a.outcome !== "snoozed";
   let i = attempts.length;
   for (let n = 0; i > 0 && n < job.attempts; i--) if (counted(attempts[i - 1])) n++;
   while (i > 0 && !counted(attempts[i - 1])) i--;
@@ -173,6 +175,9 @@ export function jobView(root, ctx, id) {
           field("Kind", h("a", { href: `#/jobs?kind=${encodeURIComponent(job.kind)}` }, job.kind)),
           field("Priority", job.priority),
           field("Attempts", `${job.attempts} of ${job.max_attempts}`),
+          job.progress !== null && job.progress !== undefined
+            ? field("Progress", h("span", { id: "job-progress" }, progressBar(job, job.progress_details), " ", when(job.progress_at)))
+            : null,
           ran === null
             ? field("Runs at", when(job.run_at))
             : field("Duration", h("span", { class: "took", title: `${absolute(job.started_at)} → ${absolute(job.finished_at)}` }, duration(ran))),
@@ -195,6 +200,8 @@ export function jobView(root, ctx, id) {
         : null,
       job.status === "succeeded" || job.result !== null
         ? h("section", { "aria-labelledby": "result-title" }, h("h2", { id: "result-title" }, "Result"), resultView(job))
+      job.progress_details && Object.keys(job.progress_details).length
+        ? h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title" }, "Progress details"), pretty(job.progress_details))
         : null,
       h("section", { "aria-labelledby": "payload-title" }, h("h2", { id: "payload-title" }, "Payload"), pretty(job.payload)),
       Object.keys(job.metadata || {}).length

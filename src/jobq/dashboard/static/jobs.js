@@ -15,6 +15,7 @@ import {
   jobLink,
   notify,
   problemText,
+  progressBar,
   reconcile,
   shownStatus,
   sig,
@@ -73,7 +74,14 @@ export function jobRow(job, select = null) {
     h("td", {}, jobLink(job.id)),
     h("td", {}, job.kind),
     h("td", {}, job.queue),
-    h("td", {}, badge(status), job.cancel_requested && job.status === "running" ? h("span", { class: "small muted" }, " cancelling") : null),
+    h(
+      "td",
+      {},
+      badge(status),
+      job.cancel_requested && job.status === "running" ? h("span", { class: "small muted" }, " cancelling") : null,
+      // Only a running job's bar: a finished one keeps its last progress, which the job page shows.
+      job.status === "running" ? progressBar(job) : null,
+    ),
     h("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
     h("td", { class: "num" }, job.priority),
     h("td", {}, timing(job)),

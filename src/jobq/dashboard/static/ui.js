@@ -135,6 +135,25 @@ export function tick(root = document) {
   }
 }
 
+// A fraction 0..1 as a whole percentage, never rounded up to a false 100%.
+export function percent(fraction) {
+  return `${fraction >= 1 ? 100 : Math.floor(fraction * 100)}%`;
+}
+
+// The progress a job's handler reported, as a bar and its percentage; null when
+// it reported none. `details` (an object) goes in the hover text.
+export function progressBar(job, details = null) {
+  if (job.progress === null || job.progress === undefined) return null;
+  const text = percent(job.progress);
+  const hover = details && Object.keys(details).length ? `${text} — ${JSON.stringify(details)}` : text;
+  return h(
+    "span",
+    { class: "progress", title: hover },
+    h("progress", { max: 1, value: job.progress, "aria-label": `Progress ${text}` }),
+    h("span", { class: "progress-text" }, text),
+  );
+}
+
 export function badge(status) {
   return h("span", { class: `badge state-${status}` }, STATE_LABELS[status] || status);
 }

@@ -65,14 +65,15 @@ SELECT * FROM {schema}.jobs WHERE id = $1;
 
 -- name: job_list
 -- A page of jobs, newest first, after a keyset cursor, with optional filters.
--- $6 false leaves payload and metadata out ('{}') and the result (NULL); with
--- them, $7 caps the bytes of a page: rows stop at the first that starts past
--- the cap (a page always has one), and `candidates` (rows before the cap)
+-- $6 false leaves payload and metadata out ('{}'), the result and
+-- progress_details (NULL); with them, $7 caps the bytes of a page: rows stop at
+-- the first that starts past the cap (a page always has one), and `candidates` (rows before the cap)
 -- tells whether more exist.
 WITH candidate AS (
     SELECT id,
            CASE WHEN $6 THEN octet_length(payload::text) + octet_length(metadata::text)
                              + coalesce(octet_length(result::text), 0)
+                             + coalesce(octet_length(progress_details::text), 0)
                 ELSE 0 END AS body_bytes
     FROM {schema}.jobs
     WHERE ($1::uuid IS NULL OR id < $1)
@@ -93,13 +94,15 @@ SELECT j.id, j.queue, j.kind,
        j.status, j.priority, j.attempts, j.max_attempts, j.run_at, j.idempotency_key,
        j.cancel_requested, j.last_error, j.locked_by, j.lease_expires_at, j.retry_delay_ms,
        j.created_at, j.updated_at, j.started_at, j.finished_at,
-       CASE WHEN $6 THEN j.result END AS result, page.candidates
+       CASE WHEN $6 THEN j.result END AS result, j.progress,
+       CASE WHEN $6 THEN j.progress_details END AS progress_details, j.progress_at,
+       page.candidates
 FROM page JOIN {schema}.jobs j USING (id)
 WHERE page.bytes_before < $7
 ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
--- A worker's round trip: persist the outcomes of finished attempts ($1-$8, $15) and
+-- A worker's round trip: persist the outcomes of finished attempts ($1-$8, $15-$18) and
 -- claim up to $12 runnable jobs of kinds $14 for worker $10, in one statement
 -- and one commit. Either half may be empty: a flush or the rescuer claims nothing
 -- (limit 0), a claim with nothing to report passes empty arrays. Both halves
@@ -119,18 +122,25 @@ ORDER BY j.id DESC;
 -- one that does, and spends no attempt.
 --
 -- $15 holds each attempt's traceback: NULL but for a handler that raised, so a
--- batch of successes sends an array of NULLs, not text. $16 holds each
--- success's result as JSON text (NULL: none, and for every other outcome); a
--- success is never turned into `cancelled`, so the result stays with it.
+-- batch of successes sends an array of NULLs, not text. $16 is a snooze's delay
+-- (NULL for every other outcome): the job goes back to `queued`, runnable that
+-- many milliseconds from now. $17/$18 are the attempt's last progress when the
+-- heartbeat had not written it yet (NULL: nothing new; the row keeps its own).
+-- Each of $16-$18 may be NULL as a whole when no row has a value (unnest pads).
+-- A claim clears the progress columns: they belong to the attempt that runs.
+-- $19 holds each success's result as JSON text (NULL: none, and for every
+-- other outcome); a success is never turned into `cancelled`, so the result
+-- stays with it.
 --
 -- One row per finished job (the finished_* columns; the job's columns NULL),
 -- then one per claimed job (the job's columns and claimed_at; finished_* NULL).
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::bigint[], $8::integer[], $15::text[], $16::text[])
+                $7::bigint[], $8::integer[], $15::text[], $16::bigint[], $17::float8[],
+                $18::text[], $19::text[])
          AS i(id, attempt, worker_id, status, attempt_outcome, error, retry_delay_ms,
-              attempts_delta, traceback, result)
+              attempts_delta, traceback, snooze_ms, progress, progress_details, result)
 ),
 updated AS (
     -- The cancel rule reads j, the row as locked, not a snapshot: a cancel that
@@ -144,6 +154,8 @@ updated AS (
         -- retry without one (a rescued lease) keeps its run_at: its place in line.
         run_at = CASE WHEN i.status = 'retrying' AND i.retry_delay_ms IS NOT NULL
                       THEN now() + make_interval(secs => i.retry_delay_ms / 1000.0)
+                      WHEN i.snooze_ms IS NOT NULL
+                      THEN now() + make_interval(secs => i.snooze_ms / 1000.0)
                       ELSE j.run_at END,
         retry_delay_ms = coalesce(i.retry_delay_ms, j.retry_delay_ms),
         result = CASE WHEN i.status = 'succeeded' THEN i.result::jsonb ELSE j.result END,
@@ -152,6 +164,10 @@ updated AS (
         finished_at = CASE WHEN i.status IN ('succeeded', 'failed_permanent', 'cancelled')
                                 OR (j.cancel_requested AND i.status <> 'succeeded')
                            THEN now() END,
+        progress = coalesce(i.progress, j.progress),
+        progress_details = CASE WHEN i.progress IS NULL THEN j.progress_details
+                                ELSE i.progress_details::jsonb END,
+        progress_at = CASE WHEN i.progress IS NULL THEN j.progress_at ELSE now() END,
         updated_at = now()
     FROM input AS i
     WHERE j.id = i.id
@@ -163,7 +179,7 @@ updated AS (
       AND (j.status = 'running') IS TRUE
       AND j.locked_by = i.worker_id
       AND j.attempts = i.attempt
-    RETURNING j.id, j.queue, j.kind, j.status, j.attempt_seq, j.started_at,
+    RETURNING j.id, j.queue, j.kind, j.status, j.run_at, j.attempt_seq, j.started_at,
               i.worker_id, i.attempt_outcome, i.error, i.traceback
 ),
 history AS (
@@ -174,9 +190,10 @@ history AS (
     FROM updated
 ),
 notified AS (
-    -- A job released back to `queued` is runnable now: wake the claimers.
+    -- A job released back to `queued` is runnable now (a snoozed one once its
+    -- run_at comes, which the claimers' poll finds): wake the claimers.
     SELECT pg_notify($9::text, queue)
-    FROM (SELECT DISTINCT queue FROM updated WHERE status = 'queued') AS q
+    FROM (SELECT DISTINCT queue FROM updated WHERE status = 'queued' AND run_at <= now()) AS q
 ),
 finished AS (
     SELECT id AS finished_id, queue AS finished_queue, kind AS finished_kind,
@@ -207,6 +224,9 @@ claimed AS (
         locked_by = $10,
         lease_expires_at = now() + make_interval(secs => $13::float8),
         started_at = now(),
+        progress = NULL,
+        progress_details = NULL,
+        progress_at = NULL,
         updated_at = now()
     -- An array, not a join: a primary key lookup whatever the planner guesses
     -- of the limit (a join of the guess planned a hash of the whole table).
@@ -222,12 +242,39 @@ SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
 SELECT * FROM {schema}.jobs WHERE id = ANY($1::uuid[]);
 
 -- name: job_heartbeat
--- Renew the leases of the jobs a worker holds; answers each job still held
--- with its cancel flag (a job missing from the answer was lost).
-UPDATE {schema}.jobs
-SET lease_expires_at = now() + make_interval(secs => $3::float8)
-WHERE id = ANY($1::uuid[]) AND status = 'running' AND locked_by = $2
-RETURNING id, attempts, cancel_requested;
+-- Renew the leases of the jobs $1 a worker holds, and write the progress they
+-- reported since the last tick ($4-$6, one element per job: $5 NULL for none,
+-- $5 and $6 NULL as a whole when no job has news: unnest pads them);
+-- answers each job still held with its cancel flag (a job missing from the
+-- answer was lost). Progress is fenced by the attempt ($4) as well as the
+-- holder: a job rescued and claimed again by this same worker keeps the new
+-- attempt's progress. Each job whose progress was written is announced on the
+-- channel $7, its id the payload, for the job-event streams.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $4::integer[], $5::float8[], $6::text[])
+                  AS i(id, attempt, progress, progress_details)
+),
+renewed AS (
+    UPDATE {schema}.jobs AS j
+    SET lease_expires_at = now() + make_interval(secs => $3::float8),
+        progress = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+                        THEN i.progress ELSE j.progress END,
+        progress_details = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+                                THEN i.progress_details::jsonb ELSE j.progress_details END,
+        progress_at = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+                           THEN now() ELSE j.progress_at END
+    FROM input AS i
+    WHERE j.id = i.id
+      AND j.id = ANY($1::uuid[]) AND j.status = 'running' AND j.locked_by = $2
+    RETURNING j.id, j.attempts, j.cancel_requested,
+              i.progress IS NOT NULL AND i.attempt = j.attempts AS progressed
+),
+notified AS (
+    SELECT pg_notify($7::text, id::text) FROM renewed WHERE progressed
+)
+SELECT id, attempts, cancel_requested, progressed,
+       (SELECT count(*) FROM notified) AS notifications
+FROM renewed;
 
 -- name: job_expired_leases
 -- Running jobs whose lease ran out, locked for the rescuer's transaction.
@@ -324,7 +371,8 @@ updated AS (
     UPDATE {schema}.jobs AS j
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
         started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
-        retry_delay_ms = NULL, updated_at = now()
+        retry_delay_ms = NULL, progress = NULL, progress_details = NULL, progress_at = NULL,
+        updated_at = now()
     WHERE j.id = ANY(ARRAY(SELECT id FROM target))
       AND j.status IN ('failed_permanent', 'cancelled')
       AND ($2::text[] IS NULL OR j.status = ANY($2))
@@ -477,7 +525,7 @@ BEGIN; SET LOCAL jit = off;
 -- name: connection_array_types
 -- Name every array type jobq's statements pass, so that asyncpg looks them all
 -- up now, in the pool's init, and never on a worker's first claim.
-SELECT NULL::uuid[], NULL::integer[], NULL::bigint[], NULL::smallint[],
+SELECT NULL::uuid[], NULL::integer[], NULL::bigint[], NULL::smallint[], NULL::float8[],
        NULL::timestamptz[], NULL::bytea[];
 
 -- name: connection_commit
