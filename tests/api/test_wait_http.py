@@ -224,3 +224,24 @@ async def test_a_stream_ends_when_its_job_is_deleted(client: Client) -> None:
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
     assert uuid.UUID(str(job_id))
+
+
+async def test_the_stream_sends_each_progress_the_heartbeat_writes(client: Client) -> None:
+    """Progress is no state change: the heartbeat's own NOTIFY on the events
+    channel wakes the stream, which sends the job with its new progress."""
+    from jobq.db.records import HeldJob
+    from tests.support import claim_jobs
+
+    job_id = await insert_job(client)
+    (claimed,) = await claim_jobs(client, "w1")
+    stream = job_events(client, job_id, heartbeat=30)
+    first = parse_events(await anext(stream))[0]
+    assert (first["status"], first["progress"]) == ("running", None)
+    for fraction in (0.25, 0.5):
+        held = HeldJob(job_id, claimed.job.attempts, fraction, '{"step":"resize"}')
+        await client.queries.job_heartbeat(client.pool, [held], "w1", 30)
+        event = parse_events(await asyncio.wait_for(anext(stream), 10))[0]
+        assert (event["progress"], event["progress_details"]) == (fraction, {"step": "resize"})
+    await client.cancel(job_id)  # a state change after the progress: still streamed
+    (last,) = parse_events(await asyncio.wait_for(anext(stream), 10))
+    assert (last["status"], last["cancel_requested"], last["progress"]) == ("running", True, 0.5)

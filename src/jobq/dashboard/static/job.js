@@ -200,6 +200,7 @@ export function jobView(root, ctx, id) {
         : null,
       job.status === "succeeded" || job.result !== null
         ? h("section", { "aria-labelledby": "result-title" }, h("h2", { id: "result-title" }, "Result"), resultView(job))
+        : null,
       job.progress_details && Object.keys(job.progress_details).length
         ? h("section", { "aria-labelledby": "progress-title" }, h("h2", { id: "progress-title" }, "Progress details"), pretty(job.progress_details))
         : null,
