@@ -58,12 +58,13 @@ async def test_each_simulated_kind_fails_exactly_as_its_draw_says() -> None:
     )
     for (kind, job_id), outcome in zip(cases, outcomes, strict=True):
         message = demo.planned_failure(kind, job_id, 1)
-        expected = Failed(f"SimulatedFailure: {message}") if message else Succeeded()
+        result = {"kind": kind, "steps": len(demo.PLANS[kind]), "attempt": 1}
+        expected = Failed(f"SimulatedFailure: {message}") if message else Succeeded(result)
         assert outcome == expected, (kind, job_id)
     retried = await asyncio.gather(
         *(run_task_async(demo.app, kind, {}, job_id=job_id, attempt=2) for kind, job_id in cases)
     )
-    assert set(retried) == {Succeeded()}
+    assert all(isinstance(r, Succeeded) and r.result["attempt"] == 2 for r in retried)
 
 
 def test_a_simulated_job_checks_the_cancel_flag_between_steps() -> None:
@@ -72,10 +73,10 @@ def test_a_simulated_job_checks_the_cancel_flag_between_steps() -> None:
 
 def test_noop_and_sleep() -> None:
     assert run_task(demo.app, "noop") == Succeeded()
-    assert run_task(demo.app, "sleep", {"seconds": 0}) == Succeeded()
+    assert run_task(demo.app, "sleep", {"seconds": 0}) == Succeeded({"slept_s": 0.0})
     failing = {"seconds": 0, "fail_attempts": 2}
     assert isinstance(run_task(demo.app, "sleep", failing, attempt=2), Failed)
-    assert run_task(demo.app, "sleep", failing, attempt=3) == Succeeded()
+    assert run_task(demo.app, "sleep", failing, attempt=3) == Succeeded({"slept_s": 0.0})
     assert run_task(demo.app, "sleep", {"seconds": 30}, cancel=True) == CancelledOutcome()
     assert isinstance(run_task(demo.app, "sleep", {"seconds": "soon"}), Failed)
     assert isinstance(run_task(demo.app, "sleep", {"seconds": 0, "fail_attempts": 1.5}), Failed)

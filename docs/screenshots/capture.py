@@ -321,6 +321,8 @@ def main() -> None:
             shoot(page, base, "#/schedules", "schedules.png", "#schedules tr[data-schedule] time")
             shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
             shoot(page, base, f"#/jobs/{ids['running']}", "job-running.png", "#job-progress")
+            done = get(base, "/v1/jobs?status=succeeded&kind=resize_image&limit=1")["jobs"][0]
+            shoot(page, base, f"#/jobs/{done['id']}", "job-succeeded.png", "#result-title")
             shoot(page, base, f"#/jobs/{retried_job(base)}", "job-retried.png", "#attempts li")
             page.goto(f"{base}/#/jobs/{ids['cancel']}")
             page.wait_for_selector("#attempts li")

@@ -2,7 +2,8 @@
 
 Four simulated kinds, ported from the seed's `SimulatedExecutor`: each walks a
 fixed plan of steps (sleep, probability of failing on attempt 1), checking
-the cancel flag between steps. Attempts after the first always succeed, so a
+the cancel flag between steps, and returns `{"kind", "steps", "attempt"}` as
+its result. Attempts after the first always succeed, so a
 job that fails its first draw goes queued → running → retrying → running →
 succeeded, reproducibly. The draw is the same in every process and on every
 machine (blake2b, not Python's salted `hash()`):
@@ -19,8 +20,9 @@ And two for benchmarks and drills:
 - noop: returns at once.
 - sleep: payload {"seconds": float, "fail_attempts": int = 0,
   "ignore_cancel": bool = false}; fails while attempts <= fail_attempts, else
-  sleeps, stopping at a cancel unless told to ignore it, and reports the
-  fraction slept as its progress every PROGRESS_EVERY_SECONDS.
+  sleeps, stopping at a cancel unless told to ignore it, reports the
+  fraction slept as its progress every PROGRESS_EVERY_SECONDS, and returns
+  `{"slept_s": ...}`.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class SimulatedFailure(Exception):
 def _simulated(kind: str) -> Any:
     plan = PLANS[kind]
 
-    async def handler(ctx: JobContext, payload: dict[str, Any]) -> CancelledOutcome | None:
+    async def handler(
+        ctx: JobContext, payload: dict[str, Any]
+    ) -> CancelledOutcome | dict[str, Any]:
         attempt = ctx.job.attempts
         for step, (sleep_ms, probability) in enumerate(plan):
             if ctx.cancel_requested:
@@ -81,7 +85,7 @@ def _simulated(kind: str) -> Any:
                 raise SimulatedFailure(
                     f"simulated failure at step {step + 1}/{len(plan)} for kind={kind}"
                 )
-        return None
+        return {"kind": kind, "steps": len(plan), "attempt": attempt}
 
     handler.__name__ = kind
     handler.__qualname__ = kind
@@ -92,7 +96,7 @@ async def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
     return None
 
 
-async def sleep(ctx: JobContext, payload: dict[str, Any]) -> None:
+async def sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, float]:
     seconds = payload.get("seconds", 1.0)
     fail_attempts = payload.get("fail_attempts", 0)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
@@ -115,6 +119,7 @@ async def sleep(ctx: JobContext, payload: dict[str, Any]) -> None:
         await ctx.progress(
             min(1.0, (loop.time() - start) / seconds), {"slept_s": round(loop.time() - start, 1)}
         )
+    return {"slept_s": round(loop.time() - start, 3)}
 
 
 def build_app(settings: Settings | None = None) -> App:
