@@ -33,16 +33,16 @@ test-matrix: $(STAMP) ## Run the suite on each PostgreSQL and Python of deploy/s
 	$(BIN)/python deploy/scripts/test_matrix.py $(if $(PG),--pg $(PG)) $(if $(PY),--py $(PY)) $(if $(ARGS),-- $(ARGS))
 
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
-	$(BIN)/ruff check src tests docs/generate.py
-	$(BIN)/ruff format --check src tests docs/generate.py
+	$(BIN)/ruff check src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff format --check src tests docs/generate.py deploy/scripts
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy --strict on the package and the tests
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## Format the code
-	$(BIN)/ruff format src tests docs/generate.py
-	$(BIN)/ruff check --fix src tests docs/generate.py
+	$(BIN)/ruff format src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff check --fix src tests docs/generate.py deploy/scripts
 
 docs: $(STAMP) ## Regenerate the reference pages in docs/ from the code
 	$(BIN)/python docs/generate.py

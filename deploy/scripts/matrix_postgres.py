@@ -34,6 +34,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -68,6 +69,11 @@ class Pin:
     @property
     def filename(self) -> str:
         return self.tarball.rsplit("/", 1)[-1]
+
+    @property
+    def server_version(self) -> str:
+        """What the server's ``SHOW server_version`` says: "14.23" of "14.23.0-beta.17"."""
+        return ".".join(self.version.split("-", 1)[0].split(".")[:2])
 
 
 class MatrixError(Exception):
@@ -267,7 +273,7 @@ class Server:
             env=server_env(),
             cwd=self.folder,
             start_new_session=True,
-            preexec_fn=_parent_death_signal,  # noqa: PLW1509 - this runner starts no threads
+            preexec_fn=_parent_death_signal,  # safe: the runner starts no threads
             **self.account.run_kwargs(),
         )
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -302,10 +308,8 @@ class Server:
                 break
             except subprocess.TimeoutExpired:
                 continue
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # backends that outlived their postmaster
-        except ProcessLookupError:
-            pass
+        with suppress(ProcessLookupError):  # backends that outlived their postmaster
+            os.killpg(process.pid, signal.SIGKILL)
         if process.poll() is None:
             process.kill()
             process.wait()

@@ -71,6 +71,7 @@ class Matrix:
 class Result:
     leg: str
     server: str
+    jit: bool
     python: str
     passed: int
     failed: int
@@ -89,6 +90,9 @@ def load_matrix(path: Path = MATRIX) -> Matrix:
     pins = {major: Pin(major=major, **pin) for major, pin in data["postgres"].items()}
     pythons = list(data["python"]["versions"])
     legs = [Leg(**leg) for leg in data["legs"]]
+    for major, pin in pins.items():
+        if pin.server_version.split(".")[0] != major:
+            raise MatrixError(f"{path.name}: postgres.{major} pins {pin.version}")
     for leg in legs:
         if leg.postgres not in pins or leg.python not in pythons:
             raise MatrixError(f"{path.name}: leg {leg.name} names a version not defined there")
@@ -116,10 +120,12 @@ def select(matrix: Matrix, pg: str | None, py: str | None) -> list[Leg]:
 # --- Pythons ---------------------------------------------------------------------
 
 
-def _version_of(python: str) -> str | None:
+def _version_of(python: str, *, full: bool = False) -> str | None:
+    """``python``'s "3.12" (or with full, "3.12.1"); None if it does not run."""
+    code = "import platform; print(platform.python_version())"
     try:
         done = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            [python, "-c", code],
             capture_output=True,
             text=True,
             timeout=30,
@@ -127,7 +133,10 @@ def _version_of(python: str) -> str | None:
         )
     except OSError:
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    version = done.stdout.strip()
+    return version if full else ".".join(version.split(".")[:2])
 
 
 def find_python(version: str) -> str:
@@ -177,7 +186,9 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
 @contextmanager
 def interruptible() -> Iterator[None]:
     """SIGINT and SIGTERM become Interrupted, so every `finally` below runs."""
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -225,17 +236,24 @@ def _stop_group(process: subprocess.Popen[str]) -> None:
 def junit_counts(path: Path) -> dict[str, int]:
     if not path.exists():
         return {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    suite = ET.parse(path).getroot()
-    suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
-    assert suite is not None
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite") if root.tag == "testsuites" else root
+    if suite is None:
+        raise MatrixError(f"{path}: no testsuite element")
     return {key: int(suite.get(key, "0")) for key in ("tests", "failures", "errors", "skipped")}
 
 
-def server_version(url: str) -> str:
-    async def ask() -> str:
+def server_facts(url: str) -> tuple[str, bool]:
+    """The leg's server version and whether it has JIT (the npm builds have none)."""
+
+    async def ask() -> tuple[str, bool]:
         conn = await asyncpg.connect(url)
         try:
-            return str(await conn.fetchval("SHOW server_version"))
+            row = await conn.fetchrow(
+                "SELECT current_setting('server_version'), pg_jit_available()"
+            )
+            assert row is not None
+            return str(row[0]), bool(row[1])
         finally:
             await conn.close()
 
@@ -261,9 +279,9 @@ def run_leg(leg: Leg, matrix: Matrix, run: Path, extra: list[str]) -> Result:
         server = Server(bin_dir, run / leg.name, pg_log)
         try:
             url = server.start()
-            version = server_version(url)
-            if version.split(".")[0] != leg.postgres:
-                raise MatrixError(f"leg {leg.name} got a PostgreSQL {version} server")
+            version, jit = server_facts(url)
+            if version != pin.server_version:
+                raise MatrixError(f"{pin.version} is pinned, the server says {version}")
             ignores = [f"--ignore={path}" for path in matrix.excluded]
             args = [*PYTEST_ARGS, *ignores, f"--junitxml={junit}", *extra]
             code = run_pytest(venv, url, args, logs / f"{leg.name}.log")
@@ -275,7 +293,8 @@ def run_leg(leg: Leg, matrix: Matrix, run: Path, extra: list[str]) -> Result:
     return Result(
         leg=leg.name,
         server=version,
-        python=_version_of(str(venv / "bin" / "python")) or leg.python,
+        jit=jit,
+        python=_version_of(str(venv / "bin" / "python"), full=True) or leg.python,
         passed=counts["tests"] - failed - counts["errors"] - skipped,
         failed=failed,
         errors=counts["errors"],
@@ -286,12 +305,13 @@ def run_leg(leg: Leg, matrix: Matrix, run: Path, extra: list[str]) -> Result:
 
 
 def report(results: list[Result]) -> str:
-    rows = [f"{'leg':<14} {'server':<8} {'passed':>6} {'failed':>6} {'errors':>6} "
-            f"{'skipped':>7} {'seconds':>8}  result"]  # fmt: skip
+    rows = [f"{'leg':<14} {'server':<8} {'jit':<4} {'python':<8} {'passed':>6} {'failed':>6} "
+            f"{'errors':>6} {'skipped':>7} {'seconds':>8}  result"]  # fmt: skip
     for r in results:
         rows.append(
-            f"{r.leg:<14} {r.server:<8} {r.passed:>6} {r.failed:>6} {r.errors:>6} "
-            f"{r.skipped:>7} {r.seconds:>8.1f}  {'ok' if r.ok else 'FAILED'}"
+            f"{r.leg:<14} {r.server:<8} {'yes' if r.jit else 'no':<4} {r.python:<8} {r.passed:>6} "
+            f"{r.failed:>6} {r.errors:>6} {r.skipped:>7} {r.seconds:>8.1f}  "
+            f"{'ok' if r.ok else 'FAILED'}"
         )
     total = sum(r.seconds for r in results)
     rows.append(f"{len(results)} legs in {total:.0f} s")
@@ -325,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_leg(current, matrix, run, options.pytest_args))
     except (MatrixError, Interrupted, subprocess.CalledProcessError) as exc:
         print(f"matrix: stopped in leg {current.name}: {exc}", file=sys.stderr)
-        results.append(Result(current.name, "-", current.python, 0, 0, 0, 0, 0.0, False))
+        results.append(Result(current.name, "-", False, current.python, 0, 0, 0, 0, 0.0, False))
     finally:
         shutil.rmtree(run, ignore_errors=True)
     table = report(results)
