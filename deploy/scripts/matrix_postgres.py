@@ -14,8 +14,9 @@
   process in its own session with a parent-death signal (SIGQUIT: immediate shutdown), so
   it cannot outlive a runner that is killed; ``stop`` asks for a fast shutdown, then an
   immediate one, then kills what is left of its process group.
-- **Leftovers** (``sweep``): each run has one ``jobq-matrix-<pid>-*`` folder in the temp
-  folder; a later run removes those whose runner is gone, stopping any server still in one.
+- **Leftovers** (``sweep``, ``kill_leftovers``): each run has one ``jobq-matrix-<pid>-*``
+  folder in the temp folder; a later run removes those whose runner is gone, stopping any
+  server still in one. At its end a run checks that no process names its folder any more.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +174,23 @@ def sweep() -> list[Path]:
     return removed
 
 
+def kill_leftovers(run: Path) -> list[str]:
+    """Kill every process whose command line names this run's folder (its servers and
+    their backends: after a clean teardown there are none) and say which there were."""
+    needle = os.fsencode(run)
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and int(proc.name) != os.getpid():
+            with suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(cmdline.replace(b"\0", b" ").decode(errors="replace").strip())
+    return killed
+
+
 def _is_runner(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -200,11 +219,15 @@ def free_port() -> int:
         return port
 
 
-def _parent_death_signal() -> None:
-    """Runs in the child after it took the server account's identity (which clears the
-    setting), so the postmaster gets SIGQUIT when the runner dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn: the child gets ``sig`` when the runner dies, however it dies. It runs
+    after the child took its account's identity (which would clear the setting). The
+    runner has no other thread when it starts a process, so preexec_fn is safe here."""
+
+    def set_signal() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+
+    return set_signal
 
 
 class Server:
@@ -273,7 +296,7 @@ class Server:
             env=server_env(),
             cwd=self.folder,
             start_new_session=True,
-            preexec_fn=_parent_death_signal,  # safe: the runner starts no threads
+            preexec_fn=die_with_parent(signal.SIGQUIT),  # immediate shutdown
             **self.account.run_kwargs(),
         )
         deadline = time.monotonic() + START_TIMEOUT_S

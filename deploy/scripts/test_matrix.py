@@ -38,7 +38,17 @@ from pathlib import Path
 from types import FrameType
 
 import asyncpg
-from matrix_postgres import MatrixError, Pin, Server, fetch, new_run_folder, sweep, unpack
+from matrix_postgres import (
+    MatrixError,
+    Pin,
+    Server,
+    die_with_parent,
+    fetch,
+    kill_leftovers,
+    new_run_folder,
+    sweep,
+    unpack,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = Path(__file__).with_name("matrix.toml")
@@ -110,10 +120,8 @@ def select(matrix: Matrix, pg: str | None, py: str | None) -> list[Leg]:
         for leg in matrix.legs
         if (pg is None or leg.postgres == pg) and (py is None or leg.python == py)
     ]
-    if not legs and pg is not None:
-        legs = [Leg(pg, py or matrix.pythons[0])]
-    if not legs and py is not None:
-        legs = [Leg(max(matrix.pins, key=int), py)]
+    if not legs:  # a pair outside the matrix (PG=16 PY=3.13): run it as its own leg
+        legs = [Leg(pg or max(matrix.pins, key=int), py or matrix.pythons[0])]
     return legs
 
 
@@ -201,7 +209,7 @@ def run_pytest(venv: Path, url: str, args: list[str], log_path: Path) -> int:
     asked to stop (SIGINT to the group: xdist workers and the servers the tests started),
     then killed."""
     env = {**os.environ, "DATABASE_URL": url, "JOBQ_TESTS_REQUIRE_ALL": "1"}
-    with log_path.open("w", encoding="utf-8") as log:
+    with log_path.open("w", encoding="utf-8", buffering=1) as log:  # line by line, as it runs
         process = subprocess.Popen(
             [str(venv / "bin" / "python"), "-m", "pytest", *args],
             cwd=ROOT,
@@ -210,11 +218,13 @@ def run_pytest(venv: Path, url: str, args: list[str], log_path: Path) -> int:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         assert process.stdout is not None
         try:
             for line in process.stdout:
                 sys.stdout.write(line)
+                sys.stdout.flush()
                 log.write(line)
             return process.wait()
         finally:
@@ -347,12 +357,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"matrix: stopped in leg {current.name}: {exc}", file=sys.stderr)
         results.append(Result(current.name, "-", False, current.python, 0, 0, 0, 0, 0.0, False))
     finally:
+        leftovers = kill_leftovers(run)
         shutil.rmtree(run, ignore_errors=True)
+    for command in leftovers:
+        print(f"matrix: killed a process left behind: {command}", file=sys.stderr)
     table = report(results)
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / "summary.txt").write_text(table, encoding="utf-8")
     print("\n" + table, end="")
-    return 0 if results and all(r.ok for r in results) and len(results) == len(legs) else 1
+    passed = results and all(r.ok for r in results) and len(results) == len(legs)
+    return 0 if passed and not leftovers else 1
 
 
 if __name__ == "__main__":
