@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck fmt docs lock clean
+.PHONY: help install run test test-matrix lint typecheck fmt docs lock clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,26 +24,36 @@ run: $(STAMP) ## Start jobq serve (API + workers + dashboard) on the embedded da
 test: $(STAMP) ## Run the whole test suite (uses DATABASE_URL if set, else an embedded PostgreSQL)
 	$(BIN)/pytest -n 2 --dist loadfile
 
+# The legs are in deploy/scripts/matrix.toml; PG= and PY= pick some (both: that one leg),
+# ARGS= goes to pytest.
+PG ?=
+PY ?=
+ARGS ?=
+test-matrix: $(STAMP) ## Run the suite on each PostgreSQL and Python of deploy/scripts/matrix.toml (PG= PY= ARGS=)
+	$(BIN)/python deploy/scripts/test_matrix.py $(if $(PG),--pg $(PG)) $(if $(PY),--py $(PY)) $(if $(ARGS),-- $(ARGS))
+
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
-	$(BIN)/ruff check src tests docs/generate.py
-	$(BIN)/ruff format --check src tests docs/generate.py
+	$(BIN)/ruff check src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff format --check src tests docs/generate.py deploy/scripts
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy --strict on the package and the tests
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## Format the code
-	$(BIN)/ruff format src tests docs/generate.py
-	$(BIN)/ruff check --fix src tests docs/generate.py
+	$(BIN)/ruff format src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff check --fix src tests docs/generate.py deploy/scripts
 
 docs: $(STAMP) ## Regenerate the reference pages in docs/ from the code
 	$(BIN)/python docs/generate.py
 
+# --universal: one lock for every Python from requires-python's 3.11 up (the matrix
+# installs it on 3.11, 3.12 and 3.13); markers keep Windows-only pins off Linux.
 lock: ## Re-pin every dependency into requirements.lock (needs uv)
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -o requirements.lock
 
-clean: ## Remove the virtualenv and caches (not the embedded database: see JOBQ_HOME)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+clean: ## Remove the virtualenvs and caches (not the embedded database: see JOBQ_HOME)
+	rm -rf $(VENV) $(VENV)-3.* .pytest_cache .mypy_cache .ruff_cache
 
 # --- Deployment (docs/DEPLOY.md): the image, its end-to-end test, PgBouncer ------
 IMAGE      ?= jobq:latest

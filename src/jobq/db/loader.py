@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from importlib.abc import Traversable
+from importlib.resources.abc import Traversable
 
 _BLOCK_RE = re.compile(r"^-- name: (\w+)\n((?:--.*\n)*)", re.MULTILINE)
 
