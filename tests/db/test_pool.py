@@ -1,5 +1,7 @@
 """The pool of jobq.db.pool: a new connection's init looks the array types up, with JIT off."""
 
+from typing import Any
+
 import asyncpg
 import pytest
 
@@ -51,3 +53,25 @@ async def test_a_new_pooled_connection_looks_up_types_only_in_its_init(
         assert await fresh.pool.fetchval("SHOW jit") == await client.pool.fetchval("SHOW jit")
     finally:
         await fresh.close()
+
+
+async def test_tcp_connections_give_up_on_a_vanished_peer(client: Client) -> None:
+    """A half-open connection (a reset that never reached this end) fails within
+    TCP_USER_TIMEOUT once a statement waits on it, instead of ~15 minutes, and an
+    idle one is probed: a worker's claim can no longer hold its jobs that long."""
+    import socket
+
+    from jobq.db.pool import TCP_USER_TIMEOUT_SECONDS, connect
+
+    session = await connect(client.url, client.settings)
+    async with client.pool.acquire() as pooled:
+        conns: list[Any] = [pooled, session]  # asyncpg's socket is private: untyped here
+        for conn in conns:
+            sock = conn._transport.get_extra_info("socket")
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                pytest.skip("the database here is reached through a Unix socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+            assert timeout == TCP_USER_TIMEOUT_SECONDS * 1000
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 30
+    await session.close()

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -119,7 +120,7 @@ async def create_pool(
                 min_size=min_size,
                 max_size=max_size,
                 reset=_keep_session,
-                init=load_array_codecs,
+                init=init_connection,
                 **connect_kwargs(settings),
             )
             assert pool is not None
@@ -162,6 +163,56 @@ def _connection_sql() -> dict[str, str]:
     return load_sql(read_package_sql("queries.sql"), "")
 
 
+# A connection whose peer vanished without a reset reaching this end (a cut
+# link, a reset dropped on the way, a host gone) is half-open: a statement sent
+# on it waits for TCP's retransmissions to give up (~15 minutes on Linux), and
+# an idle one never notices. A worker's claim carries finished jobs' outcomes,
+# and the heartbeat keeps renewing jobs whose outcome is in flight, so a claim
+# stuck that long held its jobs that long (the chaos suite's connection-reset
+# fault, docs/RELIABILITY.md). Unacknowledged data now fails the connection
+# after TCP_USER_TIMEOUT, and keepalives probe an idle one; the loops' backoff
+# then retries on a new connection, carrying the same outcomes.
+TCP_USER_TIMEOUT_SECONDS = 20
+TCP_KEEPALIVE_IDLE_SECONDS = 15
+TCP_KEEPALIVE_INTERVAL_SECONDS = 5
+TCP_KEEPALIVE_PROBES = 3
+
+
+def tune_tcp(conn: asyncpg.Connection) -> bool:
+    """Keepalives and a user timeout on `conn`'s socket when it is TCP (a Unix
+    socket has no peer to lose); False when there is nothing to tune."""
+    # asyncpg exposes no socket options; its transport is a private attribute.
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    options = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), TCP_KEEPALIVE_IDLE_SECONDS),
+        (
+            socket.IPPROTO_TCP,
+            getattr(socket, "TCP_KEEPINTVL", None),
+            TCP_KEEPALIVE_INTERVAL_SECONDS,
+        ),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), TCP_KEEPALIVE_PROBES),
+        (
+            socket.IPPROTO_TCP,
+            getattr(socket, "TCP_USER_TIMEOUT", None),
+            TCP_USER_TIMEOUT_SECONDS * 1000,
+        ),
+    ]
+    for level, name, value in options:
+        if name is not None:  # not every platform has every option (macOS: no user timeout)
+            sock.setsockopt(level, name, value)
+    return True
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """A new pooled connection: its socket tuned (`tune_tcp`), its types loaded."""
+    tune_tcp(conn)
+    await load_array_codecs(conn)
+
+
 async def load_array_codecs(conn: asyncpg.Connection) -> None:
     """Make a new pooled connection look up the array types jobq's statements pass
     (`connection_array_types`) now, with JIT off for this one transaction.
@@ -181,6 +232,8 @@ async def load_array_codecs(conn: asyncpg.Connection) -> None:
 async def connect(url: str, settings: Settings) -> asyncpg.Connection:
     """One session connection (LISTEN needs one of its own)."""
     try:
-        return await asyncpg.connect(url, **connect_kwargs(settings))
+        conn: asyncpg.Connection = await asyncpg.connect(url, **connect_kwargs(settings))
     except _TRANSIENT as exc:
         raise DatabaseUnavailableError(f"cannot reach PostgreSQL at {redact(url)}: {exc}") from exc
+    tune_tcp(conn)
+    return conn
