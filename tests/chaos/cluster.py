@@ -82,14 +82,29 @@ class Cluster:
     def kill(self) -> None:
         """SIGKILL the postmaster (a crash: its backends exit, recovery at the next start)."""
         pid = self.postmaster_pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            # The orphaned backends notice the postmaster's death and exit; wait for the port.
-            while _port_busy(self.port) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        # The orphaned backends notice the postmaster's death and exit (they are ours: their
+        # working folder is our data folder).
+        while (_alive(pid) or self._backends()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # A killed postmaster stays a zombie until PID 1 reaps it, and PostgreSQL's lock-file
+        # check takes a zombie for a live server: the file of a dead one may go.
+        if not _alive(pid):
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+
+    def _backends(self) -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if os.readlink(proc / "cwd") == str(self.data) and _alive(int(proc.name)):
+                        found.append(int(proc.name))
+                except OSError:
+                    continue
+        return found
 
     async def wait_ready(self, timeout: float = 30.0) -> float:  # noqa: ASYNC109 - a deadline
         """Seconds until a login works."""
@@ -107,12 +122,14 @@ class Cluster:
                 await asyncio.sleep(0.02)
 
     def close(self) -> None:
-        if self.postmaster_pid() is not None:
-            try:
-                self.stop()
-            except RuntimeError:
-                self.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            if self.postmaster_pid() is not None:
+                try:
+                    self.stop()
+                except RuntimeError:
+                    self.kill()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -121,15 +138,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def _port_busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False

@@ -25,8 +25,9 @@ def base_env(database_url: str, schema: str, lease_seconds: float, **extra: str)
     """The environment of a suite process: no inherited JOBQ_*, short lease, quick retries."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env.pop("DATABASE_URL", None)
+    if database_url:  # else the embedded server of JOBQ_HOME
+        env["DATABASE_URL"] = database_url
     env.update(
-        DATABASE_URL=database_url,
         JOBQ_SCHEMA=schema,
         JOBQ_APP=APP_REF,
         JOBQ_LEASE_SECONDS=str(lease_seconds),

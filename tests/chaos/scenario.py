@@ -216,14 +216,16 @@ class System:
             )
         report.figures["metrics_counters_checked"] = True
 
-    async def rescue_times(self, since: datetime) -> list[float]:
-        """For attempts lost at `since` (a kill): seconds from `since` to the next claim."""
+    async def rescue_times(self, at: datetime, pid: int) -> list[float]:
+        """For the attempts lost when process `pid` was killed at `at`: seconds from the kill
+        to the job's next claim (worker ids are host:pid:suffix)."""
         rows = await self.fetch(
             """SELECT extract(epoch FROM n.started_at - $1::timestamptz) AS s
                FROM {s}.job_attempts a JOIN {s}.job_attempts n
                  ON n.job_id = a.job_id AND n.seq = a.seq + 1
-               WHERE a.outcome = 'lease_expired' AND a.started_at <= $1""",
-            since,
+               WHERE a.outcome = 'lease_expired' AND split_part(a.worker_id, ':', 2) = $2""",
+            at,
+            str(pid),
         )
         return sorted(float(r["s"]) for r in rows)
 

@@ -12,15 +12,12 @@ import os
 import signal
 import uuid
 from datetime import UTC, datetime
-from functools import partial
 
-import httpx
 import pytest
 
 from tests.chaos import procs
 from tests.chaos.app import SIDE_TABLE
-from tests.chaos.invariants import Report
-from tests.chaos.load import Enqueuer
+from tests.chaos.faults import api_kill_rounds
 from tests.chaos.scenario import System, assert_clean, record, summary, wait_until
 
 pytestmark = pytest.mark.slow
@@ -49,7 +46,7 @@ async def test_kill_and_stop_workers_under_load(system: System) -> None:
     await system.wait_drained(timeout=90)
     report = await system.check()
     await system.check_metrics(report)
-    rescue = await system.rescue_times(killed_at)
+    rescue = await system.rescue_times(killed_at, kids[0])
     record("quick-workers", report, sigkill=procs_killed, rescue_seconds=summary(rescue))
     assert_clean(report, system)
     assert report.figures["attempt_outcomes"].get("lease_expired", 0) > 0, report.figures
@@ -64,53 +61,6 @@ async def test_api_killed_mid_batch_is_all_or_nothing(system: System) -> None:
     record("quick-api-kill", report)
     assert_clean(report, system)
     assert report.figures["batches_cut_by_a_kill"] >= 1, report.figures
-
-
-async def api_kill_rounds(system: System, rounds: int) -> Report:
-    """SIGKILL the API while it answers back-to-back batches of 500; after each kill, every
-    batch is whole in the table or absent. Then each unanswered batch is sent again with its
-    keys: made whole, once."""
-    api = await system.start_api()
-    cut = committed = 0
-    for round_ in range(rounds):
-        load = system.enqueuer(jobs_per_second=1e6, batch=500, ms=0)  # back to back
-        load.outage(True)
-        run = asyncio.create_task(load.run())
-        target = len(system.ledger.accepted) + 500
-        await wait_until(partial(_accepted, system, target), 30, "a batch accepted")
-        await asyncio.sleep(0.03 * round_)  # vary where in the next batch the kill lands
-        api.signal(signal.SIGKILL)
-        await run_until_stopped(load, run)
-        unacked = system.ledger.unacked
-        cut += len(unacked)
-        committed += await system.fetchval(
-            "SELECT count(DISTINCT metadata->>'batch') FROM {s}.jobs "
-            "WHERE metadata->>'batch' = ANY($1)",
-            unacked,
-        )
-        between = await system.check(drained=False)
-        assert not between.violations, between.violations
-        api = await system.start_api()
-        async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as http:
-            for batch in unacked:
-                assert await load.send(http, batch, system.ledger.sent[batch])
-    report = await system.check(drained=False)
-    report.figures["api_kills"] = rounds
-    report.figures["batches_cut_by_a_kill"] = cut
-    report.figures["cut_batches_committed_before_the_kill"] = committed
-    return report
-
-
-async def run_until_stopped(load: Enqueuer, run: asyncio.Task[None]) -> None:
-    """Let the load see the dead API once, then stop it."""
-    target = load.ledger.answers["dropped"] + 1
-    await wait_until(lambda: _dropped(load, target), 10, "the load saw the API die")
-    load.stop()
-    await run
-
-
-async def _dropped(load: Enqueuer, n: int) -> bool:
-    return load.ledger.answers["dropped"] >= n
 
 
 async def test_the_checker_catches_broken_invariants(system: System) -> None:
