@@ -63,7 +63,8 @@ async def api_kill_rounds(system: System, rounds: int) -> Report:
         run = asyncio.create_task(load.run())
         target = len(system.ledger.accepted) + 500
         await wait_until(partial(accepted_at_least, system, target), 30, "a batch accepted")
-        await asyncio.sleep(0.01 * (round_ % 5))  # vary where in the next batch the kill lands
+        # Vary where in the next batch (~0.1-0.3 s to make and insert) the kill lands.
+        await asyncio.sleep(0.03 * round_)
         api.signal(signal.SIGKILL)
         seen = load.ledger.answers["dropped"] + 1
         await wait_until(partial(dropped_at_least, load, seen), 10, "the load saw the API die")

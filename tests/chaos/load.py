@@ -52,12 +52,14 @@ class Enqueuer:
         batch: int = 20,
         ms: int = 20,
         prefix: str = "b",
+        queue: str = "default",
     ) -> None:
         self.base_url = base_url
         self.ledger = ledger
         self.interval = batch / jobs_per_second
         self.batch = batch
         self.ms = ms
+        self.queue = queue
         self.prefix = f"{prefix}{uuid.uuid4().hex[:6]}"
         self._stop = asyncio.Event()
         self._outage = False
@@ -75,6 +77,7 @@ class Enqueuer:
             "jobs": [
                 {
                     "kind": KIND,
+                    "queue": self.queue,
                     "payload": {"ms": self.ms},
                     "metadata": {"batch": batch_id},
                     "idempotency_key": f"{batch_id}-{n}",

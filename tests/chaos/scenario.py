@@ -134,9 +134,16 @@ class System:
 
         return await wait_until(ready, timeout, "the API answers /readyz")
 
-    def enqueuer(self, jobs_per_second: float, *, batch: int = 20, ms: int = 20) -> Enqueuer:
+    def enqueuer(
+        self, jobs_per_second: float, *, batch: int = 20, ms: int = 20, queue: str = "default"
+    ) -> Enqueuer:
         return Enqueuer(
-            self.api_url, self.ledger, jobs_per_second=jobs_per_second, batch=batch, ms=ms
+            self.api_url,
+            self.ledger,
+            jobs_per_second=jobs_per_second,
+            batch=batch,
+            ms=ms,
+            queue=queue,
         )
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
