@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck fmt docs lock clean
+.PHONY: help install run test lint typecheck fmt docs lock clean chaos soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ run: $(STAMP) ## Start jobq serve (API + workers + dashboard) on the embedded da
 
 test: $(STAMP) ## Run the whole test suite (uses DATABASE_URL if set, else an embedded PostgreSQL)
 	$(BIN)/pytest -n 2 --dist loadfile
+
+chaos: $(STAMP) ## The full reliability suite (root, ~25 min): faults, a fleet, a long transaction (docs/RELIABILITY.md)
+	bash tests/chaos/run.sh
+
+soak: $(STAMP) ## Steady load for SOAK_SECONDS (default 3600) sampling bloat, latency, RSS into docs/ (root)
+	$(BIN)/python bench/soak.py --seconds $${SOAK_SECONDS:-3600}
 
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
 	$(BIN)/ruff check src tests docs/generate.py

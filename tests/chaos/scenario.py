@@ -197,9 +197,11 @@ class System:
             for r in await self.fetch("SELECT status, count(*) AS n FROM {s}.jobs GROUP BY 1")
         }
         metrics = await self.metrics()
-        gauges = {
-            dict(k[1]).get("status"): v for k, v in metrics.items() if k[0] == "jobq_queue_jobs"
-        }
+        gauges: dict[str, float] = {}  # summed over queues
+        for (name, labels), value in metrics.items():
+            if name == "jobq_queue_jobs":
+                status = dict(labels)["status"]
+                gauges[status] = gauges.get(status, 0.0) + value
         for status, n in counts.items():
             if gauges.get(status, 0) != n:
                 report.violations.append(
