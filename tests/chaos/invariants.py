@@ -8,7 +8,8 @@ limited to such jobs.
 
 1. lost: every accepted job is in the table, terminal or still runnable (queued, retrying,
    running under a lease that has not expired).
-2. no job ``running`` without a live lease (checked once quiet: after the drain nothing runs).
+2. no job ``running`` without a live lease: after the drain nothing runs; mid-run no lease
+   expired more than ``grace_s`` ago (the rescuer's tick).
 3. no attempt claimed twice: at most one side row per (job, attempt): two would mean two
    workers held the same claim.
 4. no job succeeded twice: at most one ``succeeded`` attempt per job; a succeeded job has
@@ -45,14 +46,20 @@ class Report:
             self.violations.append(f"{what}: {len(rows)} (e.g. {rows[:limit]})")
 
 
-async def check(conn: asyncpg.Connection, schema: str, ledger: Ledger, *, drained: bool) -> Report:
+async def check(
+    conn: asyncpg.Connection, schema: str, ledger: Ledger, *, drained: bool, grace_s: float = 0.0
+) -> Report:
+    """Mid-run (`drained` False) a lease counts as live for `grace_s` past its expiry: the time
+    the rescuer may take to get to it (a maintenance tick, a starved process)."""
     s = f'"{schema}"'
     report = Report()
     report.violations += ledger.violations
     accepted = list(ledger.accepted)
     rows = await conn.fetch(
-        f"SELECT id, status, lease_expires_at > now() AS live FROM {s}.jobs WHERE id = ANY($1)",
+        f"SELECT id, status, lease_expires_at > now() - make_interval(secs => $2) AS live "
+        f"FROM {s}.jobs WHERE id = ANY($1)",
         accepted,
+        grace_s,
     )
     found = {r["id"]: r for r in rows}
     lost = [j for j in accepted if j not in found]
@@ -71,8 +78,10 @@ async def check(conn: asyncpg.Connection, schema: str, ledger: Ledger, *, draine
     report.fail(
         "running without a live lease" if not drained else "running after the drain",
         await conn.fetch(
-            f"SELECT id, locked_by FROM {s}.jobs WHERE status = 'running'"
-            + ("" if drained else " AND (lease_expires_at IS NULL OR lease_expires_at < now())")
+            f"SELECT id, locked_by FROM {s}.jobs WHERE status = 'running' AND ($1 OR "
+            "lease_expires_at IS NULL OR lease_expires_at < now() - make_interval(secs => $2))",
+            drained,
+            grace_s,
         ),
     )
     report.fail(

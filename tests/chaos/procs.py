@@ -28,15 +28,17 @@ def base_env(database_url: str, schema: str, lease_seconds: float, **extra: str)
     if database_url:  # else the embedded server of JOBQ_HOME
         env["DATABASE_URL"] = database_url
     env.update(
-        JOBQ_SCHEMA=schema,
-        JOBQ_APP=APP_REF,
-        JOBQ_LEASE_SECONDS=str(lease_seconds),
-        JOBQ_RETRY_BASE_MS="50",
-        JOBQ_RETRY_CAP_MS="200",
-        JOBQ_POLL_INTERVAL_MS="250",
-        JOBQ_SHUTDOWN_GRACE_SECONDS="2",
-        PYTHONPATH=str(ROOT),
-        **extra,
+        {
+            "JOBQ_SCHEMA": schema,
+            "JOBQ_APP": APP_REF,
+            "JOBQ_LEASE_SECONDS": str(lease_seconds),
+            "JOBQ_RETRY_BASE_MS": "50",
+            "JOBQ_RETRY_CAP_MS": "200",
+            "JOBQ_POLL_INTERVAL_MS": "250",
+            "JOBQ_SHUTDOWN_GRACE_SECONDS": "2",
+            "PYTHONPATH": str(ROOT),
+            **extra,  # wins over the above
+        }
     )
     return env
 

@@ -174,7 +174,8 @@ class System:
     async def check(self, *, drained: bool = True) -> Report:
         conn = await asyncpg.connect(self.direct_url)
         try:
-            return await check(conn, self.schema, self.ledger, drained=drained)
+            grace = 0.0 if drained else 2 * self.lease
+            return await check(conn, self.schema, self.ledger, drained=drained, grace_s=grace)
         finally:
             await conn.close()
 
