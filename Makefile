@@ -28,7 +28,7 @@ chaos: $(STAMP) ## The full reliability suite (root, ~25 min): faults, a fleet, 
 	bash tests/chaos/run.sh
 
 soak: $(STAMP) ## Steady load for SOAK_SECONDS (default 3600) sampling bloat, latency, RSS into docs/ (root)
-	$(BIN)/python bench/soak.py --seconds $${SOAK_SECONDS:-3600}
+	$(BIN)/python bench/soak.py --own-cluster --seconds $${SOAK_SECONDS:-3600}
 
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
 	$(BIN)/ruff check src tests docs/generate.py

@@ -1,6 +1,7 @@
 """A soak: a steady HTTP enqueue rate for a long time, sampling what grows when a queue rots.
 
     DATABASE_URL=postgresql://... .venv/bin/python bench/soak.py --seconds 3600 [--rate 50]
+    .venv/bin/python bench/soak.py --own-cluster --seconds 3600      # what `make soak` runs
 
 Starts `jobq serve --no-workers` and `jobq worker --processes 2` (the demo app) on a scratch
 schema, enqueues `sleep` jobs of 20 ms in batches of 10 through `POST /v1/jobs/batch` at
@@ -9,7 +10,12 @@ sizes of jobs and job_attempts, p50/p99 pickup latency of the jobs claimed in th
 (claim time - max(run_at, created_at), from the table), the backlog, and the resident memory
 of the worker processes and of the API. Finished jobs are pruned after `--retention` (the
 pruner is part of what is soaked). Writes a CSV and a plain SVG plot (no plotting library)
-to `--out` (default docs/soak.csv and docs/soak.svg), then drops the schema.
+to `--out` (default docs/soak.csv and docs/soak.svg), then drops the schema. SIGTERM or
+Ctrl-C ends the run early and still writes what was sampled.
+
+`--own-cluster` runs on a throwaway PostgreSQL 15 cluster of Debian's (tests.chaos.cluster;
+stock settings: autovacuum on, fsync on) instead of DATABASE_URL: a shared server's settings
+(this machine's has autovacuum off, for its test suites) would be soaked instead of jobq.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import csv
 import os
+import signal
 import sys
 import time
 import uuid
@@ -31,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.chaos: the suite's process helpers
 
 from tests.chaos import procs  # noqa: E402
+from tests.chaos.cluster import Cluster  # noqa: E402
 from tests.chaos.scenario import free_port  # noqa: E402
 
 COLUMNS = [
@@ -82,7 +90,18 @@ async def enqueue(api_url: str, rate: float, stop: asyncio.Event, errors: list[i
 
 
 async def soak(args: argparse.Namespace) -> None:
-    url = os.environ["DATABASE_URL"]
+    if args.own_cluster:
+        cluster = Cluster(free_port(), fsync=True)
+        try:
+            cluster.start()
+            await run(args, cluster.url())
+        finally:
+            cluster.close()
+    else:
+        await run(args, os.environ["DATABASE_URL"])
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
     schema = f"soak_{uuid.uuid4().hex[:8]}"
     log_dir = Path(args.out).parent / ".soak-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +113,8 @@ async def soak(args: argparse.Namespace) -> None:
     workers = procs.worker("soak-workers", env, log_dir, processes=2, concurrency=10)
     rows: list[list[object]] = []
     stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     errors = [0]
     conn = await asyncpg.connect(url)
     try:
@@ -108,8 +129,9 @@ async def soak(args: argparse.Namespace) -> None:
         loading = asyncio.create_task(enqueue(api_url, args.rate, stop, errors))
         sql = SAMPLE_SQL.replace("{s}", f'"{schema}"')
         started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < args.seconds:
-            await asyncio.sleep(min(args.interval, args.seconds - elapsed))
+        while (elapsed := time.monotonic() - started) < args.seconds and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(args.interval, args.seconds - elapsed))
             sample = await conn.fetchrow(
                 sql, schema, f'"{schema}".jobs', f'"{schema}".job_attempts', float(args.interval)
             )
@@ -185,8 +207,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=50, help="jobs enqueued a second")
     parser.add_argument("--interval", type=float, default=30, help="seconds between samples")
     parser.add_argument("--retention", default="5m", help="JOBQ_RETENTION of the run")
+    parser.add_argument(
+        "--own-cluster", action="store_true", help="a throwaway PostgreSQL 15, not DATABASE_URL"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "soak"), help="CSV/SVG path stem")
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL"):
-        parser.error("set DATABASE_URL: a soak is for a real server, not the embedded one")
+    if not args.own_cluster and not os.environ.get("DATABASE_URL"):
+        parser.error("set DATABASE_URL or pass --own-cluster: not for the embedded server")
     asyncio.run(soak(args))

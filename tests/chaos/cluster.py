@@ -33,7 +33,9 @@ def available() -> bool:
 class Cluster:
     """``Cluster(port, listen=...)``; ``start``/``stop``/``kill``/``close``; ``url``."""
 
-    def __init__(self, port: int, listen: tuple[str, ...] = ("127.0.0.1",)) -> None:
+    def __init__(
+        self, port: int, listen: tuple[str, ...] = ("127.0.0.1",), *, fsync: bool = False
+    ) -> None:
         self.port = port
         self.listen = listen
         self.account = server_account()
@@ -46,7 +48,8 @@ class Cluster:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"listen_addresses = '{','.join(listen)}'\nport = {port}\n"
-                "unix_socket_directories = ''\nmax_connections = 300\nfsync = off\n"
+                "unix_socket_directories = ''\nmax_connections = 300\n"
+                f"fsync = {'on' if fsync else 'off'}\n"
                 "shared_buffers = 64MB\nlog_min_messages = warning\n"
             )
         with (self.data / "pg_hba.conf").open("a") as hba:
