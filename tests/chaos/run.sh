@@ -14,5 +14,6 @@ ensure_packages iptables pgbouncer postgresql-15
 export DATABASE_URL="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 export JOBQ_TESTS_REQUIRE_ALL=1
 start=$(date +%s)
-.venv/bin/pytest -m chaos -p no:cacheprovider -v tests/chaos "$@"
+# Arguments go to pytest (e.g. -k fleet); none: every scenario.
+.venv/bin/pytest -m chaos -p no:cacheprovider -v "${@:-tests/chaos}"
 log "make chaos: $(( $(date +%s) - start )) s"

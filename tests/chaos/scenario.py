@@ -169,7 +169,30 @@ class System:
             )
             return bool(left == 0)
 
-        return await wait_until(drained, timeout, "every accepted job is terminal", 0.25)
+        try:
+            return await wait_until(drained, timeout, "every accepted job is terminal", 0.25)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await self.diagnosis(ids)}") from None
+
+    async def diagnosis(self, ids: list[uuid.UUID]) -> str:
+        """What holds the queue up: jobs not terminal, and sessions open in a transaction."""
+        jobs = await self.fetch(
+            "SELECT id, status, attempts, locked_by, lease_expires_at - now() AS lease_left "
+            "FROM {s}.jobs WHERE id = ANY($1) "
+            "AND status NOT IN ('succeeded', 'failed_permanent', 'cancelled') LIMIT 10",
+            ids,
+        )
+        sessions = await self.fetch(
+            "SELECT pid, state, now() - xact_start AS age, left(query, 120) AS query "
+            "FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() "
+            "ORDER BY xact_start LIMIT 10"
+        )
+        return (
+            "not terminal:\n"
+            + "\n".join(map(str, jobs))
+            + "\nopen transactions:\n"
+            + ("\n".join(map(str, sessions)))
+        )
 
     async def check(self, *, drained: bool = True) -> Report:
         conn = await asyncpg.connect(self.direct_url)

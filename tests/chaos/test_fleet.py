@@ -2,15 +2,18 @@
 PostgreSQL (the suite's own cluster) (`make chaos`; root).
 
 Every host reaches the database through a delaying proxy on its link's root end (zero delay
-but in the latency phase). Phases, under HTTP load: the drain of a fixed backlog with 1, 2
-and 3 hosts (the scale-out figures); host 1's link cut for 3 leases (its jobs rescued by the
-others, its late acks fenced once the link is back); 10% packet loss on host 2; 50 ms each way
-on host 3; TCP resets on host 1. The invariants are checked after each phase and at the end.
+but in the latency phase). `test_fleet_scale_out_cut_loss_latency`, under HTTP load: the
+drain of a fixed backlog with 1, 2 and 3 hosts (the scale-out figures); host 1's link cut for
+3 leases (its jobs rescued by the others, its late acks fenced once the link is back); 10%
+packet loss on host 2; 50 ms each way on host 3. `test_fleet_connection_resets`: TCP resets
+on host 1. The invariants are checked after each phase and at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,8 +25,17 @@ import pytest
 
 from tests.chaos import cluster as pg
 from tests.chaos import netns, procs
+from tests.chaos.invariants import Report
 from tests.chaos.proxy import DelayProxy
-from tests.chaos.scenario import System, assert_clean, free_port, record, summary, wait_until
+from tests.chaos.scenario import (
+    RESULTS,
+    System,
+    assert_clean,
+    free_port,
+    record,
+    summary,
+    wait_until,
+)
 from tests.support import skip_unless_required
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
@@ -101,40 +113,87 @@ class Run:
         return round(await self.system.throughput(start, datetime.now(UTC)), 1)
 
 
-async def test_fleet_of_three_hosts(
-    fleet: netns.Fleet, cluster: pg.Cluster, tmp_path: Path
-) -> None:
+async def fleet_run(fleet: netns.Fleet, cluster: pg.Cluster, name: str, phases: Any) -> None:
+    """Hosts 1-3 and the API up, `phases(run)` under load, then the drain and the checks.
+    Process logs go to build/chaos/logs/<name>/ (kept after the run)."""
     hosts, api_host = fleet.hosts[:3], fleet.hosts[3]
     proxies = [
         DelayProxy((h.root_ip, PROXY_PORT), ("127.0.0.1", cluster.port)) for h in fleet.hosts
     ]
     for proxy in proxies:
         await proxy.start()
-    system = System(cluster.url(), tmp_path, lease=LEASE)
+    system = System(cluster.url(), log_dir(name), lease=LEASE)
     run = Run(system, hosts, proxies)
     try:
         await system.setup()
         await system.start_api(api_host.ip, url=run.url(api_host), netns=api_host.ns)
-        await scale_out(run)
-        load = system.enqueuer(jobs_per_second=100, ms=300)
-        loading = asyncio.create_task(load.run())
-        await asyncio.sleep(5)
-        await link_cut(run)
-        await degraded(run, hosts[1], "loss", lambda: hosts[1].loss(0.10))
-        await degraded(run, hosts[2], "latency", lambda: setattr(proxies[2], "delay", 0.05))
-        proxies[2].delay = 0.0
-        await degraded(run, hosts[0], "resets", lambda: hosts[0].resets(0.05), seconds=10)
-        load.stop()
-        await loading
-        await system.wait_drained(timeout=300)
+        await phases(run)
+        try:
+            await system.wait_drained(timeout=120)
+        except AssertionError as exc:
+            record(name, Report(figures=run.figures, violations=[str(exc)]))
+            raise AssertionError(f"{exc}\nsockets:\n{sockets(run.hosts)}") from None
         report = await system.check()
         await system.check_metrics(report)
-        record("fleet", report, **run.figures)
+        record(name, report, **run.figures)
         assert_clean(report, system)
     finally:
         await system.close()
         for proxy in proxies:
             await proxy.close()
+
+
+def log_dir(name: str) -> Path:
+    folder = RESULTS / "logs" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def sockets(hosts: list[netns.Host]) -> str:
+    """Each host's TCP sockets with their timers and queues (what a stuck one waits on)."""
+    out = []
+    for host in hosts:
+        done = subprocess.run(["ip", "netns", "exec", host.ns, "ss", "-tnpoi"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        out.append(f"--- host{host.index}\n{done.stdout}")
+    return "\n".join(out)
+
+
+async def test_fleet_scale_out_cut_loss_latency(fleet: netns.Fleet, cluster: pg.Cluster) -> None:
+    async def phases(run: Run) -> None:
+        await scale_out(run)
+        load = run.system.enqueuer(jobs_per_second=100, ms=300)
+        loading = asyncio.create_task(load.run())
+        await asyncio.sleep(5)
+        await link_cut(run)
+        hosts, proxies = run.hosts, run.proxies
+        await degraded(run, hosts[1], "loss", lambda: hosts[1].loss(0.10))
+        await degraded(run, hosts[2], "latency", lambda: setattr(proxies[2], "delay", 0.05))
+        proxies[2].delay = 0.0
+        load.stop()
+        await loading
+
+    await fleet_run(fleet, cluster, "fleet", phases)
+
+
+async def test_fleet_connection_resets(fleet: netns.Fleet, cluster: pg.Cluster) -> None:
+    """5% of host 1's TCP packets, each way, answered by a reset for 20 s: each end of a
+    connection may learn of the reset while the other does not (a half-open connection)."""
+
+    async def phases(run: Run) -> None:
+        for host in run.hosts:
+            await run.add_host(host)
+        load = run.system.enqueuer(jobs_per_second=100, ms=300)
+        loading = asyncio.create_task(load.run())
+        await asyncio.sleep(5)
+        host = run.hosts[0]
+        await degraded(run, host, "resets", lambda: host.resets(0.05))
+        await asyncio.sleep(10)
+        load.stop()
+        await loading
+
+    await fleet_run(fleet, cluster, "fleet-resets", phases)
 
 
 async def scale_out(run: Run) -> None:
