@@ -103,7 +103,7 @@ async def soak(args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace, url: str) -> None:
     schema = f"soak_{uuid.uuid4().hex[:8]}"
-    log_dir = Path(args.out).parent / ".soak-logs"
+    log_dir = ROOT / "build" / "soak-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = procs.base_env(url, schema, 30.0, JOBQ_APP="jobq.demo:app", JOBQ_RETENTION=args.retention)
     migrate = await asyncio.create_subprocess_exec(str(procs.JOBQ), "migrate", env=env)
