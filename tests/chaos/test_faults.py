@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -153,13 +155,27 @@ async def test_pgbouncer_restarted_in_transaction_mode(system: System, cluster: 
         bouncer.close()
 
 
-async def test_embedded_server_killed(tmp_path: Path) -> None:
+@pytest.fixture
+def chaos_home() -> Iterator[Path]:
+    """A JOBQ_HOME under /tmp, 0711: the server account reaches <home>/pgdata, so the data
+    goes with the home (under pytest's 0700 folders jobq would put it in
+    /var/lib/jobq-postgres/data, where it would stay after the test)."""
     from jobq.db import embedded
 
-    home = tmp_path / "home"
-    home.mkdir()
-    for folder in (tmp_path, home):  # the server account passes through to <home>/pgdata
-        folder.chmod(0o711)
+    home = Path(tempfile.mkdtemp(prefix="jobq-chaos-home-"))
+    home.chmod(0o711)
+    try:
+        yield home
+        assert embedded.data_dir(home) == home.resolve() / "pgdata"
+    finally:
+        embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_embedded_server_killed(chaos_home: Path, tmp_path: Path) -> None:
+    from jobq.db import embedded
+
+    home = chaos_home
     url = embedded.start(home)
     system = System(url, tmp_path, lease=LEASE)
     system.extra_env["JOBQ_HOME"] = str(home)
@@ -188,7 +204,6 @@ async def test_embedded_server_killed(tmp_path: Path) -> None:
         await finish(system, "embedded-kill", killed_at=killed, **figures)
     finally:
         await system.close()
-        embedded.stop(home)
 
 
 def alert_threshold() -> float:
