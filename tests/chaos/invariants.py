@@ -52,6 +52,7 @@ async def check(
     """Mid-run (`drained` False) a lease counts as live for `grace_s` past its expiry: the time
     the rescuer may take to get to it (a maintenance tick, a starved process)."""
     s = f'"{schema}"'
+    ledger = ledger.snapshot()  # the load may still run: what was accepted before we look
     report = Report()
     report.violations += ledger.violations
     accepted = list(ledger.accepted)

@@ -35,6 +35,12 @@ class Ledger:
     violations: list[str] = field(default_factory=list)
     accept_times: list[float] = field(default_factory=list)  # monotonic time of each 2xx
 
+    def snapshot(self) -> Ledger:
+        """A copy to check against while the load goes on: taken before the database is
+        read, so that every batch it counts as accepted had committed before that read."""
+        return Ledger(dict(self.accepted), dict(self.sent), set(self.acked),
+                      Counter(self.answers), list(self.violations), [])  # fmt: skip
+
     @property
     def unacked(self) -> list[str]:
         return [b for b in self.sent if b not in self.acked]

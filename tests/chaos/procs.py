@@ -7,6 +7,7 @@ by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -87,7 +88,10 @@ class Proc:
             os.kill(self.pid, sig)
 
     def stop(self, timeout: float = 20) -> int | None:
-        """SIGTERM, then SIGKILL of the process group after `timeout`; idempotent."""
+        """SIGTERM, then SIGKILL of the process group after `timeout`; then SIGKILL of any
+        descendant still alive (a supervisor's children run in sessions of their own, and
+        one stuck on a dead connection may outlive it); idempotent."""
+        kids = descendants(self.pid)
         if self.alive():
             os.killpg(self.pid, signal.SIGCONT)  # a stopped group cannot act on SIGTERM
             self.proc.send_signal(signal.SIGTERM)
@@ -96,6 +100,12 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.proc.wait()
+        deadline = time.monotonic() + 10
+        while (alive := [k for k in kids if _running(k)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for kid in alive:
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                os.kill(kid, signal.SIGKILL)
         if not self._log.closed:
             self._log.close()
         return self.proc.returncode
@@ -109,6 +119,13 @@ def _children(pid: int) -> list[int]:
     except OSError:
         pass
     return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def descendants(pid: int) -> list[int]:

@@ -138,9 +138,13 @@ async def fleet_run(fleet: netns.Fleet, cluster: pg.Cluster, name: str, phases: 
         record(name, report, **run.figures)
         assert_clean(report, system)
     finally:
-        await system.close()
+        for proc in system.procs:
+            proc.stop()
+        # The proxies go before the schema is dropped: a server session whose client
+        # vanished behind a proxy (a reset) holds its locks until the proxy lets go.
         for proxy in proxies:
             await proxy.close()
+        await system.close()
 
 
 def log_dir(name: str) -> Path:
