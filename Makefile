@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-matrix lint typecheck fmt docs lock clean
+.PHONY: help install run test test-matrix lint typecheck fmt docs lock clean chaos soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ PY ?=
 ARGS ?=
 test-matrix: $(STAMP) ## Run the suite on each PostgreSQL and Python of deploy/scripts/matrix.toml (PG= PY= ARGS=)
 	$(BIN)/python deploy/scripts/test_matrix.py $(if $(PG),--pg $(PG)) $(if $(PY),--py $(PY)) $(if $(ARGS),-- $(ARGS))
+
+chaos: $(STAMP) ## The full reliability suite (root, ~25 min): faults, a fleet, a long transaction (docs/RELIABILITY.md)
+	bash tests/chaos/run.sh
+
+soak: $(STAMP) ## Steady load for SOAK_SECONDS (default 3600) sampling bloat, latency, RSS into docs/ (root)
+	$(BIN)/python bench/soak.py --own-cluster --seconds $${SOAK_SECONDS:-3600}
 
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
 	$(BIN)/ruff check src tests docs/generate.py deploy/scripts
