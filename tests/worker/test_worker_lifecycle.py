@@ -76,11 +76,21 @@ async def test_a_worker_that_lost_a_lease_drops_its_outcome(
     async with running(app, client) as worker:
         await wait_for(lambda: is_status(client, job.id, JobStatus.RUNNING))
         # The lease runs out (a long GC pause, a partition) and another worker rescues it.
-        await client.pool.execute(
-            f'UPDATE "{client.settings.schema}".jobs SET lease_expires_at = now() WHERE id = $1',
-            job.id,
-        )
-        assert len(await rescue(client, app.retry_policy)) == 1
+        # The worker's heartbeat may renew it between the two statements (it renews
+        # whatever it holds): expire and rescue again until the rescue wins the race.
+        rescued_ids: list[object] = []
+
+        async def expired_and_rescued() -> bool:
+            await client.pool.execute(
+                f'UPDATE "{client.settings.schema}".jobs '
+                "SET lease_expires_at = now() - interval '1 hour' WHERE id = $1",
+                job.id,
+            )
+            rescued_ids.extend(f.id for f in await rescue(client, app.retry_policy))
+            return bool(rescued_ids)
+
+        await wait_for(expired_and_rescued)
+        assert rescued_ids == [job.id]
         with caplog.at_level(logging.WARNING, logger="jobq.worker"):
             await worker.heartbeat.run_once()
             await wait_for(lambda: _idle(worker))
