@@ -9,11 +9,18 @@ a newer attempt) was rescued from us and is marked lost. The same tick marks
 the worker row alive, re-registering it if maintenance pruned it meanwhile.
 A NOTIFY on the control channel naming this worker runs a tick at once, which
 is how a cancel arrives within a second (SPEC §5).
+
+A lease says the job makes progress, not only that this process lives: a job
+whose outcome was decided more than a lease ago and is still not written (its
+statement stuck on a connection that will never answer, docs/RELIABILITY.md)
+is no longer renewed, so its lease runs out and another worker runs it again;
+if the write lands after all, fencing refuses it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -57,11 +64,16 @@ class Heartbeat(PeriodicService):
         # them that reports cost writes per tick, not per call.
         self.ticks = 0
         self.progress_writes = 0
+        # Jobs whose lease this heartbeat let lapse (`_stuck`), each warned about once.
+        self._abandoned: set[uuid.UUID] = set()
 
     async def run_once(self) -> None:
         """Renew leases, write new progress, deliver cancels, find lost jobs, mark
         the worker alive."""
-        snapshot = [r for r in self._held().values() if not r.lost]
+        lease = self.client.settings.lease_seconds
+        held = self._held()
+        self._abandoned.intersection_update(held)  # those written or dropped since
+        snapshot = [r for r in held.values() if not r.lost and not self._stuck(r, lease)]
         queries, pool = self.client.queries, self.client.pool
         if snapshot:
             # A job already settled has its last progress carried by its outcome.
@@ -88,6 +100,19 @@ class Heartbeat(PeriodicService):
         if not await queries.worker_heartbeat(pool, self.worker_id, self._in_flight()):
             log.warning("worker row was gone (silent too long?); registering again")
             await self._register()
+
+    def _stuck(self, running: RunningJob, lease: float) -> bool:
+        """Settled over a lease ago with its outcome unwritten: its lease is let lapse."""
+        if running.settled_at is None or time.monotonic() - running.settled_at <= lease:
+            return False
+        if running.id not in self._abandoned:
+            self._abandoned.add(running.id)
+            log.warning(
+                "outcome not written for over a lease: no longer renewing the job's lease, "
+                "so another worker will run it again",
+                extra=running.log_extra(),
+            )
+        return True
 
 
 def _held(running: RunningJob, report: ProgressReport | None) -> HeldJob:

@@ -56,6 +56,7 @@ class RunningJob:
     task: asyncio.Task[Outcome] | None = None
     cancel_timer: asyncio.TimerHandle | None = None
     settled: bool = False
+    settled_at: float | None = None  # time.monotonic() when its outcome was decided
     lost: bool = False
 
     @property
@@ -157,7 +158,8 @@ class JobRunner:
         if running.settled:
             return
         running.settled = True
-        running.duration = time.monotonic() - running.started
+        running.settled_at = time.monotonic()
+        running.duration = running.settled_at - running.started
         if running.cancel_timer is not None:
             running.cancel_timer.cancel()
         self.on_settled(running, storable(outcome, self.max_result_bytes))
