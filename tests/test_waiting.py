@@ -196,3 +196,23 @@ async def test_the_reader_goes_idle_when_a_dirty_job_is_no_longer_watched(
         return not hub._wake.is_set() and not hub._dirty
 
     await wait_for(idle)
+
+
+async def test_a_watch_keeps_the_newer_copy_when_an_older_read_arrives_late(client: Client) -> None:
+    """The watcher's own first read can land after the hub served a notification of
+    a later change: the older copy must not replace the newer one, or a wait would
+    sleep until its timeout on a job that already ended."""
+    import dataclasses
+    from datetime import timedelta
+
+    from jobq.waiting import Watch
+    from tests.support import make_job
+
+    running = make_job()
+    ended = dataclasses.replace(
+        running, status=JobStatus.SUCCEEDED, updated_at=running.updated_at + timedelta(seconds=1)
+    )
+    watch = Watch(running.id, client.hub)
+    watch.deliver(ended)  # the hub's read, after the job ended
+    watch.deliver(running)  # the first read, made before, arriving after
+    assert await watch.changed() == ended

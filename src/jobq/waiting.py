@@ -64,6 +64,10 @@ class Watch:
     def deliver(self, job: Job | None) -> None:
         if job is None:
             self.deleted = True
+        elif self.job is not None and job.updated_at < self.job.updated_at:
+            # An older copy than the one held: the watcher's own first read, made
+            # before a change whose notification the hub has already served.
+            return
         else:
             self.job = job
         self._changed.set()

@@ -252,9 +252,9 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
     description=(
         "Newest first (descending id), a page at a time: pass `next_cursor` back as `cursor` "
         "until it is null. Jobs enqueued during the walk do not disturb it. A page carries at "
-        "most `limit` jobs and, past its first job, 2 MiB of payload, metadata and progress "
-        "details: with large payloads it is shorter than `limit` (follow `next_cursor`), or "
-        "ask for `summary=true`."
+        "most `limit` jobs and, past its first job, 2 MiB of payload, metadata, result and "
+        "progress details: with large payloads it is shorter than `limit` (follow "
+        "`next_cursor`), or ask for `summary=true`."
     ),
     responses=error_responses(422, e422="A bad filter, limit or cursor."),
 )

@@ -202,8 +202,12 @@ def tune_tcp(conn: asyncpg.Connection) -> bool:
         ),
     ]
     for level, name, value in options:
-        if name is not None:  # not every platform has every option (macOS: no user timeout)
+        if name is None:  # not every platform has every option (macOS: no user timeout)
+            continue
+        try:
             sock.setsockopt(level, name, value)
+        except OSError as exc:  # a sandbox may refuse one: the connection works without it
+            log.debug("cannot set TCP option %s on a database connection: %s", name, exc)
     return True
 
 

@@ -8,8 +8,10 @@ starts a short timer (`COMPLETER_FLUSH_SECONDS`), and what no claim took by
 then, up to `COMPLETER_BATCH_SIZE`, is written with one statement (at once when
 more than a batch waits). A batch
 that fails on a database error is kept and retried with backoff: the jobs keep
-their leases (the heartbeat still renews them) until it lands. A row the fence
-rejects belonged to a job whose lease was lost; it is logged and dropped.
+their leases (the heartbeat still renews them) until it lands, for one lease at
+most: an outcome still unwritten a lease after it was decided is no longer
+renewed (jobq.worker.heartbeat), so another worker runs the job again. A row the
+fence rejects belonged to a job whose lease was lost; it is logged and dropped.
 
 Events: JobFinished for every row written (outcome from the row's final
 status), but JobSnoozed for a snooze that put the job back in its queue; a

@@ -102,7 +102,7 @@ WHERE page.bytes_before < $7
 ORDER BY j.id DESC;
 
 -- name: job_finish_and_claim
--- A worker's round trip: persist the outcomes of finished attempts ($1-$8, $15-$18) and
+-- A worker's round trip: persist the outcomes of finished attempts ($1-$8, $15-$19) and
 -- claim up to $12 runnable jobs of kinds $14 for worker $10, in one statement
 -- and one commit. Either half may be empty: a flush or the rescuer claims nothing
 -- (limit 0), a claim with nothing to report passes empty arrays. Both halves
@@ -126,7 +126,7 @@ ORDER BY j.id DESC;
 -- (NULL for every other outcome): the job goes back to `queued`, runnable that
 -- many milliseconds from now. $17/$18 are the attempt's last progress when the
 -- heartbeat had not written it yet (NULL: nothing new; the row keeps its own).
--- Each of $16-$18 may be NULL as a whole when no row has a value (unnest pads).
+-- Each of $16-$19 may be NULL as a whole when no row has a value (unnest pads).
 -- A claim clears the progress columns: they belong to the attempt that runs.
 -- $19 holds each success's result as JSON text (NULL: none, and for every
 -- other outcome); a success is never turned into `cancelled`, so the result

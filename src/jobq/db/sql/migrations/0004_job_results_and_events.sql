@@ -20,7 +20,8 @@ ALTER TABLE {schema}.jobs ADD COLUMN result jsonb;
 --
 -- A change of `cancel_requested` notifies too (an event for the SSE stream).
 -- A later version may widen the condition (progress, say) by replacing the
--- function; the heartbeat, which changes neither, sends nothing.
+-- function; the heartbeat, which changes neither, fires nothing here (migration
+-- 0005's progress writes are announced by the heartbeat's own statement).
 CREATE FUNCTION {schema}.jobs_notify_events() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
