@@ -35,14 +35,13 @@ from typing import Any
 import asyncpg
 
 from jobq.config import Settings
-from jobq.db.pool import connect
+from jobq.db.pool import connect, hold_listening
 from jobq.db.queries import Queries
 from jobq.types import Job
 
 log = logging.getLogger("jobq.waiting")
 
 PROBE_TIMEOUT_SECONDS = 2.0
-KEEPALIVE_SECONDS = 10.0
 # How often every watched job is re-read while notifications cannot arrive.
 FALLBACK_POLL_SECONDS = 1.0
 # The most ids one round reads; more wait for the next round.
@@ -232,14 +231,7 @@ class WaitHub:
             # (On the first connection nothing can be: watchers read their job only
             # once the hub listens.)
             self._recheck_all()
-        while not self._lost.is_set():
-            with suppress(TimeoutError):
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await self._lost.wait()
-            if not self._lost.is_set():
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await self.queries.connection_ping(conn)
-        raise ConnectionError("the LISTEN connection was closed")
+        await hold_listening(self._lost, lambda: self.queries.connection_ping(conn))
 
     # --- reading ---------------------------------------------------------------
     async def _read(self) -> None:

@@ -8,7 +8,9 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any, NoReturn
 
 import asyncpg
 
@@ -231,6 +233,24 @@ async def load_array_codecs(conn: asyncpg.Connection) -> None:
         await conn.fetchrow(sql["connection_array_types"])
     finally:
         await conn.execute(sql["connection_commit"])
+
+
+# A LISTEN connection's round trip this often finds one that died without a FIN.
+LISTEN_KEEPALIVE_SECONDS = 10.0
+
+
+async def hold_listening(lost: asyncio.Event, ping: Callable[[], Awaitable[object]]) -> NoReturn:
+    """Keep a LISTEN connection until it is lost (`lost`, set by its termination
+    listener), pinging it every LISTEN_KEEPALIVE_SECONDS; then ConnectionError, for the
+    caller's reconnect loop. Shared by the worker's listener and the wait hub."""
+    while not lost.is_set():
+        with suppress(TimeoutError):
+            async with asyncio.timeout(LISTEN_KEEPALIVE_SECONDS):
+                await lost.wait()
+        if not lost.is_set():
+            async with asyncio.timeout(LISTEN_KEEPALIVE_SECONDS):
+                await ping()
+    raise ConnectionError("the LISTEN connection was closed")
 
 
 async def connect(url: str, settings: Settings) -> asyncpg.Connection:

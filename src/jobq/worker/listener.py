@@ -21,14 +21,12 @@ from typing import Any
 import asyncpg
 
 from jobq.client import Client
-from jobq.db.pool import connect
+from jobq.db.pool import connect, hold_listening
 from jobq.worker.backoff import Backoff
 
 log = logging.getLogger("jobq.worker")
 
 PROBE_TIMEOUT_SECONDS = 2.0
-# A round trip this often finds a connection that died without a FIN.
-KEEPALIVE_SECONDS = 10.0
 
 
 class Listener:
@@ -95,14 +93,7 @@ class Listener:
             # Whatever was notified while we were away is lost: look now.
             self.on_enqueue("")
             self.on_control()
-        while not self._lost.is_set():
-            with suppress(TimeoutError):
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await self._lost.wait()
-            if not self._lost.is_set():
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    await queries.connection_ping(conn)
-        raise ConnectionError("the LISTEN connection was closed")
+        await hold_listening(self._lost, lambda: queries.connection_ping(conn))
 
     async def _probe(self) -> bool:
         self._probed.clear()
