@@ -3,9 +3,11 @@ scriptable test handlers); a module that needs other values overrides them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from jobq import App, Settings
+from jobq import App, Settings, events
 from tests.worker.support import build_worker_app, worker_settings
 
 
@@ -17,3 +19,12 @@ def settings(database_url: str, schema: str) -> Settings:
 @pytest.fixture
 def app(settings: Settings) -> App:
     return build_worker_app(settings)
+
+
+@pytest.fixture
+def captured() -> Iterator[list[events.Event]]:
+    """The events emitted while the test runs."""
+    seen: list[events.Event] = []
+    unsubscribe = events.subscribe(seen.append)
+    yield seen
+    unsubscribe()

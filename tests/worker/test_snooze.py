@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -43,14 +42,6 @@ def app(settings: Settings) -> App:
         return Snooze(payload["seconds"])
 
     return app
-
-
-@pytest.fixture
-def captured() -> Iterator[list[events.Event]]:
-    seen: list[events.Event] = []
-    unsubscribe = events.subscribe(seen.append)
-    yield seen
-    unsubscribe()
 
 
 async def test_a_one_attempt_job_snoozes_three_times_and_still_succeeds(

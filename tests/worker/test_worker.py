@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-
-import pytest
+from collections.abc import Sequence
 
 from jobq import App, Job, JobStatus, Settings, events
 from jobq.client import Client
@@ -24,14 +22,6 @@ from tests.worker.support import (
     is_status,
     running,
 )
-
-
-@pytest.fixture
-def captured() -> Iterator[list[events.Event]]:
-    seen: list[events.Event] = []
-    unsubscribe = events.subscribe(seen.append)
-    yield seen
-    unsubscribe()
 
 
 async def test_a_job_whose_first_draw_fails_is_retried_then_succeeds(
