@@ -61,17 +61,21 @@ async def test_tcp_connections_give_up_on_a_vanished_peer(client: Client) -> Non
     idle one is probed: a worker's claim can no longer hold its jobs that long."""
     import socket
 
-    from jobq.db.pool import TCP_USER_TIMEOUT_SECONDS, connect
+    from jobq.db.pool import TCP_USER_TIMEOUT_SECONDS, connect, tune_tcp
 
     session = await connect(client.url, client.settings)
-    async with client.pool.acquire() as pooled:
-        conns: list[Any] = [pooled, session]  # asyncpg's socket is private: untyped here
-        for conn in conns:
-            sock = conn._transport.get_extra_info("socket")
-            if sock.family not in (socket.AF_INET, socket.AF_INET6):
-                pytest.skip("the database here is reached through a Unix socket")
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
-            assert timeout == TCP_USER_TIMEOUT_SECONDS * 1000
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 30
-    await session.close()
+    try:
+        async with client.pool.acquire() as pooled:
+            conns: list[Any] = [pooled, session]  # asyncpg's socket is private: untyped here
+            for conn in conns:
+                sock = conn._transport.get_extra_info("socket")
+                if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                    # The embedded server's Unix socket: no peer to lose, nothing to tune.
+                    assert tune_tcp(conn) is False
+                    continue
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+                assert timeout == TCP_USER_TIMEOUT_SECONDS * 1000
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 30
+    finally:
+        await session.close()
