@@ -91,6 +91,11 @@ class Job:
     # Bookkeeping outside the SPEC §1 shape: not in JOB_FIELDS, to_dict() or the API.
     retry_delay_ms: int | None = field(default=None, metadata={"internal": True})
     lease_expires_at: datetime | None = field(default=None, metadata={"internal": True})
+    # The claim counter: grows by one at every claim and is never given back, so it
+    # names one attempt for good. `attempts` is given back by a snooze or a release
+    # at shutdown, so the same number can come back; an attempt's writes (its
+    # outcome, its progress) are fenced by this instead.
+    attempt_seq: int = field(default=0, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of SPEC §1 (ids as strings, timestamps in UTC with Z)."""

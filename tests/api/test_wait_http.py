@@ -238,7 +238,7 @@ async def test_the_stream_sends_each_progress_the_heartbeat_writes(client: Clien
     first = parse_events(await anext(stream))[0]
     assert (first["status"], first["progress"]) == ("running", None)
     for fraction in (0.25, 0.5):
-        held = HeldJob(job_id, claimed.job.attempts, fraction, '{"step":"resize"}')
+        held = HeldJob(job_id, claimed.job.attempt_seq, fraction, '{"step":"resize"}')
         await client.queries.job_heartbeat(client.pool, [held], "w1", 30)
         event = parse_events(await asyncio.wait_for(anext(stream), 10))[0]
         assert (event["progress"], event["progress_details"]) == (fraction, {"step": "resize"})

@@ -24,7 +24,7 @@ async def test_the_heartbeat_writes_progress_fenced_by_holder_and_attempt_and_no
 ) -> None:
     job = await app.enqueue("script")
     (claimed,) = await claim_jobs(client, "w1")
-    attempt = claimed.job.attempts
+    attempt = claimed.job.attempt_seq
     heard: list[str] = []
     listener = await asyncpg.connect(client.settings.database_url)
     await listener.add_listener(client.queries.events_channel, lambda *a: heard.append(a[3]))
@@ -33,7 +33,7 @@ async def test_the_heartbeat_writes_progress_fenced_by_holder_and_attempt_and_no
         (answer,) = await q.job_heartbeat(
             pool, [HeldJob(job.id, attempt, 0.25, '{"a":1}')], "w1", lease
         )
-        assert answer.progressed and answer.attempts == attempt
+        assert answer.progressed and answer.attempt_seq == attempt
         row = await client.get(job.id)
         assert (row.progress, row.progress_details) == (0.25, {"a": 1})
         assert row.progress_at is not None
@@ -78,7 +78,7 @@ async def test_an_outcome_carries_the_last_report_and_a_claim_clears_it(
     assert again.job.progress_at is None
     # An outcome with nothing new keeps what the heartbeat wrote.
     await client.queries.job_heartbeat(
-        client.pool, [HeldJob(job.id, again.job.attempts, 0.5)], "w1", 30.0
+        client.pool, [HeldJob(job.id, again.job.attempt_seq, 0.5)], "w1", 30.0
     )
     await finish_rows(client, [finish_row(again.job, "w1", Succeeded(), POLICY)])
     done = await client.get(job.id)
@@ -131,6 +131,35 @@ async def test_a_late_snooze_from_a_worker_that_lost_the_lease_is_ignored(
     assert row.progress is None
     assert await client.attempts(job.id) != []  # the running attempt only
     assert all(a.outcome is None for a in await client.attempts(job.id))
+
+
+async def test_writes_of_a_snoozed_claim_miss_the_next_claim_of_the_same_worker(
+    app: App, client: Client
+) -> None:
+    # A snooze gives its attempt back, so the next claim has the same `attempts`
+    # under the same worker: only attempt_seq tells the two claims apart.
+    job = await app.enqueue("script")
+    (first,) = await claim_jobs(client, "w1")
+    await finish_rows(client, [finish_row(first.job, "w1", Snooze(0), POLICY)])
+    (second,) = await claim_jobs(client, "w1")
+    assert second.job.attempts == first.job.attempts
+    assert second.job.attempt_seq == first.job.attempt_seq + 1
+    q, pool, lease = client.queries, client.pool, client.settings.lease_seconds
+
+    # A heartbeat of the first claim, delayed past the second, writes no progress
+    # and tells the worker that claim is gone.
+    (stale,) = await q.job_heartbeat(
+        pool, [HeldJob(job.id, first.job.attempt_seq, 0.9)], "w1", lease
+    )
+    assert not stale.progressed and stale.attempt_seq == second.job.attempt_seq
+    assert (await client.get(job.id)).progress is None
+    # A late outcome of the first claim is fenced off as well.
+    assert await finish_rows(client, [finish_row(first.job, "w1", Succeeded(), POLICY)]) == []
+    row = await client.get(job.id)
+    assert row.status is JobStatus.RUNNING and row.attempt_seq == second.job.attempt_seq
+
+    (done,) = await finish_rows(client, [finish_row(second.job, "w1", Succeeded(), POLICY)])
+    assert done.status is JobStatus.SUCCEEDED
 
 
 async def test_a_snooze_that_meets_a_cancel_request_in_the_database_ends_cancelled(

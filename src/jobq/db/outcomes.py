@@ -49,7 +49,7 @@ def finish_row(
     transition = decide(snapshot, outcome, policy, uniform)
     return FinishRow(
         id=job.id,
-        attempt=job.attempts,
+        attempt_seq=job.attempt_seq,
         worker_id=worker_id,
         status=transition.status,
         attempt_outcome=transition.attempt_outcome,

@@ -150,7 +150,7 @@ class Queries:
         records = await conn.fetch(
             self.sql["job_finish_and_claim"],
             [r.id for r in rows],
-            [r.attempt for r in rows],
+            [r.attempt_seq for r in rows],
             [r.worker_id for r in rows],
             [r.status.value for r in rows],
             [r.attempt_outcome.value for r in rows],
@@ -204,13 +204,13 @@ class Queries:
             [h.id for h in held],
             worker_id,
             lease_seconds,
-            [h.attempt for h in held],
+            [h.attempt_seq for h in held],
             _sparse([h.progress for h in held]),
             _sparse([h.progress_details_json for h in held]),
             self.events_channel,
         )
         return [
-            HeartbeatAnswer(r["id"], r["attempts"], r["cancel_requested"], r["progressed"])
+            HeartbeatAnswer(r["id"], r["attempt_seq"], r["cancel_requested"], r["progressed"])
             for r in records
         ]
 

@@ -41,6 +41,7 @@ def job_from_record(row: Any) -> Job:
         progress_at=row["progress_at"],
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],
+        attempt_seq=row["attempt_seq"],
     )
 
 
@@ -115,10 +116,10 @@ class InsertRow:
 
 @dataclass(frozen=True, slots=True)
 class FinishRow:
-    """One outcome for `job_finish_and_claim`, fenced by (id, attempt, worker_id)."""
+    """One outcome for `job_finish_and_claim`, fenced by (id, attempt_seq, worker_id)."""
 
     id: uuid.UUID
-    attempt: int
+    attempt_seq: int
     worker_id: str
     status: JobStatus
     attempt_outcome: AttemptOutcome
@@ -152,10 +153,10 @@ class Claimed:
 @dataclass(frozen=True, slots=True)
 class HeldJob:
     """One job a heartbeat renews, with the progress it reported since the last
-    tick (`progress` None: nothing new)."""
+    tick (`progress` None: nothing new), fenced by its claim's `attempt_seq`."""
 
     id: uuid.UUID
-    attempt: int
+    attempt_seq: int
     progress: float | None = None
     progress_details_json: str | None = None
 
@@ -163,7 +164,7 @@ class HeldJob:
 @dataclass(frozen=True, slots=True)
 class HeartbeatAnswer:
     id: uuid.UUID
-    attempts: int
+    attempt_seq: int
     cancel_requested: bool
     # Whether this tick wrote the job's progress (fenced by holder and attempt).
     progressed: bool = False

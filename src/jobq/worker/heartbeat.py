@@ -88,7 +88,7 @@ class Heartbeat(PeriodicService):
             by_id = {a.id: a for a in answers}
             for running, report in zip(snapshot, reports, strict=True):
                 answer = by_id.get(running.id)
-                if answer is None or answer.attempts != running.job.attempts:
+                if answer is None or answer.attempt_seq != running.job.attempt_seq:
                     if not running.settled:
                         self._mark_lost(running)
                     continue
@@ -117,5 +117,5 @@ class Heartbeat(PeriodicService):
 
 def _held(running: RunningJob, report: ProgressReport | None) -> HeldJob:
     if report is None:
-        return HeldJob(running.id, running.job.attempts)
-    return HeldJob(running.id, running.job.attempts, report.fraction, report.details_json)
+        return HeldJob(running.id, running.job.attempt_seq)
+    return HeldJob(running.id, running.job.attempt_seq, report.fraction, report.details_json)

@@ -93,6 +93,7 @@ SELECT j.id, j.queue, j.kind,
        CASE WHEN $6 THEN j.metadata ELSE '{}'::jsonb END AS metadata,
        j.status, j.priority, j.attempts, j.max_attempts, j.run_at, j.idempotency_key,
        j.cancel_requested, j.last_error, j.locked_by, j.lease_expires_at, j.retry_delay_ms,
+       j.attempt_seq,
        j.created_at, j.updated_at, j.started_at, j.finished_at,
        CASE WHEN $6 THEN j.result END AS result, j.progress,
        CASE WHEN $6 THEN j.progress_details END AS progress_details, j.progress_at,
@@ -139,7 +140,7 @@ WITH input AS (
     FROM unnest($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[], $6::text[],
                 $7::bigint[], $8::integer[], $15::text[], $16::bigint[], $17::float8[],
                 $18::text[], $19::text[])
-         AS i(id, attempt, worker_id, status, attempt_outcome, error, retry_delay_ms,
+         AS i(id, attempt_seq, worker_id, status, attempt_outcome, error, retry_delay_ms,
               attempts_delta, traceback, snooze_ms, progress, progress_details, result)
 ),
 updated AS (
@@ -178,7 +179,9 @@ updated AS (
       AND j.id = ANY ($1::uuid[])
       AND (j.status = 'running') IS TRUE
       AND j.locked_by = i.worker_id
-      AND j.attempts = i.attempt
+      -- attempt_seq, not attempts: a snooze gives its attempt back, so the same
+      -- `attempts` comes round again, while attempt_seq names one claim for good.
+      AND j.attempt_seq = i.attempt_seq
     RETURNING j.id, j.queue, j.kind, j.status, j.run_at, j.attempt_seq, j.started_at,
               i.worker_id, i.attempt_outcome, i.error, i.traceback
 ),
@@ -246,33 +249,33 @@ SELECT * FROM {schema}.jobs WHERE id = ANY($1::uuid[]);
 -- reported since the last tick ($4-$6, one element per job: $5 NULL for none,
 -- $5 and $6 NULL as a whole when no job has news: unnest pads them);
 -- answers each job still held with its cancel flag (a job missing from the
--- answer was lost). Progress is fenced by the attempt ($4) as well as the
+-- answer was lost). Progress is fenced by the claim's attempt_seq ($4) as well as the
 -- holder: a job rescued and claimed again by this same worker keeps the new
 -- attempt's progress. Each job whose progress was written is announced on the
 -- channel $7, its id the payload, for the job-event streams.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $4::integer[], $5::float8[], $6::text[])
-                  AS i(id, attempt, progress, progress_details)
+                  AS i(id, attempt_seq, progress, progress_details)
 ),
 renewed AS (
     UPDATE {schema}.jobs AS j
     SET lease_expires_at = now() + make_interval(secs => $3::float8),
-        progress = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+        progress = CASE WHEN i.progress IS NOT NULL AND i.attempt_seq = j.attempt_seq
                         THEN i.progress ELSE j.progress END,
-        progress_details = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+        progress_details = CASE WHEN i.progress IS NOT NULL AND i.attempt_seq = j.attempt_seq
                                 THEN i.progress_details::jsonb ELSE j.progress_details END,
-        progress_at = CASE WHEN i.progress IS NOT NULL AND i.attempt = j.attempts
+        progress_at = CASE WHEN i.progress IS NOT NULL AND i.attempt_seq = j.attempt_seq
                            THEN now() ELSE j.progress_at END
     FROM input AS i
     WHERE j.id = i.id
       AND j.id = ANY($1::uuid[]) AND j.status = 'running' AND j.locked_by = $2
-    RETURNING j.id, j.attempts, j.cancel_requested,
-              i.progress IS NOT NULL AND i.attempt = j.attempts AS progressed
+    RETURNING j.id, j.attempt_seq, j.cancel_requested,
+              i.progress IS NOT NULL AND i.attempt_seq = j.attempt_seq AS progressed
 ),
 notified AS (
     SELECT pg_notify($7::text, id::text) FROM renewed WHERE progressed
 )
-SELECT id, attempts, cancel_requested, progressed,
+SELECT id, attempt_seq, cancel_requested, progressed,
        (SELECT count(*) FROM notified) AS notifications
 FROM renewed;
 
