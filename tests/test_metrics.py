@@ -435,3 +435,25 @@ async def test_worker_metrics_port_aggregates_every_process(database_url: str, s
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         await app.close()
         await drop_schema(database_url, schema)
+
+
+async def test_a_multi_process_scrape_skips_a_child_file_not_yet_sized(tmp_path: Path) -> None:
+    # prometheus_client creates a child's file, then sizes it: a scrape in between
+    # met a 0-byte file, and its reader failed the whole answer (client_python#1199).
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    child = MmapedDict(str(tmp_path / "counter_101.db"))  # type: ignore[no-untyped-call]
+    key = mmap_key(
+        "jobq_jobs_enqueued",
+        "jobq_jobs_enqueued_total",
+        ["queue", "kind"],
+        ["emails", "send_email"],
+        "Jobs enqueued.",
+    )
+    child.write_value(key, 3.0, 0.0)  # type: ignore[no-untyped-call]
+    child.close()  # type: ignore[no-untyped-call]
+    (tmp_path / "counter_102.db").touch()  # a child that is starting (or was killed then)
+
+    text = (await Metrics(multiprocess_path=str(tmp_path)).render()).decode()
+
+    assert 'jobq_jobs_enqueued_total{kind="send_email",queue="emails"} 3.0' in text

@@ -27,6 +27,8 @@ under `--processes N` each child keeps its own first 100.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import logging
 import os
 import time
@@ -365,12 +367,27 @@ class _Merged:
         from prometheus_client import multiprocess
 
         collector = multiprocess.MultiProcessCollector(None, path=self.folder)  # type: ignore[no-untyped-call]
-        for family in collector.collect():  # type: ignore[no-untyped-call]
+        merged = collector.merge(_readable_files(self.folder), accumulate=True)  # type: ignore[no-untyped-call]
+        for family in merged:
             if family.name not in _DB_FAMILIES:
                 yield family
         for family in self.metrics.registry.collect():
             if family.name in _DB_FAMILIES:
                 yield family
+
+
+def _readable_files(folder: str) -> list[str]:
+    """The children's sample files, less those still empty. prometheus_client creates
+    a file and sizes it only afterwards, and its reader fails the whole scrape on a
+    file of 0 bytes (client_python#1199): a child starting at the moment of a scrape
+    turned /metrics into a 500, and one killed in that window would leave the empty
+    file for good. An empty file holds no samples, so leaving it out loses nothing."""
+    files = []
+    for path in glob.glob(os.path.join(folder, "*.db")):
+        with contextlib.suppress(FileNotFoundError):  # a dead child's, removed meanwhile
+            if os.path.getsize(path) > 0:
+                files.append(path)
+    return files
 
 
 def mark_process_dead(pid: int) -> None:
