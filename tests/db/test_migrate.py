@@ -10,6 +10,7 @@ from jobq.client import Client
 from jobq.db.migrate import bundled_migrations, migrate, required_schema_version, schema_version
 from jobq.db.queries import Queries
 from tests.conftest import drop_schema
+from tests.support import wait_for
 
 
 async def test_migrations_give_the_expected_schema(client: Client) -> None:
@@ -109,4 +110,89 @@ async def test_0003_adds_the_traceback_to_a_database_at_0002(
         assert old.error == "old" and old.traceback is None
     finally:
         await conn.close()
+        await drop_schema(database_url, schema)
+
+
+async def _schema_at(database_url: str, queries: Queries, version: int) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await queries.migration_lock(conn)
+            await queries.migration_bootstrap(conn)
+            for migration in bundled_migrations(queries.schema):
+                if migration.version <= version:
+                    await conn.execute(migration.sql)
+                    await queries.migration_record(conn, migration.version, migration.name)
+    finally:
+        await conn.close()
+
+
+async def test_a_migration_waiting_for_a_long_reader_lets_other_queries_through(
+    database_url: str, schema: str
+) -> None:
+    # 0004 alters `jobs`. Behind a reader's open transaction, a plain ALTER would
+    # wait, and every later query on `jobs` would queue behind it: an outage.
+    queries = Queries(schema)
+    await _schema_at(database_url, queries, 3)
+    reader = await asyncpg.connect(database_url)
+    other = await asyncpg.connect(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        reading = reader.transaction()
+        await reading.start()
+        await reader.fetchval(f'SELECT count(*) FROM "{schema}".jobs')
+        migrating = asyncio.create_task(migrate(pool, queries, lock_timeout=0.2, deadline=60))
+        migrator = await pool.fetchval("SELECT pg_backend_pid()")
+
+        async def waiting_for_a_lock() -> bool:
+            return bool(
+                await other.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    migrator,
+                )
+            )
+
+        # Each of the migrator's tries gives up its lock request after 0.2 s, so a
+        # claim's query that came in behind it gets through while the migration is
+        # still to do (behind a plain ALTER it would wait for the reader).
+        await other.execute("SET statement_timeout = '10s'")
+        for _ in range(3):
+            await wait_for(waiting_for_a_lock, interval=0.01)
+            assert await other.fetchval(f'SELECT count(*) FROM "{schema}".jobs') == 0
+        assert not migrating.done()
+        await reading.commit()
+        applied = await asyncio.wait_for(migrating, 30)
+        assert applied[0].version == 4
+        assert await schema_version(pool, queries) == required_schema_version()
+    finally:
+        await pool.close()
+        await other.close()
+        await reader.close()
+        await drop_schema(database_url, schema)
+
+
+async def test_a_migration_gives_up_on_a_lock_held_past_its_deadline(
+    database_url: str, schema: str
+) -> None:
+    from jobq.errors import SchemaError
+
+    queries = Queries(schema)
+    await _schema_at(database_url, queries, 3)
+    reader = await asyncpg.connect(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        reading = reader.transaction()
+        await reading.start()
+        await reader.fetchval(f'SELECT count(*) FROM "{schema}".jobs')
+        try:
+            await migrate(pool, queries, lock_timeout=0.2, deadline=2)
+        except SchemaError as exc:
+            assert "stayed locked by another session" in str(exc)
+        else:
+            raise AssertionError("expected SchemaError")
+        assert await schema_version(pool, queries) == 3  # nothing half-applied
+        await reading.rollback()
+    finally:
+        await pool.close()
+        await reader.close()
         await drop_schema(database_url, schema)
