@@ -142,7 +142,8 @@ async def test_only_the_maintenance_leader_rolls_up_the_charts(app: App, client:
     cfg = Worker(app.registry, client).config
     first = Maintenance(client, "w1", cfg, app.retry_policy)
     second = Maintenance(client, "w2", cfg, app.retry_policy)
-    progress = f'SELECT counted_through, sampled_minute FROM "{client.settings.schema}".stats_rollup'
+    s = f'"{client.settings.schema}"'
+    progress = f"SELECT counted_through, sampled_minute FROM {s}.stats_rollup"
     await first.elect_once()
     await second.run_once()
     before = await client.pool.fetchrow(progress)
