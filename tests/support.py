@@ -16,7 +16,9 @@ from jobq import App, Job, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.db.outcomes import PolicyFor, rescue_expired_leases
 from jobq.db.records import Claimed, Finished, FinishRow
+from jobq.db.stats import rollup_minutes
 from jobq.ids import uuid7
+from jobq.stats import SETTLE_SECONDS
 
 
 def build_test_app(settings: Settings) -> App:
@@ -225,3 +227,14 @@ async def insert_history(
             outcome,
         )
     return job_id
+
+
+async def roll_up(client: Client, *, settle_seconds: float = SETTLE_SECONDS) -> None:
+    """Run the charts' rollup until it has counted every settled minute (a first
+    run backfills a day an hour per run). settle_seconds=-60 counts the current
+    minute too, at once."""
+    for _ in range(30):
+        plan = await rollup_minutes(client.pool, client.queries, settle_seconds=settle_seconds)
+        if plan.count_to == plan.count_from:
+            return
+    raise AssertionError("the rollup did not catch up in 30 runs")
