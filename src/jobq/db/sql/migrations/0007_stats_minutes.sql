@@ -40,5 +40,8 @@ INSERT INTO {schema}.stats_rollup (name) VALUES ('minutes');
 -- The retries a minute saw are failed attempts, read from the history by
 -- finish time. Partial: an attempt that succeeded (most of them, and the
 -- benchmarked path) or snoozed adds no index entry; only failures pay for one.
+-- Built in the migration's transaction (not CONCURRENTLY, which cannot run in
+-- one): finishes wait while it reads the history once, seconds on millions of
+-- attempts.
 CREATE INDEX job_attempts_failed_idx ON {schema}.job_attempts (finished_at)
     WHERE outcome IN ('failed', 'lease_expired');
