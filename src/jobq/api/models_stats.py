@@ -20,6 +20,28 @@ _BUCKET_EXAMPLE: dict[str, Any] = {
 }
 
 
+_THROUGHPUT_EXAMPLE: dict[str, Any] = {
+    "window": "1h",
+    "queue": None,
+    "bucket_seconds": 60,
+    "start": "2030-01-01T08:01:00Z",
+    "end": "2030-01-01T09:01:00Z",
+    "counted_through": "2030-01-01T09:00:00Z",
+    # 60 buckets, one a minute; two shown: a counted one, and the current minute.
+    "buckets": [
+        _BUCKET_EXAMPLE,
+        {
+            **_BUCKET_EXAMPLE,
+            "start": "2030-01-01T09:00:00Z",
+            "succeeded": None,
+            "retried": None,
+            "failed_permanent": None,
+            "cancelled": None,
+        },
+    ],
+}
+
+
 class ThroughputQuery(BaseModel):
     """Parameters of GET /v1/stats/throughput; unknown parameters are rejected."""
 
@@ -55,7 +77,7 @@ class ThroughputBucket(BaseModel):
 class ThroughputOut(BaseModel):
     """Jobs finished by outcome, and queue depth, in buckets from `start` to `end`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_THROUGHPUT_EXAMPLE]})
 
     window: Literal["1h", "24h"]
     queue: str | None
