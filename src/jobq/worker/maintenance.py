@@ -132,12 +132,14 @@ class Maintenance(PeriodicService):
             return
         await self.rescue_once()
         await self.analyze_once()
-        await self.rollup_once()
         now = time.monotonic()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_SECONDS
             await self.prune_workers_once()
             await self.prune_once()
+        # Last: the charts are the least urgent, and a failing rollup must not
+        # hold up the rescue or the pruning.
+        await self.rollup_once()
 
     async def release(self) -> None:
         """Give the leader row up on a clean stop, so another worker takes over at once."""
