@@ -16,7 +16,9 @@ from jobq import App, Job, JobContext, JobStatus, Settings
 from jobq.client import Client
 from jobq.db.outcomes import PolicyFor, rescue_expired_leases
 from jobq.db.records import Claimed, Finished, FinishRow
+from jobq.db.stats import rollup_minutes
 from jobq.ids import uuid7
+from jobq.stats import SETTLE_SECONDS
 
 
 def build_test_app(settings: Settings) -> App:
@@ -188,3 +190,51 @@ def make_job(**changes: Any) -> Job:
     }
     fields.update(changes)
     return Job(**fields)
+
+
+async def insert_history(
+    conn: Any,
+    schema: str,
+    *,
+    queue: str,
+    status: str,
+    finished_at: datetime | None,
+    failed_attempts: Sequence[tuple[str, datetime]] = (),
+) -> uuid.UUID:
+    """A factory for the charts' rollup: a job in `status` that finished at
+    `finished_at` (None: not finished, e.g. `retrying`), with a history of
+    `failed_attempts` ((outcome, finished_at) each). An attempt at `finished_at`
+    is the one that ended the job, as the finishing statement writes both."""
+    job_id = uuid7()
+    s = f'"{schema}"'
+    await conn.execute(
+        f"""INSERT INTO {s}.jobs (id, queue, kind, payload, status, max_attempts, run_at,
+               attempts, attempt_seq, finished_at)
+            VALUES ($1, $2, 'script', '{{}}'::jsonb, $3, 5, now(), $4, $4, $5)""",
+        job_id,
+        queue,
+        status,
+        len(failed_attempts),
+        finished_at,
+    )
+    for seq, (outcome, at) in enumerate(failed_attempts, start=1):
+        await conn.execute(
+            f"""INSERT INTO {s}.job_attempts (job_id, seq, started_at, finished_at, outcome)
+                VALUES ($1, $2, $3::timestamptz - interval '1 second', $3, $4)""",
+            job_id,
+            seq,
+            at,
+            outcome,
+        )
+    return job_id
+
+
+async def roll_up(client: Client, *, settle_seconds: float = SETTLE_SECONDS) -> None:
+    """Run the charts' rollup until it has counted every settled minute (a first
+    run backfills a day an hour per run). settle_seconds=-60 counts the current
+    minute too, at once."""
+    for _ in range(30):
+        plan = await rollup_minutes(client.pool, client.queries, settle_seconds=settle_seconds)
+        if plan.count_to == plan.count_from:
+            return
+    raise AssertionError("the rollup did not catch up in 30 runs")

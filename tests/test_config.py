@@ -59,6 +59,16 @@ def test_a_bare_retention_is_refused_with_one_line_that_says_why(raw: str) -> No
     assert "no unit" in message and f"{raw.strip()}d" in message
 
 
+def test_the_charts_retention_has_a_unit_and_covers_the_day_chart() -> None:
+    assert Settings.from_env({}).stats_retention_seconds == 3 * 86400
+    assert Settings.from_env({"JOBQ_STATS_RETENTION": "36h"}).stats_retention_seconds == 129600
+    with pytest.raises(ConfigError, match="no unit"):
+        Settings.from_env({"JOBQ_STATS_RETENTION": "3"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"JOBQ_STATS_RETENTION": "12h"})
+    assert str(info.value).startswith("JOBQ_STATS_RETENTION: must be at least 1d")
+
+
 def test_retention_given_in_code_is_seconds_as_its_field_name_says() -> None:
     assert Settings.from_env({}, retention_seconds=90).retention_seconds == 90
     assert Settings(retention_seconds=90).retention_seconds == 90

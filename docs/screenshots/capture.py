@@ -10,7 +10,9 @@ paused, three are scheduled for later, the job that failed for good is
 retried by hand and fails again; the long runners report their progress;
 four schedules, one paused, one firing every 10 s), waits for the workers to
 get through them,
-and photographs each page in headless Debian chromium (and the job list on a
+waits for the workers' maintenance leader to count the minute they finished
+in (the overview's throughput charts: a minute is counted about 15 s after
+it ends, so this takes up to a minute and a half), and photographs each page in headless Debian chromium (and the job list on a
 390 px phone). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
 """
@@ -262,6 +264,15 @@ def settle(base: str, ids: dict[str, str]) -> None:
     )
 
 
+def wait_for_charts(base: str) -> None:
+    """Until the rollup has counted the current minute: the charts then have bars."""
+    this_minute_ends = get(base, "/v1/stats/throughput")["end"]
+    wait_until(
+        lambda: (get(base, "/v1/stats/throughput")["counted_through"] or "") >= this_minute_ends,
+        150,
+    )
+
+
 def retried_job(base: str) -> str:
     """A send_email that failed once, then succeeded: a two-step timeline."""
     page = get(base, "/v1/jobs?kind=send_email&status=succeeded&limit=200")
@@ -290,6 +301,7 @@ def main() -> None:
         ids = seed(base)
         settle(base, ids)
         seed_schedules(base)
+        wait_for_charts(base)
         tokens = json.dumps(
             [
                 {

@@ -32,6 +32,7 @@ from jobq.db.pool import (
 )
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow
+from jobq.db.stats import read_throughput
 from jobq.errors import (
     FieldError,
     InvalidRequestError,
@@ -47,6 +48,7 @@ from jobq.errors import (
 )
 from jobq.ids import uuid7
 from jobq.job_request import JobRequest, dump_json, request_hash
+from jobq.stats import WINDOWS, Throughput
 from jobq.types import (
     Attempt,
     Job,
@@ -340,6 +342,13 @@ class Client:
 
     async def queues(self) -> list[QueueInfo]:
         return await self.queries.queue_list(self.pool, self._live_within_seconds)
+
+    async def throughput(self, window: str = "1h", queue: str | None = None) -> Throughput:
+        """Jobs finished by outcome and queue depth over `window` ("1h" or "24h"), for
+        `queue` or all, from the maintenance leader's rollup (jobq.stats)."""
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, not {window!r}")
+        return await read_throughput(self.pool, self.queries, window, queue)
 
     async def workers(self) -> list[WorkerInfo]:
         return await self.queries.worker_list(self.pool, self._live_within_seconds)

@@ -40,6 +40,9 @@ DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_CANCEL_GRACE_SECONDS = 30.0
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
 DEFAULT_RETENTION_SECONDS = 7 * 86_400
+# The charts' per-minute rollup: its longest window is a day.
+DEFAULT_STATS_RETENTION_SECONDS = 3 * 86_400
+MIN_STATS_RETENTION_SECONDS = 86_400
 # JOBQ_HOME's default, one per OS user (see default_home); how the docs show it.
 DEFAULT_HOME_SHOWN = "the user's data directory (`~/.local/share/jobq` on Linux)"
 DEFAULT_STATEMENT_CACHE = 100
@@ -145,6 +148,12 @@ class Settings:
         f"Keep finished jobs this long, with a unit: {DURATION_UNITS} (a bare number is refused).",
         default_shown="`7d`",
     )
+    stats_retention_seconds: float = _setting(
+        DEFAULT_STATS_RETENTION_SECONDS,
+        "Keep the charts' per-minute rollup (GET /v1/stats/throughput) this long, with a "
+        "unit, at least 1d (the longest chart).",
+        default_shown="`3d`",
+    )
     home: Path = _setting(
         None,
         "Folder of the embedded PostgreSQL, shared by every jobq process that uses it.",
@@ -209,6 +218,11 @@ class Settings:
                 f"JOBQ_MAX_WAIT_SECONDS: must be > 0 and <= {MAX_WAIT_SECONDS_LIMIT:g}, "
                 f"got {self.max_wait_seconds:g}"
             )
+        if self.stats_retention_seconds < MIN_STATS_RETENTION_SECONDS:
+            raise ConfigError(
+                f"{env_name('stats_retention_seconds')}: must be at least 1d (the 24 h chart), "
+                f"got {format_duration(self.stats_retention_seconds)}"
+            )
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
         # Tokens given in code (Settings(api_tokens=...)) meet the same policy.
@@ -234,7 +248,11 @@ class Settings:
         return new
 
 
-_ENV_NAMES = {"database_url": "DATABASE_URL", "retention_seconds": "JOBQ_RETENTION"}
+_ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "retention_seconds": "JOBQ_RETENTION",
+    "stats_retention_seconds": "JOBQ_STATS_RETENTION",
+}
 
 
 def env_name(field_name: str) -> str:
@@ -252,7 +270,7 @@ def flag_name(field_name: str) -> str:
 _NOT_FOR_WORKERS = frozenset({"api_tokens", "allowed_hosts"})
 _URL_FIELDS = frozenset({"database_url", "listen_database_url"})
 # Durations whose variable names no unit, so they are written with one (parse_duration).
-_DURATION_FIELDS = frozenset({"retention_seconds"})
+_DURATION_FIELDS = frozenset({"retention_seconds", "stats_retention_seconds"})
 
 
 def worker_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -452,6 +470,7 @@ _PARSERS: dict[str, Any] = {
     "cancel_grace_seconds": _positive_float,
     "shutdown_grace_seconds": _positive_float,
     "retention_seconds": parse_duration,
+    "stats_retention_seconds": parse_duration,
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
     "log_level": parse_log_level,

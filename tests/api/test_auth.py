@@ -34,6 +34,7 @@ ENDPOINTS = [
     ("GET", "/v1/jobs/{id}/events", None, "read"),
     ("GET", "/v1/queues", None, "read"),
     ("GET", "/v1/workers", None, "read"),
+    ("GET", "/v1/stats/throughput", None, "read"),
     ("POST", "/v1/jobs", {"kind": "noop"}, "write"),
     ("POST", "/v1/jobs/batch", {"jobs": [{"kind": "noop"}]}, "write"),
     ("POST", "/v1/jobs/{id}/cancel", None, "admin"),

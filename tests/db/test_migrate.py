@@ -30,6 +30,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "schema_migrations",
         "schedules",
         "schedule_fires",
+        "stats_minutes",
+        "stats_rollup",
     }
     indexes = {
         r["indexname"]: r["indexdef"]
@@ -43,6 +45,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
     assert "UNIQUE" in indexes["jobs_idempotency_key_idx"]
     assert "WHERE (NOT paused)" in indexes["schedules_due_idx"]
     assert "(schedule, fire_at)" in indexes["schedule_fires_pkey"]
+    # The charts' rollup reads failed attempts by finish time; successes add no entry.
+    assert "(finished_at) WHERE" in indexes["job_attempts_failed_idx"]
     options = await client.pool.fetchval(
         "SELECT reloptions FROM pg_class WHERE oid = ($1 || '.jobs')::regclass", schema
     )

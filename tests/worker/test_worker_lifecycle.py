@@ -138,6 +138,21 @@ async def test_maintenance_has_one_leader_that_rescues_and_prunes(app: App, clie
     assert await second.elect_once() is True
 
 
+async def test_only_the_maintenance_leader_rolls_up_the_charts(app: App, client: Client) -> None:
+    cfg = Worker(app.registry, client).config
+    first = Maintenance(client, "w1", cfg, app.retry_policy)
+    second = Maintenance(client, "w2", cfg, app.retry_policy)
+    s = f'"{client.settings.schema}"'
+    progress = f"SELECT counted_through, sampled_minute FROM {s}.stats_rollup"
+    await first.elect_once()
+    await second.run_once()
+    before = await client.pool.fetchrow(progress)
+    assert before is not None and tuple(before) == (None, None)
+    await first.run_once()
+    after = await client.pool.fetchrow(progress)
+    assert after is not None and None not in tuple(after)
+
+
 async def test_the_listener_reconnects_after_its_connection_is_killed(
     app: App, client: Client
 ) -> None:

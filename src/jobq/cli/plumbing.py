@@ -95,7 +95,11 @@ NoMigrateOpt = Annotated[
 # Flags for settings: each JOBQ_* variable's kebab-case name (SPEC §9), with the
 # help text of its Settings field; the fields that say `no_flag` have none.
 # `7d`, parsed by Settings; the home's default is made when Settings is (per user).
-_FLAG_TYPES: dict[str, type] = {"retention_seconds": str, "home": Path}
+_FLAG_TYPES: dict[str, type] = {
+    "retention_seconds": str,
+    "stats_retention_seconds": str,
+    "home": Path,
+}
 SETTINGS_FLAGS: dict[str, tuple[type, str]] = {
     f.name: (
         _FLAG_TYPES.get(f.name, str if f.default is None else type(f.default)),

@@ -29,6 +29,7 @@ from jobq.db.records import (
     job_from_record,
     schedule_from_record,
 )
+from jobq.stats import MinuteRow
 from jobq.types import (
     Attempt,
     AttemptOutcome,
@@ -433,6 +434,49 @@ class Queries:
     async def schedule_fire_prune(self, conn: Conn, older_than_seconds: float, limit: int) -> int:
         status = await conn.execute(self.sql["schedule_fire_prune"], older_than_seconds, limit)
         return int(status.rsplit(" ", 1)[-1])
+
+    # --- the throughput rollup (jobq.db.stats) -------------------------------------
+    async def stats_rollup_lock(
+        self, conn: Conn
+    ) -> tuple[datetime | None, datetime | None, datetime]:
+        r = await conn.fetchrow(self.sql["stats_rollup_lock"])
+        return r["counted_through"], r["sampled_minute"], r["db_now"]
+
+    async def stats_count_minutes(self, conn: Conn, start: datetime, end: datetime) -> None:
+        await conn.execute(self.sql["stats_count_minutes"], start, end)
+
+    async def stats_sample_depth(self, conn: Conn, minute: datetime) -> None:
+        await conn.execute(self.sql["stats_sample_depth"], minute)
+
+    async def stats_rollup_advance(
+        self, conn: Conn, counted_through: datetime | None, sampled_minute: datetime | None
+    ) -> None:
+        await conn.execute(self.sql["stats_rollup_advance"], counted_through, sampled_minute)
+
+    async def stats_minutes_prune(self, conn: Conn, older_than_seconds: float) -> int:
+        status = await conn.execute(self.sql["stats_minutes_prune"], older_than_seconds)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def stats_progress(self, conn: Conn) -> tuple[datetime | None, datetime]:
+        r = await conn.fetchrow(self.sql["stats_progress"])
+        return r["counted_through"], r["db_now"]
+
+    async def stats_minutes_read(
+        self, conn: Conn, queue: str, start: datetime, end: datetime
+    ) -> list[MinuteRow]:
+        records = await conn.fetch(self.sql["stats_minutes_read"], queue, start, end)
+        return [
+            MinuteRow(
+                minute=r["minute"],
+                succeeded=r["succeeded"],
+                failed_permanent=r["failed_permanent"],
+                cancelled=r["cancelled"],
+                retried=r["retried"],
+                waiting=r["waiting"],
+                running=r["running"],
+            )
+            for r in records
+        ]
 
     # --- statistics for the metrics -------------------------------------------------
     async def stats_dead_tuples(self, conn: Conn) -> dict[str, int]:

@@ -15,6 +15,9 @@ Each service has a run-once step, so tests drive them without timers:
 - prune_once: finished jobs older than JOBQ_RETENTION, in small batches, and
   the schedules' fire records as old (they guard a fire time only while it is due).
 - prune_workers_once: worker rows silent for many leases.
+- rollup_once: the charts' per-minute rollup (jobq.db.stats): the minutes that
+  settled since the last tick, and the queues' depth once a minute; its old
+  minutes are pruned with the rest (JOBQ_STATS_RETENTION).
 - analyze_once: ANALYZE the jobs table when it changed a lot since the last one.
   Autovacuum looks at most once a minute (autovacuum_naptime); until then a
   burst into a quiet table is claimed with a plan made for the old, small table
@@ -33,6 +36,7 @@ from jobq import events
 from jobq.client import Client
 from jobq.db.firing import prune_fires
 from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
+from jobq.db.stats import prune_minutes, rollup_minutes
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
 from jobq.worker.service import PeriodicService
 
@@ -104,7 +108,13 @@ class Maintenance(PeriodicService):
         await prune_fires(
             self.client.pool, self.client.queries, self.client.settings.retention_seconds
         )
+        await prune_minutes(
+            self.client.pool, self.client.queries, self.client.settings.stats_retention_seconds
+        )
         return pruned
+
+    async def rollup_once(self) -> None:
+        await rollup_minutes(self.client.pool, self.client.queries)
 
     async def analyze_once(self) -> bool:
         queries = self.client.queries
@@ -117,7 +127,7 @@ class Maintenance(PeriodicService):
         await self.client.queries.worker_prune(self.client.pool, self.config.worker_row_ttl_seconds)
 
     async def run_once(self) -> None:
-        """Elect; as the leader, rescue and analyze, and prune now and then."""
+        """Elect; as the leader, rescue, analyze and roll up, and prune now and then."""
         if not await self.elect_once():
             return
         await self.rescue_once()
@@ -127,6 +137,9 @@ class Maintenance(PeriodicService):
             self._next_prune = now + PRUNE_INTERVAL_SECONDS
             await self.prune_workers_once()
             await self.prune_once()
+        # Last: the charts are the least urgent, and a failing rollup must not
+        # hold up the rescue or the pruning.
+        await self.rollup_once()
 
     async def release(self) -> None:
         """Give the leader row up on a clean stop, so another worker takes over at once."""

@@ -1,4 +1,4 @@
-// Overview: totals, every queue (counts per state, paused, oldest runnable age,
+// Overview: totals, throughput charts (charts.js), every queue (counts per state, paused, oldest runnable age,
 // runnable jobs no live worker can claim, pause / resume), the live workers (with
 // the kinds each claims) and the latest jobs.
 
@@ -18,6 +18,7 @@ import {
   when,
 } from "./ui.js";
 import { jobHead, jobRow } from "./jobs.js";
+import { chartsSection } from "./charts.js";
 
 const LATEST = 10;
 const UNCLAIMABLE_HELP = "Runnable jobs no live worker can run: none registers their kind for this queue";
@@ -29,10 +30,13 @@ export function overviewView(root, ctx) {
   const workerBody = h("tbody");
   const latestBody = h("tbody");
   const workerCount = h("span", { class: "count" });
+  const charts = chartsSection();
+  charts.onChange(() => ctx.refresh());
 
   root.append(
     h("h1", {}, "Overview"),
     totals,
+    charts.element,
     h(
       "section",
       { "aria-labelledby": "queues-title" },
@@ -197,6 +201,7 @@ export function overviewView(root, ctx) {
       w.workers.length ? w.workers.map(workerRow) : [emptyRow(9, "No live workers. Start some with jobq worker, or jobq serve.")],
     );
     reconcile(latestBody, j.jobs.length ? j.jobs.map((job) => jobRow(job)) : [emptyRow(8, "No jobs yet.")]);
+    await charts.refresh(queues);
   }
 
   return { refresh };

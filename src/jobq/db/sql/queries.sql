@@ -700,3 +700,104 @@ WITH doomed AS (
 )
 DELETE FROM {schema}.schedule_fires AS f USING doomed AS d
 WHERE f.schedule = d.schedule AND f.fire_at = d.fire_at;
+
+-- name: stats_rollup_lock
+-- The rollup's progress (migration 0007), locked until the transaction ends: a
+-- second writer waits, then reads the progress the first one committed. With
+-- the database's clock, by which minutes are cut.
+SELECT counted_through, sampled_minute, now() AS db_now
+FROM {schema}.stats_rollup WHERE name = 'minutes'
+FOR UPDATE;
+
+-- name: stats_count_minutes
+-- Count the minutes from $1 to $2 (exclusive), per queue and over all queues
+-- (queue ''), and upsert them: jobs by the final state they reached in the
+-- minute (jobs_finished_idx), and failed attempts after which the job was to
+-- run again (job_attempts_failed_idx; an attempt that ended its job shares its
+-- finish time, the same statement's now(), and is counted by the job's state).
+-- A count is set, never added to, so counting a minute twice writes the same row.
+WITH ended AS (
+    SELECT date_bin('1 minute', finished_at, 'epoch') AS minute, queue,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed_permanent') AS failed_permanent,
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+           0 AS retried
+    FROM {schema}.jobs
+    WHERE finished_at >= $1::timestamptz AND finished_at < $2::timestamptz
+    GROUP BY 1, 2
+),
+retried AS (
+    SELECT date_bin('1 minute', a.finished_at, 'epoch') AS minute, j.queue,
+           0 AS succeeded, 0 AS failed_permanent, 0 AS cancelled, count(*) AS retried
+    FROM {schema}.job_attempts AS a
+    JOIN {schema}.jobs AS j ON j.id = a.job_id
+    WHERE a.outcome IN ('failed', 'lease_expired')
+      AND a.finished_at >= $1::timestamptz AND a.finished_at < $2::timestamptz
+      AND j.finished_at IS DISTINCT FROM a.finished_at
+    GROUP BY 1, 2
+),
+summed AS (
+    SELECT minute, CASE WHEN grouping(queue) = 1 THEN '' ELSE queue END AS queue,
+           sum(succeeded) AS succeeded, sum(failed_permanent) AS failed_permanent,
+           sum(cancelled) AS cancelled, sum(retried) AS retried
+    FROM (SELECT * FROM ended UNION ALL SELECT * FROM retried) AS both_kinds
+    GROUP BY GROUPING SETS ((minute, queue), (minute))
+)
+INSERT INTO {schema}.stats_minutes AS s
+    (queue, minute, succeeded, failed_permanent, cancelled, retried)
+SELECT queue, minute, succeeded, failed_permanent, cancelled, retried FROM summed
+ON CONFLICT (queue, minute) DO UPDATE
+SET succeeded = excluded.succeeded, failed_permanent = excluded.failed_permanent,
+    cancelled = excluded.cancelled, retried = excluded.retried;
+
+-- name: stats_sample_depth
+-- Write the depth of every queue, and over all queues (queue '', written even
+-- when every queue is empty), into minute $1: jobs queued or retrying and due
+-- (through jobs_runnable_idx's predicate) and jobs running (jobs_running_idx's).
+-- Reads only unfinished rows, once a minute.
+WITH unfinished AS (
+    SELECT queue, 1 AS waiting, 0 AS running FROM {schema}.jobs
+    WHERE status IN ('queued', 'retrying') AND run_at <= now()
+    UNION ALL
+    SELECT queue, 0, 1 FROM {schema}.jobs WHERE status = 'running'
+),
+depth AS (
+    SELECT CASE WHEN grouping(queue) = 1 THEN '' ELSE queue END AS queue,
+           coalesce(sum(waiting), 0) AS waiting, coalesce(sum(running), 0) AS running
+    FROM unfinished
+    GROUP BY GROUPING SETS ((queue), ())
+)
+INSERT INTO {schema}.stats_minutes AS s (queue, minute, waiting, running)
+SELECT queue, $1::timestamptz, waiting, running FROM depth
+ON CONFLICT (queue, minute) DO UPDATE SET waiting = excluded.waiting, running = excluded.running;
+
+-- name: stats_rollup_advance
+-- Record the rollup's progress ($1/$2 NULL: keep that one).
+UPDATE {schema}.stats_rollup
+SET counted_through = coalesce($1::timestamptz, counted_through),
+    sampled_minute = coalesce($2::timestamptz, sampled_minute)
+WHERE name = 'minutes';
+
+-- name: stats_minutes_prune
+-- Delete the rollup's minutes older than $1 seconds.
+DELETE FROM {schema}.stats_minutes
+WHERE minute < now() - make_interval(secs => $1::float8);
+
+-- name: stats_progress
+-- How far the rollup has counted, and the database's clock.
+SELECT counted_through, now() AS db_now FROM {schema}.stats_rollup WHERE name = 'minutes';
+
+-- name: stats_minutes_read
+-- The minutes of queue $1 ('' for all queues) from $2 to $3 (exclusive). The
+-- minutes are those of queue '', which every write touches: a minute sampled
+-- for all queues with no row for $1 had none of its jobs waiting or running
+-- (0, not NULL).
+SELECT t.minute,
+       coalesce(q.succeeded, 0) AS succeeded, coalesce(q.failed_permanent, 0) AS failed_permanent,
+       coalesce(q.cancelled, 0) AS cancelled, coalesce(q.retried, 0) AS retried,
+       coalesce(q.waiting, CASE WHEN t.waiting IS NOT NULL THEN 0 END) AS waiting,
+       coalesce(q.running, CASE WHEN t.running IS NOT NULL THEN 0 END) AS running
+FROM {schema}.stats_minutes AS t
+LEFT JOIN {schema}.stats_minutes AS q ON q.queue = $1::text AND q.minute = t.minute
+WHERE t.queue = '' AND t.minute >= $2::timestamptz AND t.minute < $3::timestamptz
+ORDER BY t.minute;
