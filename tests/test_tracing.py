@@ -268,3 +268,23 @@ def test_tracing_on_without_opentelemetry_is_a_clear_error() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "JOBQ_TRACING=otel needs the OpenTelemetry API: pip install 'jobq[otel]'" in done.stdout
+
+
+def test_incoming_headers_are_the_parent_only_when_no_span_is_current(
+    spans: InMemorySpanExporter,
+) -> None:
+    """What the HTTP routes do when neither FastAPI's telemetry nor an
+    instrumentation made a server span: read the W3C header themselves."""
+    from jobq.otel import OtelTracer
+
+    tracer = OtelTracer()
+    with tracer.incoming({"traceparent": TRACEPARENT}):
+        current = trace.get_current_span().get_span_context()
+        assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (TRACE_ID, CALLER_SPAN_ID)
+    assert not trace.get_current_span().get_span_context().is_valid
+    server_tracer = trace.get_tracer("server")
+    with (
+        server_tracer.start_as_current_span("server span") as server,
+        tracer.incoming({"traceparent": TRACEPARENT}),
+    ):
+        assert trace.get_current_span() is server

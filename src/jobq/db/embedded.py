@@ -92,13 +92,27 @@ def start(home: Path) -> str:
     _pgserver()
     _make_home(home)
     home = home.resolve()
+    began = time.monotonic()
     with _locked(home, exclusive=True):
         # Chosen under the lock, so that racing first starts agree on the folder.
         pgdata = data_dir(home)
+        created = _pgserver().pgdata_version(pgdata) is None
+        running = _live_postmaster(home, pgdata) is not None
         url = _ready_url(home, pgdata, launch=True)
     assert url is not None
-    log.info("embedded PostgreSQL ready, data in %s", pgdata)
+    _log_start(pgdata, created=created, running=running, seconds=time.monotonic() - began)
     return url
+
+
+def _log_start(pgdata: Path, *, created: bool, running: bool, seconds: float) -> None:
+    """One line per start; initdb's and pg_ctl's output only ever in an error's message."""
+    if running:
+        # Every process that shares the server says so: not news worth a line each.
+        log.debug("embedded PostgreSQL already running, data in %s", pgdata)
+    elif created:
+        log.info("embedded PostgreSQL created and started in %.1fs, data in %s", seconds, pgdata)
+    else:
+        log.info("embedded PostgreSQL started in %.1fs, data in %s", seconds, pgdata)
 
 
 def attach(home: Path) -> str | None:
