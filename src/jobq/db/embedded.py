@@ -351,6 +351,20 @@ def _process_state(pid: int, pgdata: Path) -> Literal["postmaster", "zombie", "o
         return "postmaster"
 
 
+def command_line(pid: int, limit: int = 80) -> str | None:
+    """The command line of local process `pid`, cut to `limit` characters; None if it is
+    gone or not ours to read (the embedded server's clients are on this machine)."""
+    import psutil
+
+    try:
+        text = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return None
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _connect_error(url: str) -> str | None:
     """Log in and run a query with psql: None when it works, else psql's message."""
     code, output = _run(
