@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from jobq import App, Settings
+from jobq import App, JobContext, Settings
 from jobq.client import Client
 from jobq.errors import ConfigError
 from jobq.testing import drain
@@ -55,7 +56,15 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> App:
-    return build_test_app(settings)
+    app = build_test_app(settings)
+
+    @app.task("traced_sync")
+    def traced_sync(ctx: JobContext, payload: dict[str, Any]) -> None:
+        # A sync handler runs in a thread; its spans still nest in the attempt's.
+        with trace.get_tracer("the-handler").start_as_current_span("send the mail"):
+            pass
+
+    return app
 
 
 def jobq_spans(exporter: InMemorySpanExporter, operation: str) -> list[ReadableSpan]:
@@ -97,6 +106,17 @@ async def test_an_http_request_enqueues_and_the_attempt_runs_in_one_trace(
     assert publish.kind is SpanKind.PRODUCER
     assert publish.name == "publish mail"
     assert hex_ids(publish)[0] == TRACE_ID  # the caller's trace
+    # FastAPI's own telemetry makes the server span (with a tracer provider set);
+    # without it, jobq reads the header itself and the caller is the parent.
+    servers = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    parent = publish.parent
+    assert parent is not None
+    if servers:
+        [server] = servers
+        assert server.parent is not None and f"{server.parent.span_id:016x}" == CALLER_SPAN_ID
+        assert f"{parent.span_id:016x}" == hex_ids(server)[1] and server.name == "POST /v1/jobs"
+    else:
+        assert f"{parent.span_id:016x}" == CALLER_SPAN_ID
     assert dict(publish.attributes or {}) == {
         "messaging.system": "jobq",
         "messaging.operation.type": "publish",
@@ -133,6 +153,16 @@ async def test_a_library_enqueue_is_linked_to_its_attempt(
     [process] = jobq_spans(spans, "process")
     assert_processes(process, publish)
     assert (process.attributes or {})["messaging.message.id"] == str(job.id)
+
+
+async def test_a_sync_handlers_spans_are_children_of_the_attempt(
+    app: App, client: Client, spans: InMemorySpanExporter
+) -> None:
+    await app.enqueue("traced_sync")
+    assert (await drain(app)).succeeded == 1
+    [process] = jobq_spans(spans, "process")
+    [inner] = [s for s in spans.get_finished_spans() if s.name == "send the mail"]
+    assert inner.parent is not None and f"{inner.parent.span_id:016x}" == hex_ids(process)[1]
 
 
 async def test_a_caller_traceparent_in_metadata_is_the_parent_without_a_current_span(
@@ -252,6 +282,43 @@ def test_import_jobq_and_a_worker_run_import_no_opentelemetry(
     for prelude in (_HIDE, "import sys\n"):
         done = run_python(prelude + script + _LOADED + "assert loaded == [], loaded\n")
         assert done.returncode == 0, done.stderr
+
+
+def test_the_api_with_tracing_off_loads_no_jobq_tracing_module(
+    database_url: str, schema: str
+) -> None:
+    """FastAPI depends on opentelemetry-api and imports parts of it (its propagators
+    too), so the API cannot run without it; jobq's own use of it stays unloaded, and
+    a traceparent header writes nothing into the job."""
+    done = run_python(
+        f"""
+        import asyncio, sys
+        import httpx
+        import jobq
+        from jobq.api.app import create_app
+
+        app = jobq.App(jobq.Settings(database_url={database_url!r}, schema={schema!r}))
+
+        @app.task("noop")
+        async def noop(ctx: jobq.JobContext, payload: dict) -> None:
+            return None
+
+        async def main() -> None:
+            client = await app.client()
+            transport = httpx.ASGITransport(app=create_app(app, client=client))
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as h:
+                headers = {{"traceparent": {TRACEPARENT!r}}}
+                answer = await h.post("/v1/jobs", json={{"kind": "noop"}}, headers=headers)
+                assert answer.status_code == 201, answer.text
+                assert answer.json()["metadata"] == {{}}
+            await client.pool.execute('DROP SCHEMA "{schema}" CASCADE')
+            await app.close()
+
+        asyncio.run(main())
+        assert "jobq.otel" not in sys.modules
+        """
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_tracing_on_without_opentelemetry_is_a_clear_error() -> None:
