@@ -49,7 +49,7 @@ async def test_a_lost_database_logs_one_warning_per_kind_of_failure(
             # A wait in progress: the wait hub holds its LISTEN connection.
             parked = await app.enqueue("noop", run_at=later)
             waiting = asyncio.create_task(client.wait(parked.id, timeout=300))
-            await wait_for(lambda: _true(client.hub.listening))
+            await wait_for(lambda: _holds(client.hub.listening))
             caplog.clear()
 
             await asyncio.to_thread(embedded.stop, embedded_home)
@@ -61,16 +61,21 @@ async def test_a_lost_database_logs_one_warning_per_kind_of_failure(
             assert answers == {503: 15}
             assert (await http.get("/readyz")).status_code == 503
             # Every loop of the worker retried, quietly, more than once.
-            for what in ("claiming jobs", "heartbeat"):
-                await wait_for(lambda w=what: _true(repeats(caplog, w) >= 2), timeout=30)  # type: ignore[misc]
+            await wait_for(lambda: _holds(repeats(caplog, "claiming jobs") >= 2), timeout=30)
+            await wait_for(lambda: _holds(repeats(caplog, "heartbeat") >= 2), timeout=30)
 
             await asyncio.to_thread(embedded.start, embedded_home)
-            again = await http.post("/v1/jobs", json={"kind": "noop"})
-            await wait_for(lambda: _true(again.status_code == 201), timeout=1)
-            await wait_for(
-                lambda: is_status(client, uuid.UUID(again.json()["id"]), JobStatus.SUCCEEDED),
-                timeout=30,
-            )
+            created: list[uuid.UUID] = []
+
+            async def enqueued() -> bool:
+                # 503 until the pool has a connection again.
+                answer = await http.post("/v1/jobs", json={"kind": "noop"})
+                if answer.status_code == 201:
+                    created.append(uuid.UUID(answer.json()["id"]))
+                return bool(created)
+
+            await wait_for(enqueued, timeout=30)
+            await wait_for(lambda: is_status(client, created[0], JobStatus.SUCCEEDED), timeout=30)
             waiting.cancel()
     finally:
         await app.close()
@@ -85,5 +90,5 @@ async def test_a_lost_database_logs_one_warning_per_kind_of_failure(
     assert any("works again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
-async def _true(value: bool) -> bool:
+async def _holds(value: bool) -> bool:
     return value

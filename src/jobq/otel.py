@@ -17,6 +17,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from jobq.tracing import TRACE_KEYS
 from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome, Snooze, Succeeded
 from jobq.version import __version__
 
@@ -59,7 +60,7 @@ _OUTCOME_NAMES: dict[type, str] = {
 
 
 def _trace_carrier(metadata: Mapping[str, Any]) -> dict[str, str]:
-    return {k: v for k in ("traceparent", "tracestate") if isinstance(v := metadata.get(k), str)}
+    return {k: v for k in TRACE_KEYS if isinstance(v := metadata.get(k), str)}
 
 
 class OtelTracer:
@@ -81,8 +82,10 @@ class OtelTracer:
         if count > 1:
             attributes["messaging.batch.message_count"] = count
         parent_context = None
-        if parent and not trace.get_current_span().get_span_context().is_valid:
-            parent_context = _W3C.extract(_trace_carrier(parent))
+        carried = _trace_carrier(parent) if parent else {}
+        if carried and not trace.get_current_span().get_span_context().is_valid:
+            # Extracted into the current context, so that its baggage stays.
+            parent_context = _W3C.extract(carried, context=context.get_current())
         name = f"publish {names[0]}" if len(names) == 1 else "publish"
         with self._tracer.start_as_current_span(
             name, context=parent_context, kind=SpanKind.PRODUCER, attributes=attributes
