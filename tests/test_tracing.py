@@ -102,9 +102,9 @@ async def test_an_http_request_enqueues_and_the_attempt_runs_in_one_trace(
         )
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
-    [publish] = jobq_spans(spans, "publish")
+    [publish] = jobq_spans(spans, "send")
     assert publish.kind is SpanKind.PRODUCER
-    assert publish.name == "publish mail"
+    assert publish.name == "send mail"
     assert hex_ids(publish)[0] == TRACE_ID  # the caller's trace
     # FastAPI's own telemetry makes the server span (with a tracer provider set);
     # without it, jobq reads the header itself and the caller is the parent.
@@ -119,8 +119,8 @@ async def test_an_http_request_enqueues_and_the_attempt_runs_in_one_trace(
         assert f"{parent.span_id:016x}" == CALLER_SPAN_ID
     assert dict(publish.attributes or {}) == {
         "messaging.system": "jobq",
-        "messaging.operation.type": "publish",
-        "messaging.operation.name": "publish",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
         "messaging.destination.name": "mail",
         "messaging.message.id": job_id,
     }
@@ -146,7 +146,7 @@ async def test_a_library_enqueue_is_linked_to_its_attempt(
     tracer = trace.get_tracer("the-callers-code")
     with tracer.start_as_current_span("signup") as caller:
         job = await app.enqueue("script", {"result": 2})
-    [publish] = jobq_spans(spans, "publish")
+    [publish] = jobq_spans(spans, "send")
     assert publish.parent is not None
     assert publish.parent.span_id == caller.get_span_context().span_id
     assert (await drain(app)).succeeded == 1
@@ -169,7 +169,7 @@ async def test_a_caller_traceparent_in_metadata_is_the_parent_without_a_current_
     app: App, client: Client, spans: InMemorySpanExporter
 ) -> None:
     job = await app.enqueue("noop", metadata={"traceparent": TRACEPARENT, "team": "a"})
-    [publish] = jobq_spans(spans, "publish")
+    [publish] = jobq_spans(spans, "send")
     assert publish.parent is not None and f"{publish.parent.span_id:016x}" == CALLER_SPAN_ID
     assert job.metadata == {"traceparent": f"00-{TRACE_ID}-{hex_ids(publish)[1]}-01", "team": "a"}
 
@@ -197,8 +197,8 @@ async def test_a_batch_is_one_producer_span_that_every_job_carries(
             headers={"traceparent": TRACEPARENT},
         )
     assert response.status_code == 201, response.text
-    [publish] = jobq_spans(spans, "publish")
-    assert publish.name == "publish"  # two queues: no one destination
+    [publish] = jobq_spans(spans, "send")
+    assert publish.name == "send"  # two queues: no one destination
     assert (publish.attributes or {})["messaging.batch.message_count"] == 3
     assert "messaging.destination.name" not in (publish.attributes or {})
     trace_id, span_id = hex_ids(publish)
@@ -222,7 +222,7 @@ async def test_tracing_off_makes_no_span_and_writes_no_context(
         job = await app.enqueue("noop")
         assert job.metadata == {}
         assert (await drain(app)).succeeded == 1
-        assert jobq_spans(spans, "publish") == jobq_spans(spans, "process") == []
+        assert jobq_spans(spans, "send") == jobq_spans(spans, "process") == []
     finally:
         await app.close()
         await drop_schema(database_url, schema)

@@ -74,8 +74,9 @@ class OtelTracer:
         names = sorted(set(queues))
         attributes: dict[str, Any] = {
             "messaging.system": SYSTEM,
-            "messaging.operation.type": "publish",
-            "messaging.operation.name": "publish",
+            # "send": the current conventions' name for what was "publish".
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
         }
         if len(names) == 1:
             attributes["messaging.destination.name"] = names[0]
@@ -86,7 +87,7 @@ class OtelTracer:
         if carried and not trace.get_current_span().get_span_context().is_valid:
             # Extracted into the current context, so that its baggage stays.
             parent_context = _W3C.extract(carried, context=context.get_current())
-        name = f"publish {names[0]}" if len(names) == 1 else "publish"
+        name = f"send {names[0]}" if len(names) == 1 else "send"
         with self._tracer.start_as_current_span(
             name, context=parent_context, kind=SpanKind.PRODUCER, attributes=attributes
         ) as span:

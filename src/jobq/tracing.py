@@ -6,7 +6,7 @@ it), and returns its `Tracer`. Everything else holds a `Tracer | None` and, when
 it is None, does nothing more than that one check: no per-job cost, no import.
 
 Spans (the OpenTelemetry messaging conventions, messaging.system "jobq"):
-- `publish QUEUE`, kind PRODUCER, one per enqueue call (a batch is one span
+- `send QUEUE`, kind PRODUCER, one per enqueue call (a batch is one span
   with messaging.batch.message_count); its context is written into each job's
   metadata as W3C `traceparent` (and `tracestate`), the key jobq already
   carries to the worker and its log lines;
