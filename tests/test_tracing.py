@@ -325,10 +325,14 @@ def test_tracing_on_without_opentelemetry_is_a_clear_error() -> None:
     done = run_python(
         _HIDE
         + """
+        import asyncio
         import jobq
-        from jobq.tracing import load
+        from jobq.client import Client
+
+        # A port nothing listens on: the setting is checked before connecting.
+        settings = jobq.Settings(tracing="otel", database_url="postgresql://u@127.0.0.1:1/x")
         try:
-            load(jobq.Settings(tracing="otel"))
+            asyncio.run(Client.connect(settings, connect_deadline=30))
         except jobq.errors.ConfigError as exc:
             print(exc)
         """.replace("\n        ", "\n")

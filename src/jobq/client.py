@@ -112,6 +112,7 @@ class Client:
         connect_deadline: float = CONNECT_DEADLINE_SECONDS,
     ) -> Client:
         """Open a pool; apply pending migrations, or refuse if `migrate` is False."""
+        tracing.load(settings)  # JOBQ_TRACING=otel without OpenTelemetry: say so before connecting
         url = await resolve_database_url(settings, start_embedded=start_embedded)
         pool = await create_pool(
             url, settings, max_size=pool_max_size, deadline_seconds=connect_deadline
