@@ -22,6 +22,7 @@ import pytest
 
 from jobq import App, Settings
 from jobq.client import Client
+from jobq.db.outage import OUTAGE
 from tests.support import build_test_app
 
 
@@ -74,6 +75,12 @@ def _throwaway_home(name: str) -> Iterator[Path]:
         shutil.rmtree(folder)
         if os.geteuid() == 0:
             shutil.rmtree(dedicated_data_dir(home).parent, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_outage_log() -> None:
+    """Each test sees the first failure of each kind logged (the log is process-wide)."""
+    OUTAGE.reset()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from jobq import events, idempotency
+from jobq import events, idempotency, tracing
 from jobq.client_schedules import ScheduleOps
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
@@ -100,6 +100,7 @@ class Client:
             pool, self.queries, settings, self._known_kinds, self._default_attempts
         )
         self._hub: WaitHub | None = None
+        self.tracer = tracing.load(settings)
 
     @classmethod
     async def connect(
@@ -113,6 +114,7 @@ class Client:
         connect_deadline: float = CONNECT_DEADLINE_SECONDS,
     ) -> Client:
         """Open a pool; apply pending migrations, or refuse if `migrate` is False."""
+        tracing.load(settings)  # JOBQ_TRACING=otel without OpenTelemetry: say so before connecting
         url = await resolve_database_url(settings, start_embedded=start_embedded)
         pool = await create_pool(
             url, settings, max_size=pool_max_size, deadline_seconds=connect_deadline
@@ -175,7 +177,11 @@ class Client:
         return await self._enqueue(list(requests), connection, batch=True)
 
     def _insert_row(
-        self, request: JobRequest, index: int | None, known: frozenset[str] | None
+        self,
+        request: JobRequest,
+        index: int | None,
+        known: frozenset[str] | None,
+        trace_carrier: dict[str, str] | None = None,
     ) -> InsertRow:
         loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
         if known is not None and request.kind not in known:
@@ -188,6 +194,11 @@ class Client:
         if len(metadata.encode()) > DEFAULT_MAX_METADATA_BYTES:
             message = f"metadata is over {DEFAULT_MAX_METADATA_BYTES} bytes serialised"
             raise InvalidRequestError(message, [FieldError((*loc, "metadata"), message)])
+        if trace_carrier:
+            # After the size check: the limit is the caller's, the trace context
+            # jobq's (a few hundred bytes at most). The idempotency fingerprint
+            # is of the request as sent, so a retried request still matches.
+            metadata = dump_json({**request.metadata, **trace_carrier})
         max_attempts = request.max_attempts
         if max_attempts is None:
             max_attempts = (
@@ -212,8 +223,26 @@ class Client:
     async def _enqueue(
         self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
     ) -> list[EnqueueResult]:
+        if self.tracer is None:
+            return await self._enqueue_rows(requests, connection, batch, None)
+        parent = requests[0].metadata if len(requests) == 1 else None
+        with self.tracer.publish([r.queue for r in requests], len(requests), parent) as span:
+            results = await self._enqueue_rows(requests, connection, batch, span.carrier)
+            span.inserted([r.job for r in results])
+            return results
+
+    async def _enqueue_rows(
+        self,
+        requests: list[JobRequest],
+        connection: asyncpg.Connection | None,
+        batch: bool,
+        trace_carrier: dict[str, str] | None,
+    ) -> list[EnqueueResult]:
         known = frozenset(self.catalog.kinds()) if self.catalog is not None else None
-        rows = [self._insert_row(r, i if batch else None, known) for i, r in enumerate(requests)]
+        rows = [
+            self._insert_row(r, i if batch else None, known, trace_carrier)
+            for i, r in enumerate(requests)
+        ]
         to_insert = idempotency.first_of_each_key(rows, batch=batch)
         # The insert is one statement, so it is atomic by itself. Only a batch with
         # keys can fail after rows went in (an item whose key holds a different

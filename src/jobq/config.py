@@ -50,6 +50,11 @@ DEFAULT_LOG_LEVEL = "info"
 # A job's success logs at debug (one line a job is noise at thousands a second);
 # failures and retries log at info and above.
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# JOBQ_TRACING: "off" makes no spans and imports no OpenTelemetry; "otel" makes
+# them through the OpenTelemetry API (the extra jobq[otel]). Not "on when
+# importable": FastAPI itself depends on opentelemetry-api, so it is always there.
+DEFAULT_TRACING = "off"
+TRACING_MODES = ("off", "otel")
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -168,6 +173,12 @@ class Settings:
         "Least level logged by serve and worker: debug (also each job's success), info, "
         "warning or error.",
     )
+    tracing: str = _setting(
+        DEFAULT_TRACING,
+        "OpenTelemetry spans: otel (a producer span at enqueue, a consumer span per attempt; "
+        "needs jobq[otel] and a tracer provider set by the program or opentelemetry-instrument) "
+        "or off (imports no OpenTelemetry).",
+    )
     api_tokens: tuple[ApiToken, ...] = _setting(
         (),
         'Bearer tokens of the HTTP API, a JSON list: [{"token": "...", "scopes": ["read", '
@@ -225,6 +236,7 @@ class Settings:
             )
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
+        parse_tracing("JOBQ_TRACING", self.tracing)
         # Tokens given in code (Settings(api_tokens=...)) meet the same policy.
         seen: set[str] = set()
         for i, token in enumerate(self.api_tokens):
@@ -454,6 +466,13 @@ def parse_log_level(var: str, raw: Any) -> str:
     return level
 
 
+def parse_tracing(var: str, raw: Any) -> str:
+    mode = str(raw).strip().lower()
+    if mode not in TRACING_MODES:
+        raise ConfigError(f"{var}: expected one of {', '.join(TRACING_MODES)}, got {raw!r}")
+    return mode
+
+
 def _parse_path(var: str, raw: Any) -> Path:
     return Path(str(raw)).expanduser()
 
@@ -474,6 +493,7 @@ _PARSERS: dict[str, Any] = {
     "statement_cache": _parse_statement_cache,
     "home": _parse_path,
     "log_level": parse_log_level,
+    "tracing": parse_tracing,
     "app": _parse_app_ref,
     "api_tokens": parse_api_tokens,
     "allowed_hosts": parse_host_list,

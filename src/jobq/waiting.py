@@ -35,6 +35,7 @@ from typing import Any
 import asyncpg
 
 from jobq.config import Settings
+from jobq.db.outage import OUTAGE
 from jobq.db.pool import connect, hold_listening
 from jobq.db.queries import Queries
 from jobq.types import Job
@@ -177,7 +178,7 @@ class WaitHub:
             try:
                 conn = await connect(self.url, self.settings)
             except Exception as exc:
-                log.warning("wait hub cannot open its LISTEN connection: %s", exc)
+                OUTAGE.failed(log, "wait hub: opening its LISTEN connection", exc)
                 self._ready.set()  # waiters go on, on the fallback timer
                 await self._back_off()
                 continue
@@ -185,7 +186,7 @@ class WaitHub:
                 if not await self._serve(conn):
                     return  # NOTIFY does not arrive: the fallback timer only
             except Exception as exc:
-                log.warning("wait hub lost its LISTEN connection: %s", exc)
+                OUTAGE.failed(log, "wait hub: its LISTEN connection", exc)
             finally:
                 self.listening = False
                 self._conn = None
@@ -225,6 +226,7 @@ class WaitHub:
                 return False
         self.listening = True
         self._delay = _BACKOFF_MIN
+        OUTAGE.recovered(log, "wait hub: its LISTEN connection")
         self._ready.set()
         if self.connects > 1:
             # Whatever was notified while no connection listened is lost: look now.
@@ -256,7 +258,7 @@ class WaitHub:
             try:
                 jobs = await self.queries.job_get_many(self.pool, [uuid.UUID(k) for k in keys])
             except Exception as exc:
-                log.warning("wait hub cannot read the watched jobs: %s", exc)
+                OUTAGE.failed(log, "wait hub: reading the watched jobs", exc)
                 self._dirty.update(keys)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, _BACKOFF_MAX)

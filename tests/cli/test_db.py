@@ -77,3 +77,44 @@ async def test_processes_started_in_different_folders_share_one_embedded_server(
     assert f"passfile={home}/pgpass" in urls[0].out.replace("%2F", "/")
     for cwd in (first, second):
         assert not (cwd / ".jobq").exists()
+
+
+async def test_db_stop_refuses_while_jobq_processes_are_connected(
+    settings: Settings, embedded_home: Path
+) -> None:
+    """Stopping the server under a running worker or API would cut them off: `jobq db
+    stop` names them and refuses (exit 4) unless --force."""
+    import os
+
+    import asyncpg
+
+    from jobq.db import embedded
+    from jobq.db.pool import connect_kwargs
+
+    env = cli_env(settings, JOBQ_HOME=str(embedded_home))
+    env.pop("DATABASE_URL")
+    url = embedded.start(embedded_home)
+    # This test's process, connected as any jobq process is (application_name jobq[PID]).
+    held = [await asyncpg.connect(url, **connect_kwargs(settings)) for _ in range(2)]
+    try:
+        refused = await jobq(settings, "db", "stop", env=env)
+        assert refused.code == 4, refused
+        assert f"pid {os.getpid()} (" in refused.error_line
+        assert "2 connections since" in refused.error_line
+        assert refused.error_line.endswith("Stop them first, or use --force")
+        assert embedded.status(embedded_home).running
+
+        forced = await jobq(settings, "db", "stop", "--force", "--json", env=env)
+        assert forced.code == 0 and forced.json() == {"was_running": True}, forced
+        assert not embedded.status(embedded_home).running
+    finally:
+        for conn in held:
+            conn.terminate()
+
+    # Other clients (psql, an admin's script) do not hold it back.
+    other = await asyncpg.connect(embedded.start(embedded_home))
+    try:
+        stopped = await jobq(settings, "db", "stop", env=env)
+        assert stopped.code == 0 and stopped.out.strip() == "stopped", stopped
+    finally:
+        other.terminate()

@@ -40,6 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from jobq.db.outage import OUTAGE
 from jobq.errors import (
     DatabaseUnavailableError,
     FieldError,
@@ -259,7 +260,8 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
         detail = str(exc)
     else:
         # Driver messages may name hosts; the log keeps them, the body does not.
-        log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+        # One line per kind of failure, not one per request of an outage.
+        OUTAGE.failed(log, f"{request.method} {request.url.path}", exc)
         detail = "the database is unavailable; try again later"
     return problem(
         503, detail, type_="unavailable", title="Service unavailable", headers={"Retry-After": "1"}

@@ -123,6 +123,13 @@ def _with_header_key(job: JobRequest, key: str | None) -> JobRequest:
     return job.model_copy(update={"idempotency_key": key})
 
 
+def _incoming_trace(request: Request, client: Client) -> contextlib.AbstractContextManager[None]:
+    """The request's W3C trace context as the enqueue span's parent, when tracing is on."""
+    if client.tracer is None:
+        return contextlib.nullcontext()
+    return client.tracer.incoming(request.headers)
+
+
 async def create_job(
     request: Request,
     job: Annotated[JobRequest, Body(openapi_examples=_JOB_REQUEST_EXAMPLES)],
@@ -137,7 +144,8 @@ async def create_job(
 async def _enqueue(
     request: Request, client: Client, job: JobRequest, wait: int | None = None
 ) -> Response:
-    result = await client.enqueue(job)
+    with _incoming_trace(request, client):
+        result = await client.enqueue(job)
     answer = result.job
     headers = {"Location": _job_location(request, answer.id)}
     if wait is not None:
@@ -241,7 +249,8 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
     if "idempotency-key" in request.headers:
         message = "a batch takes an idempotency_key per item, not the Idempotency-Key header"
         raise InvalidRequestError(message, [FieldError(("Idempotency-Key",), message)])
-    results = await client.enqueue_many(batch.jobs)
+    with _incoming_trace(request, client):
+        results = await client.enqueue_many(batch.jobs)
     return _json({"jobs": [r.job.to_dict() for r in results]}, 201)
 
 

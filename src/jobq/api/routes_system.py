@@ -25,6 +25,7 @@ from jobq.api.dependencies import error_responses
 from jobq.api.models import StatusOut
 from jobq.api.problems import problem
 from jobq.client import Client
+from jobq.db.outage import OUTAGE
 from jobq.errors import SchemaError
 from jobq.metrics import CONTENT_TYPE, Metrics
 
@@ -102,10 +103,11 @@ class _ReadyCache:
         try:
             version = await asyncio.wait_for(self.client.check_schema(), READY_TIMEOUT_SECONDS)
             answer: tuple[int | None, str | None] = (version, None)
+            OUTAGE.recovered(log, "readiness check")
         except SchemaError as exc:
             answer = (None, str(exc))
         except Exception as exc:  # anything else also means "do not send traffic here"
-            log.warning("readiness check failed: %r", exc)
+            OUTAGE.failed(log, "readiness check", exc)
             answer = (None, "the database does not answer")
         self._answer, self._checked_at = answer, time.monotonic()
         return answer

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from jobq.cli.plumbing import (
     EXIT_CODES_HELP,
+    EXIT_CONFLICT,
     JsonOpt,
     errors_to_exit_codes,
     fail,
@@ -17,6 +18,9 @@ from jobq.cli.plumbing import (
 )
 from jobq.cli.render import print_json
 from jobq.config import Settings
+
+if TYPE_CHECKING:
+    from jobq.db.records import JobqSession
 
 
 @with_settings
@@ -82,20 +86,69 @@ def db_url(settings: Settings, json_out: JsonOpt = False) -> None:
         print(url)
 
 
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Stop even while jobq processes are connected (they lose their connections "
+        "and retry until the server is back).",
+    ),
+]
+
+
 @with_settings
-def db_stop(settings: Settings, json_out: JsonOpt = False) -> None:
+def db_stop(settings: Settings, json_out: JsonOpt = False, force: ForceOpt = False) -> None:
     """Stop the embedded PostgreSQL (exits 0 if it was not running).
+
+    Refuses (exit 4) while jobq processes are connected to it, naming them; --force
+    stops it anyway.
 
     Example: jobq db stop --json   (prints {"was_running": true} or false)
     """
     from jobq.db import embedded
 
     with errors_to_exit_codes():
+        url = embedded.attach(settings.home)
+    if url is not None and not force:
+        sessions = run_async(_jobq_sessions(url, settings))
+        if sessions:
+            fail(
+                "jobq processes are connected to the embedded PostgreSQL: "
+                + "; ".join(_describe(s) for s in sessions)
+                + ". Stop them first, or use --force",
+                EXIT_CONFLICT,
+            )
+    with errors_to_exit_codes():
         stopped = embedded.stop(settings.home)
     if json_out:
         print_json({"was_running": stopped})
     else:
         out.print("stopped" if stopped else "already stopped")
+
+
+async def _jobq_sessions(url: str, settings: Settings) -> list[JobqSession]:
+    from jobq.db.pool import connect
+    from jobq.db.queries import Queries
+
+    conn = await connect(url, settings)
+    try:
+        return await Queries(settings.schema).jobq_sessions(conn)
+    finally:
+        await conn.close()
+
+
+def _describe(session: JobqSession) -> str:
+    """`pid 123 (jobq serve --port 8000), 3 connections since 12:00:01`."""
+    from jobq.db.embedded import command_line
+
+    pid = session.pid
+    command = command_line(pid) if pid is not None else None
+    who = f"pid {pid}" if pid is not None else session.application_name
+    if command:
+        who += f" ({command})"
+    plural = "s" if session.connections != 1 else ""
+    since = session.since.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{who}, {session.connections} connection{plural} since {since}"
 
 
 def register(app: typer.Typer) -> None:

@@ -92,13 +92,27 @@ def start(home: Path) -> str:
     _pgserver()
     _make_home(home)
     home = home.resolve()
+    began = time.monotonic()
     with _locked(home, exclusive=True):
         # Chosen under the lock, so that racing first starts agree on the folder.
         pgdata = data_dir(home)
+        created = _pgserver().pgdata_version(pgdata) is None
+        running = _live_postmaster(home, pgdata) is not None
         url = _ready_url(home, pgdata, launch=True)
     assert url is not None
-    log.info("embedded PostgreSQL ready, data in %s", pgdata)
+    _log_start(pgdata, created=created, running=running, seconds=time.monotonic() - began)
     return url
+
+
+def _log_start(pgdata: Path, *, created: bool, running: bool, seconds: float) -> None:
+    """One line per start; initdb's and pg_ctl's output only ever in an error's message."""
+    if running:
+        # Every process that shares the server says so: not news worth a line each.
+        log.debug("embedded PostgreSQL already running, data in %s", pgdata)
+    elif created:
+        log.info("embedded PostgreSQL created and started in %.1fs, data in %s", seconds, pgdata)
+    else:
+        log.info("embedded PostgreSQL started in %.1fs, data in %s", seconds, pgdata)
 
 
 def attach(home: Path) -> str | None:
@@ -335,6 +349,20 @@ def _process_state(pid: int, pgdata: Path) -> Literal["postmaster", "zombie", "o
         return "other"
     except psutil.AccessDenied:  # another user's process: assume it is the server
         return "postmaster"
+
+
+def command_line(pid: int, limit: int = 80) -> str | None:
+    """The command line of local process `pid`, cut to `limit` characters; None if it is
+    gone or not ours to read (the embedded server's clients are on this machine)."""
+    import psutil
+
+    try:
+        text = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return None
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _connect_error(url: str) -> str | None:

@@ -16,6 +16,7 @@ import asyncpg
 
 from jobq.config import Settings, redact
 from jobq.db.loader import load_sql, read_package_sql
+from jobq.db.outage import OUTAGE, OUTAGE_LOG_WINDOW_SECONDS, OutageLog
 from jobq.errors import DatabaseUnavailableError, EmbeddedDatabaseError
 
 log = logging.getLogger("jobq.db")
@@ -39,28 +40,27 @@ _TRANSIENT = (
 
 # asyncpg's pool logs "Failed to restore the pool connection floor" with a full
 # traceback at every reconnect attempt while the server is down (5-7 per
-# restart). Once per kind of failure in this window is enough; the loops that
-# use the pool say the rest once per streak.
-POOL_FLOOR_LOG_WINDOW_SECONDS = 60.0
+# restart). Once per kind of failure in the process (jobq.db.outage) is enough:
+# the loops that use the pool say the same failure through the same log.
+POOL_FLOOR_LOG_WINDOW_SECONDS = OUTAGE_LOG_WINDOW_SECONDS
 
 
 class PoolFloorFilter(logging.Filter):
-    """Turns asyncpg's pool-floor warning into one line per failure kind per window."""
+    """Turns asyncpg's pool-floor warning into one line per failure kind per window,
+    shared with every other report of the outage (`outage`, default the process's)."""
 
-    def __init__(self, window: float = POOL_FLOOR_LOG_WINDOW_SECONDS) -> None:
+    def __init__(self, window: float | None = None, outage: OutageLog | None = None) -> None:
         super().__init__()
-        self.window = window
-        self._last_said: dict[str, float] = {}
+        self.outage = outage or (OUTAGE if window is None else OutageLog(window))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.getMessage().startswith("Failed to restore the pool connection floor"):
             return True
         exc = record.exc_info[1] if record.exc_info else None
         kind = type(exc).__name__ if exc is not None else "unknown"
-        now = time.monotonic()
-        if now - self._last_said.get(kind, -self.window) < self.window:
+        if not self.outage.first(kind):
             return False
-        self._last_said[kind] = now
+        record.failure_kind = kind
         record.msg = "the pool cannot restore its idle connections yet (%s: %s); retrying"
         record.args = (kind, exc)
         record.exc_info = None

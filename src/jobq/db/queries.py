@@ -25,6 +25,7 @@ from jobq.db.records import (
     HeartbeatAnswer,
     HeldJob,
     InsertRow,
+    JobqSession,
     ScheduleRow,
     job_from_record,
     schedule_from_record,
@@ -333,6 +334,10 @@ class Queries:
 
     async def listener_probe(self, conn: Conn, channel: str, payload: str) -> None:
         await conn.execute(self.sql["listener_probe"], channel, payload)
+
+    async def jobq_sessions(self, conn: Conn) -> list[JobqSession]:
+        records = await conn.fetch(self.sql["jobq_sessions"])
+        return [JobqSession.from_record(r) for r in records]
 
     async def connection_ping(self, conn: Conn) -> None:
         await conn.execute(self.sql["connection_ping"])

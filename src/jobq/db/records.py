@@ -15,6 +15,25 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+@dataclass(frozen=True, slots=True)
+class JobqSession:
+    """The connections of one jobq process to a server (pg_stat_activity)."""
+
+    application_name: str  # jobq[PID]
+    connections: int
+    since: datetime
+
+    @property
+    def pid(self) -> int | None:
+        """The process id in the name, None if the name is not jobq's form."""
+        digits = self.application_name.removeprefix("jobq[").removesuffix("]")
+        return int(digits) if digits.isdigit() else None
+
+    @classmethod
+    def from_record(cls, row: Any) -> JobqSession:
+        return cls(row["application_name"], row["connections"], row["since"])
+
+
 def job_from_record(row: Any) -> Job:
     return Job(
         id=row["id"],

@@ -1,9 +1,11 @@
 """Backing off after database errors, shared by every loop of the worker.
 
 A database that restarts, fails over or drops a connection must not crash a
-worker: each loop catches the error, logs it once per streak, waits a jittered
-doubling delay and carries on. Errors that are not about the connection (a
-bug, a missing schema) are retried the same way but logged with a traceback.
+worker: each loop catches the error, reports it to `jobq.db.outage.OUTAGE`
+(one warning line per kind of failure for the whole process, not one per loop
+or per retry), waits a jittered doubling delay and carries on. Errors that are
+not about the connection (a bug, a missing schema) are retried the same way but
+logged with a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 
 import asyncpg
 
+from jobq.db.outage import OUTAGE
 from jobq.errors import DatabaseUnavailableError
 from jobq.worker.config import BACKOFF_MAX_SECONDS, BACKOFF_MIN_SECONDS
 
@@ -52,7 +55,8 @@ class Backoff:
 
     def succeeded(self) -> None:
         if self.failures:
-            self.log.info("%s works again after %d failures", self.what, self.failures)
+            self.log.debug("%s works again after %d failures", self.what, self.failures)
+            OUTAGE.recovered(self.log, self.what)
         self.failures = 0
 
     def delay(self) -> float:
@@ -63,10 +67,7 @@ class Backoff:
         """Log the error (quietly after the first of a streak) and wait."""
         self.failures += 1
         if isinstance(exc, CONNECTION_ERRORS):
-            level = logging.WARNING if self.failures == 1 else logging.DEBUG
-            self.log.log(
-                level, "%s failed: %s: %s", self.what, type(exc).__name__, exc, extra=extra
-            )
+            OUTAGE.failed(self.log, self.what, exc, extra)
         else:
             self.log.error("%s failed", self.what, exc_info=exc, extra=extra)
         await asyncio.sleep(self.delay())

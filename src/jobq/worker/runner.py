@@ -34,6 +34,7 @@ from jobq.handlers import (
     encode_result,
 )
 from jobq.registry import TaskSpec
+from jobq.tracing import Tracer
 from jobq.types import CancelledOutcome, Failed, Interrupted, Job, Outcome, Succeeded
 
 log = logging.getLogger("jobq.worker")
@@ -88,10 +89,12 @@ class JobRunner:
         on_settled: Settled,
         *,
         max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+        tracer: Tracer | None = None,
     ) -> None:
         self.cancel_grace_seconds = cancel_grace_seconds
         self.on_settled = on_settled
         self.max_result_bytes = max_result_bytes
+        self.tracer = tracer
 
     def start(self, running: RunningJob) -> None:
         task = asyncio.create_task(self._run(running), name=f"jobq-job-{running.id}")
@@ -99,6 +102,16 @@ class JobRunner:
         task.add_done_callback(lambda t: self._task_done(running, t))
 
     async def _run(self, running: RunningJob) -> Outcome:
+        if self.tracer is None:
+            return await self._run_handler(running)
+        # The consumer span is current in the job's task, so the handler's own
+        # spans are its children. A task cancelled by force ends it with the error.
+        with self.tracer.process(running.job, running.ctx.worker_id) as span:
+            outcome = await self._run_handler(running)
+            span.outcome(outcome)
+            return outcome
+
+    async def _run_handler(self, running: RunningJob) -> Outcome:
         if running.spec is None:
             # The claim takes only the kinds this worker registers, so this is a
             # defence, not a path: should a job of another kind reach it anyway, it

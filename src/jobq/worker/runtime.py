@@ -93,6 +93,7 @@ class Worker:
             cfg.cancel_grace_seconds,
             self._settled,
             max_result_bytes=client.settings.max_result_bytes,
+            tracer=client.tracer,
         )
         policy_for = registry.policy_for(client.settings)
         # A batch never needs to be bigger than what the slots can produce.

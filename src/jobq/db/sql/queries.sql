@@ -516,6 +516,15 @@ WHERE last_heartbeat_at < now() - make_interval(secs => $1::float8);
 -- NOTIFY channel $1 with payload $2: a worker's check that its LISTEN hears it.
 SELECT pg_notify($1::text, $2::text);
 
+-- name: jobq_sessions
+-- The jobq processes connected to this server, but for the asking connection: their
+-- connections are named jobq[PID] (jobq.db.pool.connect_kwargs); `jobq db stop` checks.
+SELECT application_name, count(*)::int AS connections, min(backend_start) AS since
+FROM pg_stat_activity
+WHERE application_name LIKE 'jobq[%]' AND pid <> pg_backend_pid()
+GROUP BY application_name
+ORDER BY application_name;
+
 -- name: connection_ping
 -- One round trip, proving a long-lived session connection (LISTEN) is alive.
 SELECT 1;
