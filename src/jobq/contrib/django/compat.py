@@ -27,16 +27,9 @@ if sys.version_info >= (3, 12):
     from django.tasks.exceptions import TaskResultDoesNotExist
     from django.utils.json import normalize_json
 else:
-    from django_tasks import (
-        Task,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
-        task,
-        task_backends,
-    )
+    from django_tasks import TaskContext, TaskResult, TaskResultStatus, task, task_backends
     from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import TaskError
+    from django_tasks.base import Task, TaskError
     from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
     from django_tasks.utils import normalize_json
 

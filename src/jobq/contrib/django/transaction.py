@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobq.client import EnqueueResult
+from jobq.enqueue_plan import EnqueueResult
 from jobq.contrib.django import store
 from jobq.contrib.django.conf import config
 from jobq.job_request import parse_request

@@ -9,11 +9,10 @@ worker` passes through (`--burst`, `--concurrency 20`, `--queues emails`).
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand
 
 from jobq.contrib.django.conf import config, worker_database_url
 
@@ -23,8 +22,11 @@ WORKER_APP_REF = "jobq.contrib.django.worker:app"
 class Command(BaseCommand):
     help = "Run a jobq worker for this project (Django tasks and JOBQ['APP']'s kinds)."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("worker_args", nargs=argparse.REMAINDER, help="jobq worker's flags")
+    def run_from_argv(self, argv: list[str]) -> None:
+        # Every flag after the command name is `jobq worker`'s (`--help` too), so
+        # Django's parser, which would refuse them, is skipped; manage.py has
+        # applied --settings and --pythonpath already, and they are dropped.
+        self.handle(*_without_django_flags(argv[2:]))
 
     def handle(self, *args: Any, **options: Any) -> None:
         from jobq.cli import cli
@@ -34,4 +36,17 @@ class Command(BaseCommand):
         if schema is not None:
             os.environ["JOBQ_SCHEMA"] = schema
         # typer exits with the worker's code (jobq's exit codes, docs/CLI.md).
-        cli(["worker", "--app", WORKER_APP_REF, *options["worker_args"]], prog_name="jobq")
+        cli(["worker", "--app", WORKER_APP_REF, *args], prog_name="manage.py jobq_worker")
+
+
+def _without_django_flags(args: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--settings", "--pythonpath"):
+            skip = True
+        elif not arg.startswith(("--settings=", "--pythonpath=")):
+            kept.append(arg)
+    return kept
