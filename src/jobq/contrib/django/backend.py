@@ -53,7 +53,7 @@ class JobqBackend(BaseTaskBackend):
             raise InvalidTaskError(f"TASKS[{alias!r}]['OPTIONS']: unknown keys {unknown}")
         self.max_attempts = int(self.options.get("MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
 
-    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+    def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any]:
         self.validate_task(task)
         request = parse_request(
             {
@@ -68,7 +68,7 @@ class JobqBackend(BaseTaskBackend):
         job = store.enqueue(request, config().database).job
         return task_result(task, job, [], self.alias)
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[Any]:
         try:
             job_id = uuid.UUID(result_id)
         except (TypeError, ValueError):

@@ -36,15 +36,17 @@ STATUS_OF: dict[JobStatus, TaskResultStatus] = {
 }
 
 
-class AttemptLost(Exception):  # noqa: N818 - named for what happened, as Django's TaskError shows it
+class AttemptLost(Exception):
     """An attempt that ended without an exception of the task's: its worker died
     (lease expired) or stopped (interrupted), or the job was cancelled."""
 
 
-def task_result(task: Task, job: Job, attempts: list[Attempt], backend: str) -> TaskResult:
+def task_result(
+    task: Task[Any, Any], job: Job, attempts: list[Attempt], backend: str
+) -> TaskResult[Any]:
     """`job` (of kind django.task, made for `task`) as Django's TaskResult."""
     payload = job.payload
-    result = TaskResult(
+    result: TaskResult[Any] = TaskResult(
         task=task,
         id=str(job.id),
         status=STATUS_OF[job.status],
@@ -63,7 +65,9 @@ def task_result(task: Task, job: Job, attempts: list[Attempt], backend: str) -> 
     return result
 
 
-def running_result(task: Task, ctx: JobContext, payload: dict[str, Any]) -> TaskResult:
+def running_result(
+    task: Task[Any, Any], ctx: JobContext, payload: dict[str, Any]
+) -> TaskResult[Any]:
     """The TaskResult a task that takes a context sees while it runs (no query:
     the attempts before this one are counted, not read)."""
     job = ctx.job

@@ -29,7 +29,7 @@ DJANGO_TASK_KIND = "django.task"
 DEFAULT_MAX_ATTEMPTS = 1
 
 
-def payload_of(task: Task, args: Any, kwargs: Any, backend: str) -> dict[str, Any]:
+def payload_of(task: Task[Any, Any], args: Any, kwargs: Any, backend: str) -> dict[str, Any]:
     """The job payload of one enqueue of `task` (JSON: Django normalises arguments the same way)."""
     run_after: datetime | None = task.run_after
     return {
@@ -41,7 +41,7 @@ def payload_of(task: Task, args: Any, kwargs: Any, backend: str) -> dict[str, An
     }
 
 
-def load_task(path: str) -> Task:
+def load_task(path: str) -> Task[Any, Any]:
     """The `Task` at a module path, or ImportError naming what is there instead."""
     found = import_string(path)
     if not isinstance(found, Task):

@@ -19,10 +19,10 @@ from django.db import connections
 
 from jobq.app import App
 from jobq.appref import load_app
-from jobq.enqueue_plan import EnqueueResult
 from jobq.contrib.django.conf import config, jobq_settings
 from jobq.db.dbapi import FormatStatement, jobs_from_rows, to_format_paramstyle
 from jobq.db.queries import Queries
+from jobq.enqueue_plan import EnqueueResult
 from jobq.job_request import JobRequest
 from jobq.transactional import enqueue_on_cursor
 from jobq.types import Attempt, AttemptOutcome, Job, JobStatus

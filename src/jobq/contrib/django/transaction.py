@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobq.enqueue_plan import EnqueueResult
 from jobq.contrib.django import store
 from jobq.contrib.django.conf import config
+from jobq.enqueue_plan import EnqueueResult
 from jobq.job_request import parse_request
 
 

@@ -4,8 +4,8 @@ from django.db import models
 
 
 class Order(models.Model):
-    email = models.CharField(max_length=200)
-    status = models.CharField(max_length=20, default="placed")
+    email: models.CharField[str, str] = models.CharField(max_length=200)
+    status: models.CharField[str, str] = models.CharField(max_length=20, default="placed")
 
     class Meta:
         app_label = "testproject"

@@ -8,7 +8,7 @@ from jobq.contrib.django.conf import database_settings
 
 SCHEMA = os.environ.get("JOBQ_SCHEMA", "jobq")
 
-SECRET_KEY = "tests-only"  # noqa: S105 - a test project's, never deployed
+SECRET_KEY = "tests-only"  # a test project's, never deployed
 DEBUG = False
 ALLOWED_HOSTS = ["testserver"]
 USE_TZ = True
