@@ -96,6 +96,20 @@ _LIBPQ_OPTIONS = frozenset(
 )  # fmt: skip
 
 
+def default_database_url() -> str:
+    """DATABASE_URL, else jobq's embedded PostgreSQL (started if need be), as every
+    jobq command picks its database: a project's settings can use it for zero setup,
+
+        DATABASES = {"default": database_settings(default_database_url())}
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from jobq.db import embedded
+
+    return embedded.start(Settings.from_env().home.resolve())
+
+
 def worker_database_url() -> str:
     """DATABASE_URL when set, else the database of JOBQ['DATABASE']."""
     return os.environ.get("DATABASE_URL") or database_url(config().database)
