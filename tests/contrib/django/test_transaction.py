@@ -86,3 +86,24 @@ def test_an_idempotency_key_replays_the_first_job(django_project: DjangoProject)
     again = jobq.contrib.django.enqueue("orders.confirm", {"order": 7}, idempotency_key="o-7")
     assert (first.replayed, again.replayed) == (False, True)
     assert again.job.id == first.job.id
+
+
+def test_workers_are_woken_at_commit_and_never_for_a_rollback(
+    django_project: DjangoProject,
+) -> None:
+    import psycopg
+
+    from jobq.db.queries import Queries
+
+    channel = Queries(django_project.schema).enqueue_channel
+    with psycopg.connect(django_project.database_url, autocommit=True) as listener:
+        listener.execute(f'LISTEN "{channel}"')  # what an idle worker waits on
+        with pytest.raises(RuntimeError), transaction.atomic():
+            jobq.contrib.django.enqueue("orders.confirm", {"order": 1}, queue="lost")
+            raise RuntimeError("roll back")
+        with transaction.atomic():
+            jobq.contrib.django.enqueue("orders.confirm", {"order": 2}, queue="kept")
+        # Notifications arrive in commit order: had the rolled-back one been sent, it
+        # would come first. The timeout is a deadline, not a pause: it returns on arrival.
+        [woken] = list(listener.notifies(timeout=10, stop_after=1))
+    assert woken.payload == "kept"
