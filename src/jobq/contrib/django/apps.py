@@ -29,16 +29,19 @@ def migrate_jobq(*, using: str, verbosity: int = 1, **_: Any) -> None:
 
     if using != config().database:
         return
-    applied = asyncio.run(_migrate())
+    applied = asyncio.run(_migrate(using))
     if verbosity >= 1 and applied:
         print(f"  jobq: applied {len(applied)} migration(s) of its own")
 
 
-async def _migrate() -> list[str]:
+async def _migrate(alias: str) -> list[str]:
     from jobq.client import Client
-    from jobq.contrib.django.conf import jobq_settings, worker_database_url
+    from jobq.contrib.django.conf import database_url, jobq_settings
 
-    client = await Client.connect(jobq_settings(database_url=worker_database_url()))
+    # The database Django just migrated (under its test runner, the test
+    # database), where enqueue() will write: not DATABASE_URL, which may name
+    # another route to it, or another database.
+    client = await Client.connect(jobq_settings(database_url=database_url(alias)))
     try:
         return [m.name for m in client.applied_migrations]
     finally:
