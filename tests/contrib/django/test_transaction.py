@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -107,3 +108,9 @@ def test_workers_are_woken_at_commit_and_never_for_a_rollback(
         # would come first. The timeout is a deadline, not a pause: it returns on arrival.
         [woken] = list(listener.notifies(timeout=10, stop_after=1))
     assert woken.payload == "kept"
+
+
+def test_aenqueue_from_async_code(django_project: DjangoProject) -> None:
+    result = asyncio.run(jobq.contrib.django.aenqueue("orders.confirm", {"order": 3}))
+    assert result.job.payload == {"order": 3}
+    assert [j["kind"] for j in _jobs(django_project.schema)] == ["orders.confirm"]

@@ -1,7 +1,8 @@
 """jobq for Django projects (`pip install jobq[django]`).
 
 - `enqueue(kind, payload, using=...)`: a job written on Django's connection, in
-  its `transaction.atomic()` (jobq.contrib.django.transaction).
+  its `transaction.atomic()` (jobq.contrib.django.transaction); `aenqueue` for
+  async code.
 - `JobqBackend`: a `django.tasks` backend; `@task` functions run on jobq
   workers and their results read back through Django's API
   (jobq.contrib.django.backend, .runner, .results).
@@ -16,6 +17,6 @@ Django 5.2 and Python 3.11 (jobq.contrib.django.compat).
 
 from jobq.contrib.django.backend import JobqBackend
 from jobq.contrib.django.runner import DJANGO_TASK_KIND, register
-from jobq.contrib.django.transaction import enqueue
+from jobq.contrib.django.transaction import aenqueue, enqueue
 
-__all__ = ["DJANGO_TASK_KIND", "JobqBackend", "enqueue", "register"]
+__all__ = ["DJANGO_TASK_KIND", "JobqBackend", "aenqueue", "enqueue", "register"]
