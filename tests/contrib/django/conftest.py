@@ -23,6 +23,7 @@ from tests.conftest import drop_schema
 
 SETTINGS_MODULE = "tests.contrib.django.project.settings"
 ROOT = Path(__file__).resolve().parents[3]
+WORKER_APP = "jobq.contrib.django.worker:app"
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,13 @@ class DjangoProject:
             check=False,
         )
 
-    def work(self) -> None:
-        """Run the project's jobq worker until no runnable job is left (manage.py jobq_worker)."""
-        done = self.run("-m", "django", "jobq_worker", "--burst")
+    def work(self, *, plain_cli: bool = False) -> None:
+        """Run the project's jobq worker until no runnable job is left: `manage.py
+        jobq_worker`, or with `plain_cli` the `jobq worker --app ...` it stands for."""
+        if plain_cli:
+            done = self.run("-m", "jobq", "worker", "--app", WORKER_APP, "--burst")
+        else:
+            done = self.run("-m", "django", "jobq_worker", "--burst")
         assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -81,7 +81,7 @@ def test_retries_come_from_the_backends_max_attempts_and_the_context_counts_them
     with connections["default"].cursor() as cursor:
         # The retry waits its backoff: make it due now (a factory's move), for the next worker.
         cursor.execute(f'UPDATE "{django_project.schema}".jobs SET run_at = now()')
-    django_project.work()
+    django_project.work(plain_cli=True)
     result.refresh()
     assert _status(result) == TaskResultStatus.SUCCESSFUL
     assert result.return_value == 2 and result.attempts == 2
