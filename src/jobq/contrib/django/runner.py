@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from jobq.app import App
 from jobq.contrib.django.compat import Task, TaskContext, class_path, normalize_json
+from jobq.contrib.django.results import running_result
 from jobq.errors import JobCancelled
 from jobq.handlers import JobContext, describe_traceback
 from jobq.types import Failed
@@ -58,8 +59,6 @@ def run_django_task(ctx: JobContext, payload: dict[str, Any]) -> Any:
         task = load_task(payload["task"])
         args, kwargs = payload.get("args", []), payload.get("kwargs", {})
         if task.takes_context:
-            from jobq.contrib.django.results import running_result
-
             context = TaskContext(task_result=running_result(task, ctx, payload))
             value = task.call(context, *args, **kwargs)
         else:
