@@ -64,16 +64,34 @@ class DjangoProject:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _setup_django(database_url: str) -> None:
+    """django.setup() once per process, the environment that the settings module reads
+    set only meanwhile: other tests of this process may need DATABASE_URL unset."""
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    saved = {name: os.environ.get(name) for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    os.environ.update(DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
+    try:
+        import django
+
+        django.setup()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture
 def django_project(database_url: str, schema: str) -> Iterator[DjangoProject]:
-    os.environ.setdefault("DATABASE_URL", database_url)
-    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
-    import django
     from django.core.management import call_command
     from django.db import connections
     from django.test.utils import override_settings
 
-    django.setup()
+    _setup_django(database_url)
     connection = connections["default"]
     connection.close()
     from jobq.contrib.django.conf import database_settings
