@@ -24,9 +24,11 @@ def test_a_url_becomes_a_databases_entry() -> None:
         "OPTIONS": {"sslmode": "require"},
     }
     # `jobq db url`'s shape for the embedded server: a socket folder and a password file.
-    socket = database_settings("postgresql://postgres@/jobq?host=/tmp/s&passfile=/tmp/s/pgpass")
-    assert (socket["HOST"], socket["NAME"], socket["OPTIONS"]) == (
+    url = "postgresql://postgres@/jobq?host=/tmp/s&port=5433&passfile=/tmp/s/pgpass"
+    socket = database_settings(url)
+    assert (socket["HOST"], socket["PORT"], socket["NAME"], socket["OPTIONS"]) == (
         "/tmp/s",
+        "5433",
         "jobq",
         {"passfile": "/tmp/s/pgpass"},
     )

@@ -76,8 +76,12 @@ def database_url(alias: str) -> str:
     port = str(db.get("PORT") or "")
     params = {k: str(v) for k, v in (db.get("OPTIONS") or {}).items() if k in _LIBPQ_OPTIONS}
     if host.startswith("/"):
+        # A socket folder and its port (the socket's name) go in the query, as
+        # `jobq db url` prints them: "user@:5432" has no host for a URL parser.
         params["host"] = host
-        netloc = auth + (f":{port}" if port else "")
+        if port:
+            params["port"] = port
+        netloc = auth
     else:
         netloc = auth + host + (f":{port}" if port else "")
     query = f"?{urlencode(params)}" if params else ""
