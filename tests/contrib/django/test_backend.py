@@ -162,3 +162,30 @@ def test_unknown_results_and_bad_tasks_are_refused(django_project: DjangoProject
         backend.get_result("00000000-0000-7000-8000-000000000000")
     with pytest.raises(InvalidTaskError, match="Queue"):
         tasks.add.using(queue_name="elsewhere")
+
+
+def test_djangos_task_signals_are_sent(django_project: DjangoProject) -> None:
+    from jobq.contrib.django.compat import TaskResult as Result
+    from jobq.contrib.django.compat import task_enqueued
+    from tests.contrib.django.project import tasks
+
+    enqueued: list[Result[Any]] = []
+
+    def receive(sender: type, task_result: Result[Any], **kwargs: Any) -> None:
+        enqueued.append(task_result)
+
+    task_enqueued.connect(receive)
+    try:
+        ok = tasks.add.enqueue(1, 2)
+        bad = tasks.explode.enqueue("signalled")
+    finally:
+        task_enqueued.disconnect(receive)
+    assert [r.id for r in enqueued] == [ok.id, bad.id]
+
+    # In the worker: Django's own receivers of task_started and task_finished log them.
+    done = django_project.run("-m", "django", "jobq_worker", "--burst")
+    assert done.returncode == 0, done.stderr
+    log = done.stdout + done.stderr
+    assert f"Task id={ok.id} path=tests.contrib.django.project.tasks.add state=RUNNING" in log
+    assert f"Task id={ok.id} path=tests.contrib.django.project.tasks.add state=SUCCESSFUL" in log
+    assert f"Task id={bad.id} path=tests.contrib.django.project.tasks.explode state=FAILED" in log

@@ -10,6 +10,10 @@ its priority the job's priority (Django's -100..100 fits jobq's range, and both
 run higher first), its run_after the job's run_at. Results are read back from
 the job and its attempts (jobq.contrib.django.results).
 
+Django's signals: task_enqueued at the insert; task_started and task_finished
+in the worker, around each attempt (a failed attempt that jobq retries sends
+task_finished with FAILED too).
+
 OPTIONS: {"MAX_ATTEMPTS": n} lets jobq retry a task that raised, up to n
 attempts in all (default 1: Django's tasks do not retry).
 """
@@ -26,6 +30,7 @@ from jobq.contrib.django.compat import (
     Task,
     TaskResult,
     TaskResultDoesNotExist,
+    task_enqueued,
 )
 from jobq.contrib.django.conf import config
 from jobq.contrib.django.results import run_after_of, task_result
@@ -66,7 +71,11 @@ class JobqBackend(BaseTaskBackend):
             }
         )
         job = store.enqueue(request, config().database).job
-        return task_result(task, job, [], self.alias)
+        result = task_result(task, job, [], self.alias)
+        # At the insert, as Django's backends send it: inside atomic() the job is
+        # written but not yet committed (and gone again after a rollback).
+        task_enqueued.send(type(self), task_result=result)
+        return result
 
     def get_result(self, result_id: str) -> TaskResult[Any]:
         try:

@@ -6,7 +6,8 @@ attribute that `@task` left, a `Task`), calls its function in a worker thread
 with Django's connections handled as a request handles them, and stores the
 normalised return value as the job's result. A task that raises fails its job
 with the exception's class path in the error, so `TaskResult.errors` can name
-it (`TaskError.exception_class_path`).
+it (`TaskError.exception_class_path`). Django's task_started and task_finished
+signals are sent around each attempt, with the TaskResult as the task sees it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,22 @@ from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from jobq.app import App
-from jobq.contrib.django.compat import Task, TaskContext, class_path, normalize_json
+from jobq.contrib.django.compat import (
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    class_path,
+    normalize_json,
+    task_finished,
+    task_started,
+    traceback_text,
+)
 from jobq.contrib.django.results import running_result
 from jobq.errors import JobCancelled
 from jobq.handlers import JobContext, describe_traceback
@@ -55,21 +68,41 @@ def run_django_task(ctx: JobContext, payload: dict[str, Any]) -> Any:
     # As around a request: a connection left broken or past CONN_MAX_AGE by the
     # thread's previous task is not handed to this one, nor this one's to the next.
     close_old_connections()
+    result: TaskResult[Any] | None = None
     try:
         task = load_task(payload["task"])
+        result = running_result(task, ctx, payload)
+        sender = type(task.get_backend())
+        task_started.send(sender, task_result=result)
         args, kwargs = payload.get("args", []), payload.get("kwargs", {})
         if task.takes_context:
-            context = TaskContext(task_result=running_result(task, ctx, payload))
-            value = task.call(context, *args, **kwargs)
+            value = task.call(TaskContext(task_result=result), *args, **kwargs)
         else:
             value = task.call(*args, **kwargs)
-        return normalize_json(value)
+        value = normalize_json(value)
+        _finish(result, TaskResultStatus.SUCCESSFUL, value=value)
+        task_finished.send(sender, task_result=result)
+        return value
     except JobCancelled:
         raise
     except Exception as exc:  # the task's failure is its result's error, not a crash
+        if result is not None:
+            # Inside the handler, as Django's backends do: its logger reads exc_info.
+            result.errors.append(
+                TaskError(exception_class_path=class_path(type(exc)), traceback=traceback_text(exc))
+            )
+            _finish(result, TaskResultStatus.FAILED)
+            task_finished.send(type(result.task.get_backend()), task_result=result)
         return Failed(f"{class_path(type(exc))}: {exc}", describe_traceback(exc))
     finally:
         close_old_connections()
+
+
+def _finish(result: TaskResult[Any], status: TaskResultStatus, *, value: Any = None) -> None:
+    # TaskResult is frozen: Django's own backends set its fields this way.
+    object.__setattr__(result, "status", status)
+    object.__setattr__(result, "finished_at", timezone.now())
+    object.__setattr__(result, "_return_value", value)
 
 
 def register(app: App, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> App:
