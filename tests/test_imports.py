@@ -10,12 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jobq
 
+# Modules whose import sets a program up, as a __main__ runs one: the Django
+# worker app sets Django up, which needs a project's DJANGO_SETTINGS_MODULE
+# (tests/contrib/django import it in their worker subprocesses).
+PROGRAM_MODULES = frozenset({"jobq.contrib.django.worker"})
+
 
 def all_modules() -> list[str]:
     names = ["jobq"]
     for info in pkgutil.walk_packages(jobq.__path__, prefix="jobq."):
         # A __main__ module runs its program when imported: that is its job.
-        if not info.name.endswith(".__main__"):
+        if not info.name.endswith(".__main__") and info.name not in PROGRAM_MODULES:
             names.append(info.name)
     return sorted(names)
 
