@@ -104,6 +104,10 @@ class SyncClient:
             atexit.register(self.close)
             return client, loop
 
+    def open(self) -> None:
+        """Connect (and migrate) now rather than on the first call: fail fast at start."""
+        self._started()
+
     def _call(self, step: Callable[[Client], Awaitable[T]]) -> T:
         """Run `step(client)` on the loop thread and wait for its answer."""
         if threading.current_thread() is self._thread:
