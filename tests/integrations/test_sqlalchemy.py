@@ -15,7 +15,7 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, create_en
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, registry
 
-from jobq import App, PayloadTooLargeError, Settings, UnknownKindError
+from jobq import App, IdempotencyConflictError, PayloadTooLargeError, Settings, UnknownKindError
 from jobq.client import Client
 from jobq.worker.runtime import Worker
 from tests.integrations.support import job_count, succeeded
@@ -160,3 +160,21 @@ async def test_an_async_fastapi_route_enqueues_in_its_async_session(
         assert [r["email"] for r in rows] == ["ada"]
     finally:
         await engine.dispose()
+
+
+async def test_idempotency_through_a_session_and_a_clear_error_for_other_objects(
+    app: App, client: Client, engine: Engine
+) -> None:
+    original = await app.enqueue("noop", {"a": 1}, idempotency_key="k")
+    with Session(engine) as session:
+        again = app.sync.enqueue("noop", {"a": 1}, idempotency_key="k", connection=session)
+        assert again.id == original.id
+        with pytest.raises(IdempotencyConflictError):
+            app.sync.enqueue("noop", {"a": 2}, idempotency_key="k", connection=session)
+    with pytest.raises(TypeError, match="connection= takes"):
+        app.sync.enqueue("noop", connection=object())
+    async with client.pool.acquire() as conn:
+        with pytest.raises(TypeError, match="async connection"):
+            app.sync.enqueue("noop", connection=conn)
+    with pytest.raises(TypeError, match="connection= takes"):
+        await app.enqueue("noop", connection=engine)
