@@ -167,3 +167,21 @@ async def test_the_wake_up_is_delivered_at_commit_and_not_on_rollback(
     finally:
         await listener.remove_listener(channel, hear)
         await client.pool.release(listener)
+
+
+async def test_a_client_side_binding_cursor_as_django_uses(
+    app: App, client: Client, database_url: str
+) -> None:
+    with psycopg.connect(database_url, cursor_factory=psycopg.ClientCursor) as conn:
+        with conn.cursor() as cursor:
+            first = app.sync.enqueue("noop", {"p": "100%s"}, idempotency_key="c", connection=cursor)
+            [again, other] = app.sync.enqueue_many(
+                [
+                    {"kind": "noop", "payload": {"p": "100%s"}, "idempotency_key": "c"},
+                    {"kind": "noop"},
+                ],
+                connection=cursor,
+            )
+        assert again.id == first.id and other.payload == {}
+        conn.commit()
+    assert (await client.get(first.id)).payload == {"p": "100%s"}
