@@ -22,7 +22,7 @@ from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
 from jobq.handlers import Executor, HandlerFunction
-from jobq.job_request import DEFAULT_QUEUE, parse_request
+from jobq.job_request import DEFAULT_QUEUE, parse_request, request_from_arguments
 from jobq.registry import TaskRegistry, TaskSpec
 from jobq.retry import RetryPolicy
 from jobq.schedules import (
@@ -31,6 +31,7 @@ from jobq.schedules import (
     DEFAULT_TIMEZONE,
     MissedPolicy,
 )
+from jobq.sync_client import SyncClient
 from jobq.types import Job
 from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
 
@@ -46,6 +47,7 @@ class App:
         self.registry = TaskRegistry()
         self._client: Client | None = None
         self._client_lock: asyncio.Lock | None = None
+        self._sync: SyncClient | None = None
 
     @property
     def settings(self) -> Settings:
@@ -184,11 +186,21 @@ class App:
                 )
         return self._client
 
+    @property
+    def sync(self) -> SyncClient:
+        """The blocking API for synchronous code (`jobq.SyncClient`), with this app's
+        settings and kinds; its own pool, opened on first use on a thread of its own."""
+        if self._sync is None:
+            self._sync = SyncClient(self.settings, self)
+        return self._sync
+
     def use_client(self, client: Client) -> None:
         """Attach an already open Client (tests, embedding in a larger program)."""
         self._client = client
 
     async def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()  # quick: its loop thread does the work
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -217,18 +229,16 @@ class App:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
         asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
         AsyncConnection (see docs/INTEGRATIONS.md)."""
-        fields: dict[str, Any] = {"kind": kind}
-        optional = {
-            "payload": dict(payload) if payload is not None else None,
-            "queue": queue,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "run_at": run_at,
-            "idempotency_key": idempotency_key,
-            "metadata": dict(metadata) if metadata is not None else None,
-        }
-        fields.update({k: v for k, v in optional.items() if v is not None})
-        request = parse_request(fields)
+        request = request_from_arguments(
+            kind,
+            payload,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job
 
