@@ -225,6 +225,11 @@ class WaitHub:
                 self._ready.set()
                 return False
         self.listening = True
+        # The reader may be sleeping out a fallback interval that began before the
+        # hub listened: wake it, so it waits on notifications from now on instead of
+        # re-reading every watched job when that interval ends (an empty round
+        # reads nothing).
+        self._wake.set()
         self._delay = _BACKOFF_MIN
         OUTAGE.recovered(log, "wait hub: its LISTEN connection")
         self._ready.set()
