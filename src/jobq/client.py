@@ -22,6 +22,7 @@ import asyncpg
 
 from jobq import events, idempotency
 from jobq.client_schedules import ScheduleOps
+from jobq.client_workflows import WorkflowOps
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import (
@@ -45,6 +46,7 @@ from jobq.errors import (
     UnknownKindError,
     WaitTimeoutError,
 )
+from jobq.graph import GraphNode
 from jobq.ids import uuid7
 from jobq.job_request import JobRequest, dump_json, request_hash
 from jobq.types import (
@@ -97,6 +99,7 @@ class Client:
         self.schedules = ScheduleOps(
             pool, self.queries, settings, self._known_kinds, self._default_attempts
         )
+        self.workflows = WorkflowOps(pool, self.queries, self._row_at, self._known_kinds)
         self._hub: WaitHub | None = None
 
     @classmethod
@@ -175,7 +178,12 @@ class Client:
     def _insert_row(
         self, request: JobRequest, index: int | None, known: frozenset[str] | None
     ) -> InsertRow:
-        loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
+        return self._row_at(request, () if index is None else ("jobs", index), known)
+
+    def _row_at(
+        self, request: JobRequest, loc: tuple[str | int, ...], known: frozenset[str] | None
+    ) -> InsertRow:
+        """`request` validated (kind, sizes) as the row to insert; errors located at `loc`."""
         if known is not None and request.kind not in known:
             raise UnknownKindError(request.kind, sorted(known), (*loc, "kind"))
         payload = dump_json(request.payload)
@@ -210,6 +218,8 @@ class Client:
     async def _enqueue(
         self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
     ) -> list[EnqueueResult]:
+        if any(r.depends_on for r in requests):
+            return await self._enqueue_dependent(requests, connection, batch=batch)
         known = frozenset(self.catalog.kinds()) if self.catalog is not None else None
         rows = [self._insert_row(r, i if batch else None, known) for i, r in enumerate(requests)]
         to_insert = idempotency.first_of_each_key(rows, batch=batch)
@@ -226,6 +236,16 @@ class Client:
                 return await self._insert(connection, rows, to_insert, batch)
         async with self.pool.acquire() as conn, conn.transaction():
             return await self._insert(conn, rows, to_insert, batch)
+
+    async def _enqueue_dependent(
+        self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
+    ) -> list[EnqueueResult]:
+        """Jobs that wait for existing ones: a graph without a workflow record."""
+        nodes = [GraphNode(str(i), r) for i, r in enumerate(requests)]
+        submitted = await self.workflows.submit(
+            nodes, workflow=False, connection=connection, loc="jobs" if batch else ""
+        )
+        return [EnqueueResult(job, False) for job in submitted.jobs.values()]
 
     async def _insert(
         self, conn: Conn, rows: list[InsertRow], to_insert: list[InsertRow], batch: bool

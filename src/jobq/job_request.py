@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -25,6 +26,8 @@ DEFAULT_QUEUE = "default"
 MIN_YEAR, MAX_YEAR = 1970, 9999
 # Objects and arrays in a payload or metadata nest at most this deep (422 beyond).
 MAX_JSON_DEPTH = 64
+# Dependencies one job may name in `depends_on`.
+MAX_DEPENDENCIES = 1000
 
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN, strict=True)]
 KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN, strict=True)]
@@ -80,6 +83,18 @@ class JobRequest(BaseModel):
         strict=True,
         description="A repeat of the same request with this key returns the first job (200, "
         "`Idempotent-Replayed: true`); the same key with a different request is a 422.",
+    )
+
+    depends_on: list[uuid.UUID] | None = Field(
+        default=None,
+        max_length=MAX_DEPENDENCIES,
+        description="Ids of jobs this one waits for: it stays `pending` until each ended "
+        "(one already succeeded counts as done). Not with `idempotency_key`.",
+    )
+    on_dependency_failure: Literal["cancel", "run"] = Field(
+        default="cancel",
+        description="When a dependency ends failed_permanent or cancelled: `cancel` this job "
+        "(its last_error names the dependency) or `run` it anyway.",
     )
 
     @field_validator("run_at", mode="before")

@@ -29,6 +29,9 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "schema_migrations",
         "schedules",
         "schedule_fires",
+        "job_dependencies",
+        "workflows",
+        "workflow_nodes",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

@@ -11,7 +11,14 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute
 
 import jobq
-from jobq.api import routes_events, routes_jobs, routes_queues, routes_schedules, routes_system
+from jobq.api import (
+    routes_events,
+    routes_jobs,
+    routes_queues,
+    routes_schedules,
+    routes_system,
+    routes_workflows,
+)
 from jobq.api.auth import AuthDenied, is_protected, required_scope
 from jobq.api.guard import SAFE_METHODS, UNGUARDED_PATHS
 from jobq.api.middleware import ApiMiddleware, enqueue_body_limit
@@ -38,7 +45,14 @@ or unknown token is a 401, a missing scope a 403.
 repeat of the same request returns the same job with `Idempotent-Replayed: true`.
 """
 
-_ROUTERS = (routes_jobs, routes_events, routes_queues, routes_schedules, routes_system)
+_ROUTERS = (
+    routes_jobs,
+    routes_events,
+    routes_queues,
+    routes_schedules,
+    routes_workflows,
+    routes_system,
+)
 _SECURITY_SCHEME = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
 
 

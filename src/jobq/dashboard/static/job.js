@@ -21,7 +21,7 @@ import {
   when,
 } from "./ui.js";
 
-const CANCELLABLE = ["queued", "retrying", "running"];
+const CANCELLABLE = ["pending", "queued", "retrying", "running"];
 const RETRYABLE = ["failed_permanent", "cancelled"];
 const OUTCOME_LABELS = {
   succeeded: "succeeded",
