@@ -65,15 +65,16 @@ DECLARE
     step integer;
 BEGIN
     WHILE cardinality(ids) > 0 LOOP
-        WITH ended AS (
-            SELECT * FROM unnest(ids, statuses) AS e(id, status)
-        ),
-        edges AS (
+        -- Every table is reached by key through `= ANY(array)`: joined to the
+        -- input instead, the generic plan of a just-filled table was a hash
+        -- join over a sequential scan of every edge and every job (8 ms a call
+        -- with 10,000 jobs, against ~0.3 ms by key).
+        WITH edges AS (
             UPDATE {schema}.job_dependencies AS d
             SET resolved = true
-            FROM ended AS e
-            WHERE d.dependency_id = e.id AND NOT d.resolved
-            RETURNING d.dependent_id, d.dependency_id, d.on_failure, e.status
+            WHERE d.dependency_id = ANY(ids) AND NOT d.resolved
+            RETURNING d.dependent_id, d.dependency_id, d.on_failure,
+                      statuses[array_position(ids, d.dependency_id)] AS status
         ),
         per_dependent AS (
             SELECT dependent_id, count(*)::integer AS n,
@@ -81,12 +82,6 @@ BEGIN
                    min(dependency_id::text) FILTER (
                        WHERE status <> 'succeeded' AND on_failure = 'cancel') AS culprit
             FROM edges GROUP BY dependent_id
-        ),
-        culprits AS (
-            SELECT p.*, c.status AS culprit_status, w.name AS culprit_node
-            FROM per_dependent AS p
-            LEFT JOIN ended AS c ON c.id = p.culprit::uuid
-            LEFT JOIN {schema}.workflow_nodes AS w ON w.job_id = p.culprit::uuid
         ),
         written AS (
             UPDATE {schema}.jobs AS j
@@ -96,13 +91,17 @@ BEGIN
                               ELSE 'pending' END,
                 last_error = CASE WHEN p.culprit IS NOT NULL
                                   THEN format('dependency %s%s ended %s', p.culprit,
-                                              coalesce(' (' || p.culprit_node || ')', ''),
-                                              p.culprit_status)
+                                              coalesce(' (' || (
+                                                  SELECT w.name FROM {schema}.workflow_nodes AS w
+                                                  WHERE w.job_id = p.culprit::uuid) || ')', ''),
+                                              statuses[array_position(ids, p.culprit::uuid)])
                                   ELSE j.last_error END,
                 finished_at = CASE WHEN p.culprit IS NOT NULL THEN now() ELSE j.finished_at END,
                 updated_at = now()
-            FROM culprits AS p
-            WHERE j.id = p.dependent_id AND j.status = 'pending'
+            FROM per_dependent AS p
+            WHERE j.id = p.dependent_id
+              AND j.id = ANY(ARRAY(SELECT dependent_id FROM per_dependent))
+              AND j.status = 'pending'
             RETURNING j.id, j.status, j.queue, j.run_at, j.has_dependents
         ),
         notified AS (
