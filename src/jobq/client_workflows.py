@@ -143,9 +143,13 @@ class WorkflowOps:
                 raise WorkflowNotFoundError(workflow_id)
             return await self.queries.workflow_cancel(conn, workflow_id)
 
-    async def of_job(self, job_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
-        """The workflow a job belongs to and its node name, or None."""
-        return await self.queries.workflow_of_job(self.pool, job_id)
+    async def of_job(self, job_id: uuid.UUID) -> list[WorkflowRow]:
+        """The workflow a job belongs to, as a list of none or one."""
+        found = await self.queries.workflow_of_job(self.pool, job_id)
+        if found is None:
+            return []
+        row = await self.queries.workflow_get(self.pool, found[0])
+        return [row] if row is not None else []
 
     async def dependency_results(self, job_id: uuid.UUID) -> list[DependencyResult]:
         found = await self.queries.job_dependency_results(self.pool, job_id)

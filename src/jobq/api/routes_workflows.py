@@ -85,13 +85,19 @@ async def create_workflow(
     "/workflows",
     response_model=WorkflowList,
     summary="List workflows",
-    description="The newest workflows (and batches) first, with their jobs per state.",
+    description="The newest workflows (and batches) first, with their jobs per state; with "
+    "`job_id`, the workflow that job belongs to (none or one).",
     responses=error_responses(422),
 )
 async def list_workflows(
-    client: ClientDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    job_id: Annotated[UUID | None, Query(description="Only the workflow of this job.")] = None,
 ) -> Response:
-    rows = await client.workflows.recent(limit)
+    if job_id is not None:
+        rows = await client.workflows.of_job(job_id)
+    else:
+        rows = await client.workflows.recent(limit)
     return JSONResponse({"workflows": [summary_dict(r) for r in rows]})
 
 
