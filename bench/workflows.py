@@ -83,12 +83,44 @@ async def run(
         await app.close()
 
 
+async def http_accept(nodes: int, shape: str, settings: Settings) -> float:
+    """Seconds for POST /v1/workflows of the graph, answer (every node) included."""
+    import httpx
+
+    from jobq.api.app import create_app
+
+    app = build_app(settings)
+    client = await app.client()
+    try:
+        builder = app.workflow()
+        build(builder, nodes, shape)
+        body = {
+            "nodes": [
+                {"name": f"n{i}", "kind": "noop", "after": list(n.after)}
+                for i, n in enumerate(builder.nodes)
+            ]
+        }
+        transport = httpx.ASGITransport(app=create_app(app, client=client))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            began = time.perf_counter()
+            response = await http.post("/v1/workflows", json=body, timeout=120)
+            elapsed = time.perf_counter() - began
+        assert response.status_code == 201, response.text[:500]
+        return elapsed
+    finally:
+        await client.pool.execute(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE')
+        await app.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--shape", choices=["layers", "fan", "chains", "none"], default="layers")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--http", action="store_true", help="also time POST /v1/workflows (in process, ASGI)"
+    )
     args = parser.parse_args()
     base = Settings.from_env()
     url = await resolve_database_url(base, start_embedded=True)
@@ -103,6 +135,13 @@ async def main() -> None:
             results[kind].append(got)
             detail = " ".join(f"{k}={v:,.2f}" for k, v in got.items())
             print(f"{kind:8} run {i + 1}: {detail}", flush=True)
+    if args.http:
+        for i in range(args.repeat):
+            schema = f"bench_{uuid.uuid4().hex[:12]}"
+            settings = base.with_overrides(database_url=url, schema=schema)
+            print(
+                f"http     run {i + 1}: {await http_accept(args.nodes, args.shape, settings):.2f} s"
+            )
     plain = statistics.median(r["rate"] for r in results["plain"])
     flow = statistics.median(r["rate"] for r in results["workflow"])
     submit = statistics.median(r["submit_s"] for r in results["workflow"])

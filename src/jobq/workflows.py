@@ -80,6 +80,11 @@ class WorkflowBuilder:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    @property
+    def nodes(self) -> list[GraphNode]:
+        """The nodes added so far, in order."""
+        return list(self._nodes)
+
     async def submit(self, *, connection: asyncpg.Connection | None = None) -> Submitted:
         """Validate and insert the whole graph in one transaction; `.workflow_id`
         and each node's job by name (`.jobs["b"]`)."""
