@@ -820,15 +820,24 @@ WHERE w.id = $1;
 
 -- name: workflow_nodes
 -- The nodes of workflow $1: name, job, state, and the names it runs after.
+-- Set-based (joins, one GROUP BY), not a sub-select per node: on tables filled
+-- a moment before, the correlated form was planned as a scan per node (12 s
+-- for a 10,000-node answer).
+WITH nodes AS (
+    SELECT name, job_id FROM {schema}.workflow_nodes WHERE workflow_id = $1
+),
+after AS (
+    SELECT d.dependent_id, array_agg(n.name ORDER BY n.name) AS after
+    FROM {schema}.job_dependencies AS d
+    JOIN nodes AS n ON n.job_id = d.dependency_id
+    WHERE d.dependent_id = ANY(ARRAY(SELECT job_id FROM nodes))
+    GROUP BY d.dependent_id
+)
 SELECT n.name, j.id AS job_id, j.kind, j.queue, j.status, j.last_error,
-       coalesce((SELECT array_agg(dn.name ORDER BY dn.name)
-                 FROM {schema}.job_dependencies AS d
-                 JOIN {schema}.workflow_nodes AS dn
-                   ON dn.job_id = d.dependency_id AND dn.workflow_id = n.workflow_id
-                 WHERE d.dependent_id = j.id), '{}'::text[]) AS after
-FROM {schema}.workflow_nodes AS n
+       coalesce(a.after, '{}'::text[]) AS after
+FROM nodes AS n
 JOIN {schema}.jobs AS j ON j.id = n.job_id
-WHERE n.workflow_id = $1
+LEFT JOIN after AS a ON a.dependent_id = n.job_id
 ORDER BY n.name;
 
 -- name: workflow_list
