@@ -7,6 +7,7 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.config import JsonDict
 
 from jobq.graph import MAX_WORKFLOW_NODES, NODE_NAME_PATTERN
 from jobq.job_request import JobRequest
@@ -50,8 +51,26 @@ class WorkflowRequest(BaseModel):
     nodes: list[WorkflowNodeRequest] = Field(min_length=1, max_length=MAX_WORKFLOW_NODES)
 
 
+_SUMMARY_EXAMPLE: JsonDict = {
+    "id": "0192f0c4-7a10-7c3e-9d2a-3f1e5b6c7d80",
+    "name": "nightly",
+    "node_count": 2,
+    "created_at": "2026-12-02T09:00:00Z",
+    "counts": {"succeeded": 1, "pending": 1},
+}
+_NODE_EXAMPLE: JsonDict = {
+    "name": "report",
+    "job_id": "0192f0c4-7a10-7c3e-9d2a-3f1e5b6c7d82",
+    "kind": "report",
+    "queue": "default",
+    "status": "pending",
+    "last_error": None,
+    "after": ["fetch"],
+}
+
+
 class WorkflowNodeOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_NODE_EXAMPLE]})
 
     name: str
     job_id: UUID
@@ -63,7 +82,7 @@ class WorkflowNodeOut(BaseModel):
 
 
 class WorkflowSummaryOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_SUMMARY_EXAMPLE]})
 
     id: UUID
     name: str | None
@@ -73,10 +92,26 @@ class WorkflowSummaryOut(BaseModel):
 
 
 class WorkflowOut(WorkflowSummaryOut):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{**_SUMMARY_EXAMPLE, "nodes": [_NODE_EXAMPLE]}]},
+    )
+
     nodes: list[WorkflowNodeOut]
 
 
 class WorkflowList(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"workflows": [_SUMMARY_EXAMPLE]}]}
+    )
 
     workflows: list[WorkflowSummaryOut]
+
+
+class WorkflowListQuery(BaseModel):
+    """Parameters of GET /v1/workflows; unknown parameters are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=500, description="How many, newest first.")
+    job_id: UUID | None = Field(default=None, description="Only the workflow of this job.")

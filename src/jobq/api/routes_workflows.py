@@ -15,14 +15,19 @@ from fastapi.responses import JSONResponse
 from jobq.api.auth import authorize
 from jobq.api.dependencies import ClientDep, error_responses
 from jobq.api.models import CountOut
-from jobq.api.models_workflows import WorkflowList, WorkflowOut, WorkflowRequest
+from jobq.api.models_workflows import (
+    WorkflowList,
+    WorkflowListQuery,
+    WorkflowOut,
+    WorkflowRequest,
+)
 from jobq.client_workflows import WorkflowDetail
 from jobq.graph import GraphNode
 from jobq.types import WorkflowRow, format_timestamp
 
 router = APIRouter(prefix="/v1", tags=["workflows"], dependencies=[Depends(authorize)])
 
-WorkflowId = Annotated[UUID, Path(description="The workflow's id.")]
+WorkflowId = Annotated[UUID, Path(alias="id", description="The workflow's id.")]
 _NOT_FOUND = {"e404": "No workflow has this id."}
 
 
@@ -90,19 +95,17 @@ async def create_workflow(
     responses=error_responses(422),
 )
 async def list_workflows(
-    client: ClientDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    job_id: Annotated[UUID | None, Query(description="Only the workflow of this job.")] = None,
+    query: Annotated[WorkflowListQuery, Query()], client: ClientDep
 ) -> Response:
-    if job_id is not None:
-        rows = await client.workflows.of_job(job_id)
+    if query.job_id is not None:
+        rows = await client.workflows.of_job(query.job_id)
     else:
-        rows = await client.workflows.recent(limit)
+        rows = await client.workflows.recent(query.limit)
     return JSONResponse({"workflows": [summary_dict(r) for r in rows]})
 
 
 @router.get(
-    "/workflows/{workflow_id}",
+    "/workflows/{id}",
     response_model=WorkflowOut,
     summary="Get a workflow",
     description="Each node's job, state and the nodes it runs after.",
@@ -113,7 +116,7 @@ async def get_workflow(workflow_id: WorkflowId, client: ClientDep) -> Response:
 
 
 @router.post(
-    "/workflows/{workflow_id}/cancel",
+    "/workflows/{id}/cancel",
     response_model=CountOut,
     summary="Cancel a workflow",
     description=(
