@@ -34,6 +34,9 @@ class GraphNode:
     name: str
     request: JobRequest
     after: tuple[str, ...] = ()
+    # The edges' policy when not the request's on_dependency_failure: a batch's
+    # on_failure callback is "failure_only" (runs only if a dependency failed).
+    policy: str | None = None
 
 
 def check_graph(nodes: Sequence[GraphNode], loc: str = "nodes") -> None:
@@ -122,7 +125,7 @@ def plan_graph(
     waited_for = {name for node in nodes for name in node.after}
     plan = GraphPlan([], [], [])
     for node, row in zip(nodes, rows, strict=True):
-        policy = node.request.on_dependency_failure
+        policy = node.policy or node.request.on_dependency_failure
         external = list(dict.fromkeys(node.request.depends_on or ()))
         internal = list(dict.fromkeys(node.after))
         pending = len(internal)

@@ -4,7 +4,8 @@ A builder collects nodes and submits them in one call, one transaction
 (`jobq.client_workflows`). A batch is a workflow whose callbacks run after
 every member: `on_finish` whatever the members did (policy "run"),
 `on_success` only when every member succeeded (policy "cancel": a failed
-member cancels it). A callback reads the members' outcomes with
+member cancels it), `on_failure` only when one did not (policy
+"failure_only": cancelled when every member succeeded). A callback reads the members' outcomes with
 `await ctx.dependency_results()`.
 """
 
@@ -80,6 +81,13 @@ class WorkflowBuilder:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    def set_policy(self, name: str, policy: str) -> None:
+        """Give node `name`'s edges `policy` ("cancel", "run" or "failure_only")."""
+        self._nodes = [
+            GraphNode(n.name, n.request, n.after, policy) if n.name == name else n
+            for n in self._nodes
+        ]
+
     @property
     def nodes(self) -> list[GraphNode]:
         """The nodes added so far, in order."""
@@ -117,6 +125,14 @@ class BatchBuilder:
         self._callbacks.append(("on_finish", kind, payload, {**options, "policy": "run"}))
         return self
 
+    def on_failure(
+        self, kind: str, payload: Mapping[str, Any] | None = None, **options: Any
+    ) -> BatchBuilder:
+        """The job to run once every member ended if one of them failed for good or
+        was cancelled (cancelled, "every dependency succeeded", when none did)."""
+        self._callbacks.append(("on_failure", kind, payload, {**options, "policy": "failure_only"}))
+        return self
+
     def on_success(
         self, kind: str, payload: Mapping[str, Any] | None = None, **options: Any
     ) -> BatchBuilder:
@@ -130,8 +146,7 @@ class BatchBuilder:
             raise InvalidRequestError(message, [FieldError(("nodes",), message)])
         for name, kind, payload, options in self._callbacks:
             policy = options.pop("policy")
-            self._workflow.add(
-                name, kind, payload, after=self._members, on_dependency_failure=policy, **options
-            )
+            self._workflow.add(name, kind, payload, after=self._members, **options)
+            self._workflow.set_policy(name, policy)
         self._callbacks.clear()
         return await self._workflow.submit(connection=connection)

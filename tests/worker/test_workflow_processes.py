@@ -62,21 +62,23 @@ async def test_a_sigkill_in_the_middle_of_a_branch_reruns_it_and_the_join_runs_o
         victim.process.send_signal(signal.SIGKILL)
         await victim.wait(within=10)
     assert (await client.get(jobs["d"].id)).status is JobStatus.PENDING
-    # The survivor: the same kinds, but its `step` does not sleep.
-    quick = App(settings)
+    # The survivor: the same kinds, but its `step` does not sleep; its own leases
+    # are long, so a loaded machine cannot make it lose one as well.
+    quick = App(settings.with_overrides(lease_seconds=30.0))
 
     @quick.task("step")
     async def step(ctx: JobContext, payload: dict[str, Any]) -> Any:
         return payload.get("value")
 
     quick.register("summary", summary)
-    survivor = Worker(quick.registry, client)
+    survivor = Worker(quick.registry, await quick.client())
     task = asyncio.create_task(survivor.run())
     try:
         d = await app.wait(jobs["d"].id, timeout=30)
     finally:
         survivor.request_stop()
         await asyncio.wait_for(task, 10)
+        await quick.close()
     assert d.status is JobStatus.SUCCEEDED
     assert d.result == {"members": 2, "succeeded": 2, "results": {"b": "B", "c": "C"}}
     assert await _attempts(client, jobs["b"].id) == [
@@ -94,13 +96,19 @@ async def test_each_batch_callback_is_enqueued_and_run_exactly_once_on_four_proc
     app: App, client: Client, settings: Settings
 ) -> None:
     callbacks = []
+    unneeded = []  # on_failure: every member succeeds, so each is cancelled, never run
     for b in range(BATCHES):
         batch = app.batch(f"batch-{b}")
         for m in range(MEMBERS):
             batch.add("step", {"value": m})
-        submitted = await batch.on_finish("summary").submit()
+        submitted = await batch.on_finish("summary").on_failure("summary").submit()
         callbacks.append(submitted.jobs["on_finish"].id)
-    async with worker_process(settings, "--app", APP_REF, "--processes", "4") as proc:
+        unneeded.append(submitted.jobs["on_failure"].id)
+    # A long lease: on a loaded machine a 2 s lease can expire under a busy
+    # worker, and a rescued callback would (rightly) run twice.
+    async with worker_process(
+        settings, "--app", APP_REF, "--processes", "4", JOBQ_LEASE_SECONDS="30"
+    ) as proc:
         await wait_for(lambda: _all_succeeded(client, callbacks), timeout=240)
         proc.process.send_signal(signal.SIGTERM)
         assert await proc.wait(within=30) == 0, proc.output()
@@ -122,7 +130,17 @@ async def test_each_batch_callback_is_enqueued_and_run_exactly_once_on_four_proc
     for r in rows:
         assert r["status"] == "succeeded" and r["attempts"] == 1 and r["resolved"] == MEMBERS
     counts = await client.pool.fetch(f'SELECT status, count(*) FROM "{schema}".jobs GROUP BY 1')
-    assert {r["status"]: r["count"] for r in counts} == {"succeeded": BATCHES * (MEMBERS + 1)}
+    assert {r["status"]: r["count"] for r in counts} == {
+        "succeeded": BATCHES * (MEMBERS + 1),
+        "cancelled": BATCHES,
+    }
+    never_ran = await client.pool.fetchval(
+        f"""SELECT count(*) FROM "{schema}".jobs AS j WHERE j.id = ANY($1)
+            AND j.status = 'cancelled' AND j.attempts = 0
+            AND NOT EXISTS (SELECT 1 FROM "{schema}".job_attempts AS a WHERE a.job_id = j.id)""",
+        unneeded,
+    )
+    assert never_ran == BATCHES
     results = [await client.get(i) for i in callbacks[:3]]
     assert all(j.result["members"] == MEMBERS == j.result["succeeded"] for j in results)
 

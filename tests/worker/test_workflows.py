@@ -109,14 +109,20 @@ async def test_a_batch_runs_on_finish_once_and_on_success_only_if_all_succeeded(
     good = app.batch("good")
     for i in range(5):
         good.add("give", {"value": i})
-    ok = await good.on_finish("join").on_success("join").submit()
+    ok = await good.on_finish("join").on_success("join").on_failure("join").submit()
     bad = app.batch("bad").add("give", {"value": 1}).add("give", {"as": "fail"}, max_attempts=1)
-    failed = await bad.on_finish("join").on_success("join").submit()
+    failed = await bad.on_finish("join").on_success("join").on_failure("join").submit()
     async with running(app, client, concurrency=4):
         finish = await app.wait(ok.jobs["on_finish"].id, timeout=20)
         success = await app.wait(ok.jobs["on_success"].id, timeout=20)
+        no_failure = await app.wait(ok.jobs["on_failure"].id, timeout=20)
         failed_finish = await app.wait(failed.jobs["on_finish"].id, timeout=20)
         failed_success = await app.wait(failed.jobs["on_success"].id, timeout=20)
+        on_failure = await app.wait(failed.jobs["on_failure"].id, timeout=20)
+    assert no_failure.status is JobStatus.CANCELLED
+    assert no_failure.last_error == "every dependency succeeded (a callback for failures)"
+    assert on_failure.status is JobStatus.SUCCEEDED
+    assert on_failure.result["statuses"]["member-1"] == "failed_permanent"
     assert finish.status is JobStatus.SUCCEEDED and success.status is JobStatus.SUCCEEDED
     assert finish.result["results"] == {f"member-{i}": i for i in range(5)}
     assert failed_finish.status is JobStatus.SUCCEEDED

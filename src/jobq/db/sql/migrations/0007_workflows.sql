@@ -13,16 +13,22 @@ ALTER TABLE {schema}.jobs ADD COLUMN pending_dependencies integer;
 -- dependencies only for these rows, so a job nobody waits for pays nothing.
 -- In no index, so setting it keeps the update HOT.
 ALTER TABLE {schema}.jobs ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+-- How many of its dependencies ended failed_permanent or cancelled: a batch's
+-- on_failure callback runs only if one did. On the row, so the row lock that
+-- serialises the count serialises this too.
+ALTER TABLE {schema}.jobs ADD COLUMN failed_dependencies integer;
 
 -- One row per edge. `resolved` turns true exactly once, when the dependency
 -- ends (or at insert when it had already ended): under the edge's row lock, so
 -- a dependency that ends twice (retried by hand) never counts twice.
 -- `on_failure`: what a failed_permanent or cancelled dependency does to the
--- dependent: 'cancel' it, or count as done and let it 'run'.
+-- dependent: 'cancel' it, or count as done and let it 'run'; 'failure_only'
+-- (a batch's on_failure callback) runs it only if some dependency failed,
+-- and cancels it when every one succeeded.
 CREATE TABLE {schema}.job_dependencies (
     dependency_id  uuid    NOT NULL,
     dependent_id   uuid    NOT NULL,
-    on_failure     text    NOT NULL DEFAULT 'cancel' CHECK (on_failure IN ('cancel', 'run')),
+    on_failure     text    NOT NULL DEFAULT 'cancel' CHECK (on_failure IN ('cancel', 'run', 'failure_only')),
     resolved       boolean NOT NULL DEFAULT false,
     PRIMARY KEY (dependency_id, dependent_id)
 );
@@ -80,23 +86,36 @@ BEGIN
             SELECT dependent_id, count(*)::integer AS n,
                    -- the dependency that cancels it, if any (the smallest id: deterministic)
                    min(dependency_id::text) FILTER (
-                       WHERE status <> 'succeeded' AND on_failure = 'cancel') AS culprit
+                       WHERE status <> 'succeeded' AND on_failure = 'cancel') AS culprit,
+                   count(*) FILTER (WHERE status <> 'succeeded')::integer AS failed,
+                   bool_or(on_failure = 'failure_only') AS failure_only
             FROM edges GROUP BY dependent_id
         ),
         written AS (
             UPDATE {schema}.jobs AS j
             SET pending_dependencies = j.pending_dependencies - p.n,
+                failed_dependencies = coalesce(j.failed_dependencies, 0) + p.failed,
                 status = CASE WHEN p.culprit IS NOT NULL THEN 'cancelled'
-                              WHEN j.pending_dependencies - p.n <= 0 THEN 'queued'
-                              ELSE 'pending' END,
-                last_error = CASE WHEN p.culprit IS NOT NULL
+                              WHEN j.pending_dependencies - p.n > 0 THEN 'pending'
+                              WHEN p.failure_only
+                                   AND coalesce(j.failed_dependencies, 0) + p.failed = 0
+                              THEN 'cancelled'
+                              ELSE 'queued' END,
+                last_error = CASE WHEN p.culprit IS NULL AND p.failure_only
+                                       AND j.pending_dependencies - p.n <= 0
+                                       AND coalesce(j.failed_dependencies, 0) + p.failed = 0
+                                  THEN 'every dependency succeeded (a callback for failures)'
+                                  WHEN p.culprit IS NOT NULL
                                   THEN format('dependency %s%s ended %s', p.culprit,
                                               coalesce(' (' || (
                                                   SELECT w.name FROM {schema}.workflow_nodes AS w
                                                   WHERE w.job_id = p.culprit::uuid) || ')', ''),
                                               statuses[array_position(ids, p.culprit::uuid)])
                                   ELSE j.last_error END,
-                finished_at = CASE WHEN p.culprit IS NOT NULL THEN now() ELSE j.finished_at END,
+                finished_at = CASE WHEN p.culprit IS NOT NULL
+                                        OR (p.failure_only AND j.pending_dependencies - p.n <= 0
+                                            AND coalesce(j.failed_dependencies, 0) + p.failed = 0)
+                                   THEN now() ELSE j.finished_at END,
                 updated_at = now()
             FROM per_dependent AS p
             WHERE j.id = p.dependent_id
