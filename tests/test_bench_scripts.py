@@ -39,7 +39,12 @@ def test_every_bench_script_answers_help(script: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args"),
-    [("drain.py", ["--jobs", "300", "--concurrency", "5"]), ("trace_drain.py", ["--jobs", "300"])],
+    [
+        ("drain.py", ["--jobs", "300", "--concurrency", "5"]),
+        ("trace_drain.py", ["--jobs", "300"]),
+        ("workflows.py", ["--nodes", "300", "--repeat", "1"]),
+        ("finish_ab.py", ["--jobs", "300", "--repeat", "1", "--ref", "HEAD"]),
+    ],
 )
 def test_the_drain_scripts_run(settings: Settings, script: str, args: list[str]) -> None:
     env = {**os.environ, "DATABASE_URL": settings.database_url or ""}

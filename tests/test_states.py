@@ -104,6 +104,7 @@ def test_every_transition_decide_makes_is_in_the_table() -> None:
     for outcome, attempts, cancel in product(outcomes, (1, 3), (False, True)):
         made.add(decide(snap(attempts, 3, cancel), outcome, POLICY, lowest).status)
     assert made == from_running
-    # Every state is reachable from queued, and only terminal states have no way out
-    # but the ones an operator takes.
-    assert {e.target for e in EDGES} | {JobStatus.QUEUED} == set(JobStatus)
+    # Every state is reachable from the two a job is enqueued in (pending: it
+    # waits for dependencies), and only terminal states have no way out but the
+    # ones an operator takes.
+    assert {e.target for e in EDGES} | {JobStatus.QUEUED, JobStatus.PENDING} == set(JobStatus)

@@ -1,7 +1,7 @@
 """Take the dashboard screenshots in this folder, with real data.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python docs/screenshots/capture.py
+        .venv/bin/python docs/screenshots/capture.py [--only-workflow]
 
 Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
 it a mix of demo jobs through the public API (some fail and retry, some fail
@@ -282,6 +282,30 @@ def retried_job(base: str) -> str:
     raise SystemExit("no send_email job failed once this time; run again")
 
 
+def seed_workflow(base: str) -> str:
+    """A workflow caught mid-way: extract and two resizes done, the third
+    running, what waits for it pending."""
+    nodes = [
+        {"name": "extract", "kind": "noop"},
+        *(
+            {
+                "name": f"resize-{i}",
+                "kind": "sleep",
+                "payload": {"seconds": s},
+                "after": ["extract"],
+            }
+            for i, s in ((1, 0.2), (2, 0.3), (3, 120))
+        ),
+        {"name": "thumbnails", "kind": "noop", "after": ["resize-1", "resize-2"]},
+        {"name": "upload", "kind": "noop", "after": ["resize-3", "thumbnails"]},
+        {"name": "report", "kind": "noop", "after": ["upload"], "on_dependency_failure": "run"},
+    ]
+    workflow = post(base, "/v1/workflows", {"name": "nightly-images", "nodes": nodes})
+    wid = str(workflow["id"])
+    wait_until(lambda: get(base, f"/v1/workflows/{wid}")["counts"].get("succeeded") == 4, 30)
+    return wid
+
+
 def shoot(page: Page, base: str, fragment: str, name: str, ready_selector: str) -> None:
     page.goto(f"{base}/{fragment}")
     page.wait_for_selector(ready_selector)
@@ -297,6 +321,21 @@ def main() -> None:
     schema = f"shots_{uuid.uuid4().hex[:8]}"
     process, base = serve(schema, "--concurrency", "4")
     secured = None
+    if "--only-workflow" in sys.argv:  # the one page, leaving the other shots as they are
+        try:
+            wid = seed_workflow(base)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+                )
+                page = browser.new_page(viewport={"width": 1360, "height": 900})
+                shoot(page, base, f"#/workflows/{wid}", "workflow.png", "#workflow-graph")
+                browser.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=40)
+            asyncio.run(drop(os.environ["DATABASE_URL"], schema))
+        return
     try:
         ids = seed(base)
         settle(base, ids)
@@ -331,6 +370,8 @@ def main() -> None:
                 "#jobs tbody tr[data-job-id]",
             )
             shoot(page, base, "#/schedules", "schedules.png", "#schedules tr[data-schedule] time")
+            wid = seed_workflow(base)
+            shoot(page, base, f"#/workflows/{wid}", "workflow.png", "#workflow-graph")
             shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
             shoot(page, base, f"#/jobs/{ids['running']}", "job-running.png", "#job-progress")
             done = get(base, "/v1/jobs?status=succeeded&kind=resize_image&limit=1")["jobs"][0]

@@ -34,6 +34,7 @@ from jobq.schedules import (
 from jobq.sync_client import SyncClient
 from jobq.types import Job
 from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
+from jobq.workflows import BatchBuilder, WorkflowBuilder
 
 H = TypeVar("H", bound=HandlerFunction)
 
@@ -224,11 +225,15 @@ class App:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        depends_on: Iterable[uuid.UUID | str] | None = None,
+        on_dependency_failure: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
         asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
-        AsyncConnection (see docs/INTEGRATIONS.md)."""
+        AsyncConnection (see docs/INTEGRATIONS.md). With `depends_on` (job ids) it
+        stays `pending` until they ended; a failed or cancelled one cancels it, or
+        with `on_dependency_failure="run"` not."""
         request = request_from_arguments(
             kind,
             payload,
@@ -238,6 +243,8 @@ class App:
             run_at=run_at,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
         )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job
@@ -252,6 +259,16 @@ class App:
         requests = [parse_request(dict(item), ("jobs", i)) for i, item in enumerate(items)]
         client = await self.client()
         return [r.job for r in await client.enqueue_many(requests, connection=connection)]
+
+    def workflow(self, name: str | None = None) -> WorkflowBuilder:
+        """A graph of jobs to submit in one call: `.add(name, kind, payload,
+        after=[names])`, then `await .submit()`."""
+        return WorkflowBuilder(self.client, name)
+
+    def batch(self, name: str | None = None) -> BatchBuilder:
+        """A group of jobs with callbacks run once after the last member ended:
+        `.add(kind, payload)`, `.on_finish(kind)`, `.on_success(kind)`, `.submit()`."""
+        return BatchBuilder(self.client, name)
 
     async def wait(self, job_id: uuid.UUID | str, *, timeout: float | None = None) -> Job:  # noqa: ASYNC109
         """The job once it is succeeded, failed_permanent or cancelled. Raises

@@ -21,6 +21,7 @@ import asyncpg
 
 from jobq import connections, tracing
 from jobq.client_schedules import ScheduleOps
+from jobq.client_workflows import WorkflowOps
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import (
@@ -30,6 +31,7 @@ from jobq.db.pool import (
     resolve_database_url,
 )
 from jobq.db.queries import Conn, Queries
+from jobq.db.records import InsertRow
 from jobq.db.stats import read_throughput
 
 # Re-exported: the API, the CLI and `jobq` import these from here.
@@ -37,6 +39,7 @@ from jobq.enqueue_plan import MAX_BATCH_SIZE as MAX_BATCH_SIZE
 from jobq.enqueue_plan import (
     EnqueuePlan,
     KindCatalog,
+    insert_row,
     isolation_conflict,
     plan_enqueue,
 )
@@ -51,6 +54,7 @@ from jobq.errors import (
     SchemaError,
     WaitTimeoutError,
 )
+from jobq.graph import GraphNode
 from jobq.job_request import JobRequest
 from jobq.stats import WINDOWS, Throughput
 from jobq.types import (
@@ -89,6 +93,7 @@ class Client:
         self.schedules = ScheduleOps(
             pool, self.queries, settings, self._known_kinds, self._default_attempts
         )
+        self.workflows = WorkflowOps(pool, self.queries, self._row_at, self._known_kinds)
         self._hub: WaitHub | None = None
         self.tracer = tracing.load(settings)
 
@@ -163,6 +168,13 @@ class Client:
     ) -> list[EnqueueResult]:
         return await self._enqueue(list(requests), connection, batch=True)
 
+    def _row_at(
+        self, request: JobRequest, loc: tuple[str | int, ...], known: frozenset[str] | None
+    ) -> InsertRow:
+        """`request` validated (kind, sizes) as the row to insert; errors located at `loc`
+        (the workflows' nodes use it)."""
+        return insert_row(request, self.settings, self.catalog, loc, known)
+
     async def _enqueue(
         self, requests: list[JobRequest], connection: object, *, batch: bool
     ) -> list[EnqueueResult]:
@@ -184,6 +196,12 @@ class Client:
         if connection is not None and not isinstance(connection, asyncpg.Connection):
             connection = await connections.async_driver_connection(connection)
             if not isinstance(connection, asyncpg.Connection):  # psycopg's
+                if any(r.depends_on for r in requests):
+                    raise InvalidRequestError(
+                        "depends_on is supported on jobq's own pool and on asyncpg "
+                        "connections (SQLAlchemy's included), not on psycopg's",
+                        [FieldError(("depends_on",), "not supported with this connection")],
+                    )
                 return await connections.enqueue_async(
                     connection,
                     requests,
@@ -192,6 +210,8 @@ class Client:
                     batch=batch,
                     trace_carrier=trace_carrier,
                 )
+        if any(r.depends_on for r in requests):
+            return await self._enqueue_dependent(requests, connection, batch=batch)
         plan = plan_enqueue(
             requests, self.settings, self.catalog, batch=batch, trace_carrier=trace_carrier
         )
@@ -203,6 +223,16 @@ class Client:
                 return await self._insert(caller, plan)
         async with self.pool.acquire() as conn, conn.transaction():
             return await self._insert(conn, plan)
+
+    async def _enqueue_dependent(
+        self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
+    ) -> list[EnqueueResult]:
+        """Jobs that wait for existing ones: a graph without a workflow record."""
+        nodes = [GraphNode(str(i), r) for i, r in enumerate(requests)]
+        submitted = await self.workflows.submit(
+            nodes, workflow=False, connection=connection, loc="jobs" if batch else ""
+        )
+        return [EnqueueResult(job, False) for job in submitted.jobs.values()]
 
     async def _insert(self, conn: Conn, plan: EnqueuePlan) -> list[EnqueueResult]:
         try:

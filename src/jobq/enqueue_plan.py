@@ -64,12 +64,12 @@ def insert_row(
     request: JobRequest,
     settings: Settings,
     catalog: KindCatalog | None,
-    index: int | None,
+    loc: tuple[str | int, ...],
     known: frozenset[str] | None,
     trace_carrier: Mapping[str, str] | None = None,
 ) -> InsertRow:
-    """One request validated against the settings and the catalog, as the row to insert."""
-    loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
+    """One request validated against the settings and the catalog, as the row to
+    insert; an error names the field at `loc` (("jobs", 3) in a batch, () alone)."""
     if known is not None and request.kind not in known:
         raise UnknownKindError(request.kind, sorted(known), (*loc, "kind"))
     payload = dump_json(request.payload)
@@ -141,7 +141,7 @@ def plan_enqueue(
         check_batch_size(len(requests))
     known = frozenset(catalog.kinds()) if catalog is not None else None
     rows = [
-        insert_row(r, settings, catalog, i if batch else None, known, trace_carrier)
+        insert_row(r, settings, catalog, ("jobs", i) if batch else (), known, trace_carrier)
         for i, r in enumerate(requests)
     ]
     to_insert = idempotency.first_of_each_key(rows, batch=batch)

@@ -113,6 +113,12 @@ class InvalidStateError(JobqError):
         self.status = status
 
 
+class WorkflowNotFoundError(JobqError):
+    def __init__(self, workflow_id: object) -> None:
+        super().__init__(f"no workflow {workflow_id}")
+        self.workflow_id = workflow_id
+
+
 class ScheduleNotFoundError(JobqError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r}")

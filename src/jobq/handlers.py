@@ -21,7 +21,8 @@ import inspect
 import re
 import threading
 import traceback
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -31,7 +32,16 @@ import asyncpg
 from jobq.errors import JobCancelled
 from jobq.job_request import dump_json, find_unstorable
 from jobq.progress import ProgressReport, ProgressSlot
-from jobq.types import CancelledOutcome, Failed, Job, Outcome, Snooze, Succeeded
+from jobq.types import (
+    CancelledOutcome,
+    DependencyResult,
+    DependencyResults,
+    Failed,
+    Job,
+    Outcome,
+    Snooze,
+    Succeeded,
+)
 
 # A failed attempt keeps its traceback, trimmed: the innermost
 # MAX_TRACEBACK_FRAMES frames of each exception in the chain, jobq's and
@@ -73,6 +83,9 @@ def valid_traceparent(value: object) -> str | None:
     return value
 
 
+DependencyReader = Callable[[uuid.UUID], Awaitable[list[DependencyResult]]]
+
+
 @dataclass
 class JobContext:
     """What a handler gets besides its payload."""
@@ -86,6 +99,9 @@ class JobContext:
     # first report: most jobs never report, and a draining worker makes thousands
     # of contexts a second.
     progress_slot: ProgressSlot | None = None
+    # Reads a job's dependencies (the worker passes its client's reader): only a
+    # handler that asks pays for the read, so the claim stays as it was.
+    dependency_reader: DependencyReader | None = None
 
     @property
     def cancel_requested(self) -> bool:
@@ -131,6 +147,13 @@ class JobContext:
         """`report` reached the database (the worker's heartbeat says so)."""
         if self.progress_slot is not None:
             self.progress_slot.written(report)
+
+    async def dependency_results(self) -> DependencyResults:
+        """How this job's dependencies ended (`depends_on`, a workflow's `after`,
+        a batch's members), with their results; read from the database on each call."""
+        if self.dependency_reader is None:
+            raise RuntimeError("this context has no database to read dependencies from")
+        return DependencyResults(await self.dependency_reader(self.job.id))
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_requested:

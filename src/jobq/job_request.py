@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -25,6 +26,8 @@ DEFAULT_QUEUE = "default"
 MIN_YEAR, MAX_YEAR = 1970, 9999
 # Objects and arrays in a payload or metadata nest at most this deep (422 beyond).
 MAX_JSON_DEPTH = 64
+# Dependencies one job may name in `depends_on`.
+MAX_DEPENDENCIES = 1000
 
 QueueName = Annotated[str, StringConstraints(pattern=QUEUE_PATTERN, strict=True)]
 KindName = Annotated[str, StringConstraints(pattern=KIND_PATTERN, strict=True)]
@@ -80,6 +83,18 @@ class JobRequest(BaseModel):
         strict=True,
         description="A repeat of the same request with this key returns the first job (200, "
         "`Idempotent-Replayed: true`); the same key with a different request is a 422.",
+    )
+
+    depends_on: list[uuid.UUID] | None = Field(
+        default=None,
+        max_length=MAX_DEPENDENCIES,
+        description="Ids of jobs this one waits for: it stays `pending` until each ended "
+        "(one already succeeded counts as done). Not with `idempotency_key`.",
+    )
+    on_dependency_failure: Literal["cancel", "run"] = Field(
+        default="cancel",
+        description="When a dependency ends failed_permanent or cancelled: `cancel` this job "
+        "(its last_error names the dependency) or `run` it anyway.",
     )
 
     @field_validator("run_at", mode="before")
@@ -260,6 +275,8 @@ def request_from_arguments(
     run_at: datetime | None = None,
     idempotency_key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    depends_on: Iterable[uuid.UUID | str] | None = None,
+    on_dependency_failure: str | None = None,
 ) -> JobRequest:
     """The library's keyword arguments (App.enqueue, SyncClient.enqueue) as a validated
     request: an argument left None is omitted, so it takes its default and counts as
@@ -273,6 +290,8 @@ def request_from_arguments(
         "run_at": run_at,
         "idempotency_key": idempotency_key,
         "metadata": dict(metadata) if metadata is not None else None,
+        "depends_on": [str(d) for d in depends_on] if depends_on is not None else None,
+        "on_dependency_failure": on_dependency_failure,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     return parse_request(fields)

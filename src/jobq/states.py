@@ -139,6 +139,16 @@ EDGES: tuple[Edge, ...] = (
         "returned Snooze (run_at moves on), interrupted by a shutdown, or of a kind its "
         "worker lacks (attempt not counted)",
     ),
+    Edge(
+        JobStatus.PENDING,
+        JobStatus.QUEUED,
+        'its last dependency ended (succeeded, or failed with on_dependency_failure="run")',
+    ),
+    Edge(
+        JobStatus.PENDING,
+        JobStatus.CANCELLED,
+        "cancel, or a dependency failed permanently or was cancelled (the default policy)",
+    ),
     Edge(JobStatus.QUEUED, JobStatus.CANCELLED, "cancel"),
     Edge(JobStatus.RETRYING, JobStatus.CANCELLED, "cancel"),
     Edge(JobStatus.FAILED_PERMANENT, JobStatus.QUEUED, "retry by hand"),

@@ -17,6 +17,8 @@ from typing import Any
 class JobStatus(enum.StrEnum):
     """The states of a job (docs/STATES.md)."""
 
+    # Waiting for the jobs it depends on; not runnable until they ended.
+    PENDING = "pending"
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -356,3 +358,63 @@ def format_timestamp(value: datetime | None) -> str | None:
 
     text = value.astimezone(UTC).isoformat()
     return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    """A workflow (or batch): its id, optional name, size and jobs per state."""
+
+    id: uuid.UUID
+    name: str | None
+    node_count: int
+    created_at: datetime
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowNode:
+    """One node of a workflow: its job, the job's state, the names it runs after."""
+
+    name: str
+    job_id: uuid.UUID
+    kind: str
+    queue: str
+    status: JobStatus
+    last_error: str | None
+    after: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyResult:
+    """How one dependency of a job ended: its state and result (None unless it succeeded)."""
+
+    job_id: uuid.UUID
+    name: str | None
+    status: JobStatus
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyResults:
+    """The dependencies of a job and how they ended (`await ctx.dependency_results()`).
+    `results["b"]` (a workflow node's name) or `results[job_id]` is that
+    dependency's result; `by_name` and `by_id` have each one whole."""
+
+    items: list[DependencyResult]
+
+    @property
+    def by_id(self) -> dict[uuid.UUID, DependencyResult]:
+        return {d.job_id: d for d in self.items}
+
+    @property
+    def by_name(self) -> dict[str, DependencyResult]:
+        return {d.name: d for d in self.items if d.name is not None}
+
+    def __getitem__(self, key: str | uuid.UUID) -> Any:
+        found = self.by_id.get(key) if isinstance(key, uuid.UUID) else self.by_name.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found.result
+
+    def __len__(self) -> int:
+        return len(self.items)

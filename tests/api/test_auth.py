@@ -19,6 +19,8 @@ from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
 from jobq.errors import ScheduleNotFoundError
+from jobq.graph import GraphNode
+from jobq.job_request import JobRequest
 from jobq.schedules import ScheduleRequest
 from jobq.types import Job
 from tests.api.support import assert_problem, http_client, token_of, with_tokens
@@ -51,6 +53,10 @@ ENDPOINTS = [
     ("POST", "/v1/schedules/{name}/pause", None, "admin"),
     ("POST", "/v1/schedules/{name}/resume", None, "admin"),
     ("POST", "/v1/schedules/{name}/run", None, "write"),
+    ("GET", "/v1/workflows", None, "read"),
+    ("GET", "/v1/workflows/{workflow}", None, "read"),
+    ("POST", "/v1/workflows", {"nodes": [{"name": "a", "kind": "noop"}]}, "write"),
+    ("POST", "/v1/workflows/{workflow}/cancel", None, "admin"),
     ("DELETE", "/v1/schedules/{name}", None, "admin"),  # last: the others need it
 ]
 OPEN_PATHS = [
@@ -85,6 +91,14 @@ async def ensure_schedule(client: Client) -> None:
         await client.schedules.create(ScheduleRequest(name="default", kind="noop", every="1h"))
 
 
+async def a_workflow(client: Client) -> uuid.UUID:
+    """A workflow for the matrix's {workflow}."""
+    request = JobRequest(kind="noop")
+    submitted = await client.workflows.submit([GraphNode("a", request)])
+    assert submitted.workflow_id is not None
+    return submitted.workflow_id
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -106,7 +120,7 @@ async def test_auth_matrix(
     # A cancelled job and a schedule: every admin route has something legal to do.
     job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
     await ensure_schedule(client)
-    url = path.format(id=job_id, name="default")
+    url = path.format(id=job_id, name="default", workflow=await a_workflow(client))
 
     async def call(headers: dict[str, str]) -> httpx.Response:
         return await secured.request(method, url, json=body, headers=headers)
@@ -221,6 +235,8 @@ def test_every_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
         ("POST", "/v1/schedules", "admin"),
         ("PATCH", "/v1/schedules/nightly", "admin"),
         ("GET", "/v1/schedules", "read"),
+        ("POST", "/v1/workflows", "write"),
+        ("POST", "/v1/workflows/x/cancel", "admin"),
     ],
 )
 def test_required_scope(method: str, path: str, scope: str) -> None:
@@ -232,11 +248,11 @@ async def test_openapi_documents_each_operations_scope(secured: httpx.AsyncClien
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     seen = set()
     for method, path, _, scope in ENDPOINTS:
-        operation = doc["paths"][path][method.lower()]
+        operation = doc["paths"][path.replace("{workflow}", "{id}")][method.lower()]
         assert operation["x-required-scope"] == scope
         assert operation["security"] == [{"bearerAuth": []}]
         assert {"401", "403"} <= set(operation["responses"])
-        seen.add((method.lower(), path))
+        seen.add((method.lower(), path.replace("{workflow}", "{id}")))
     v1 = {(m, p) for p, ops in doc["paths"].items() if p.startswith("/v1") for m in ops}
     assert v1 == seen  # the matrix above covers every /v1 operation
     for path in ("/healthz", "/readyz", "/metrics"):
@@ -286,7 +302,8 @@ async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
         for method, path, body, scope in ENDPOINTS:
             job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
             await ensure_schedule(client)
-            url = prefix + path.format(id=job_id, name="default")
+            workflow = await a_workflow(client)
+            url = prefix + path.format(id=job_id, name="default", workflow=workflow)
             response = await http.request(method, url, json=body)
             assert_problem(response, 401, type_="unauthorized")
             wrong = "reader" if scope != "read" else "writer"

@@ -122,7 +122,7 @@ async def test_list_takes_the_state_names_other_surfaces_show(
     bad = await jobq(settings, "list", "--status", "broken")
     assert bad.code == 2, bad
     assert bad.error_line == (
-        "error: --status: 'broken' is not a state; states: queued, running, retrying, "
+        "error: --status: 'broken' is not a state; states: pending, queued, running, retrying, "
         "succeeded, failed_permanent, cancelled, failed"
     )
 

@@ -32,6 +32,9 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "schedule_fires",
         "stats_minutes",
         "stats_rollup",
+        "job_dependencies",
+        "workflows",
+        "workflow_nodes",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

@@ -18,6 +18,7 @@ from jobq.api import (
     routes_schedules,
     routes_stats,
     routes_system,
+    routes_workflows,
 )
 from jobq.api.auth import AuthDenied, is_protected, required_scope
 from jobq.api.guard import SAFE_METHODS, UNGUARDED_PATHS
@@ -51,6 +52,7 @@ _ROUTERS = (
     routes_queues,
     routes_schedules,
     routes_stats,
+    routes_workflows,
     routes_system,
 )
 _SECURITY_SCHEME = {"bearerAuth": {"type": "http", "scheme": "bearer"}}

@@ -1,7 +1,7 @@
 """Bearer-token auth of SPEC §2: who may call what.
 
-Scopes: `read` for GET under /v1, `write` for enqueue (POST /v1/jobs and
-/v1/jobs/batch) and for running a schedule now (POST /v1/schedules/{name}/run:
+Scopes: `read` for GET under /v1, `write` for enqueue (POST /v1/jobs,
+/v1/jobs/batch and /v1/workflows) and for running a schedule now (POST /v1/schedules/{name}/run:
 one job, as an enqueue), `admin` for everything else under /v1 (cancel, retry,
 delete, bulk operations, pause, resume, creating and changing schedules). With
 no tokens configured the API is open (and `jobq.api.guard` keeps browsers of
@@ -40,7 +40,7 @@ from jobq.api.problems import problem
 from jobq.config import ApiToken
 
 API_PREFIX = "/v1"
-WRITE_PATHS = frozenset({"/v1/jobs", "/v1/jobs/batch"})
+WRITE_PATHS = frozenset({"/v1/jobs", "/v1/jobs/batch", "/v1/workflows"})
 # POST paths that need `write` by pattern (a raw path or a route template).
 WRITE_PATTERNS = (re.compile(r"^/v1/schedules/[^/]+/run$"),)
 READ_METHODS = frozenset({"GET", "HEAD"})

@@ -13,7 +13,7 @@ and one `send` hop fewer each, measured on HTTP enqueue):
 4. bearer auth (`jobq.api.auth`): answers 401/403 before the body is read;
 5. body limit: refuses a body over its route's limit with 413 before anything
    parses it: at once from Content-Length, else while counting the chunks. The
-   limit is JOBQ_MAX_REQUEST_BYTES for a batch, what one job can take for
+   limit is JOBQ_MAX_REQUEST_BYTES for a batch and a workflow, what one job can take for
    `POST /v1/jobs` (`enqueue_body_limit`) and for a schedule's POST and PATCH
    (it carries a job's payload), and SMALL_BODY_BYTES for every
    other request. A body over SMALL_BODY_BYTES is buffered (the JSON parser
@@ -50,6 +50,7 @@ _SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 ENQUEUE_PATH = "/v1/jobs"
 BATCH_PATH = "/v1/jobs/batch"
+WORKFLOWS_PATH = "/v1/workflows"
 SCHEDULES_PATH = "/v1/schedules"
 # The body limit of every request but an enqueue (filters, or no body at all).
 SMALL_BODY_BYTES = 64 * 1024
@@ -275,7 +276,7 @@ class ApiMiddleware:
         """The body limit of this request's route: only enqueueing takes large bodies."""
         if scope["method"] == "POST":
             path = path.rstrip("/")
-            if path == BATCH_PATH:
+            if path in (BATCH_PATH, WORKFLOWS_PATH):
                 return self.max_bytes
             if path in (ENQUEUE_PATH, SCHEDULES_PATH):
                 return self.max_enqueue_bytes

@@ -3,7 +3,7 @@
 `plumbing` (consoles, exit codes, settings flags, errors, `cli_client`) and
 `render` (JSON and tables) are shared; `run` (serve, worker), `db` (migrate,
 db status|url|stop), `jobs` (get, cancel, retry, list), `queues` (queues,
-workers, pause, resume), `schedules` (the `schedules` group), `bench` and
+workers, pause, resume), `schedules` and `workflows` (groups), `bench` and
 `enqueue` hold the commands, each with a
 `register(app)` that this module calls; `reference` writes docs/CLI.md from
 the app it reads from here. The others may import the client, the app,
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from jobq.cli import bench, db, enqueue, jobs, queues, run, schedules
+from jobq.cli import bench, db, enqueue, jobs, queues, run, schedules, workflows
 from jobq.cli.plumbing import EXIT_CODES_HELP
 
 __all__ = ["cli", "main"]
@@ -34,7 +34,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # The order of `jobq --help` (typer lists groups, here `db`, after commands).
-for _module in (run, db, jobs, queues, schedules, bench, enqueue):
+for _module in (run, db, jobs, queues, schedules, workflows, bench, enqueue):
     _module.register(cli)
 
 

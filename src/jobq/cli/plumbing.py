@@ -46,6 +46,7 @@ from jobq.errors import (
     JobqError,
     ScheduleConflictError,
     ScheduleNotFoundError,
+    WorkflowNotFoundError,
 )
 from jobq.types import Job, JobStatus
 
@@ -169,7 +170,7 @@ class errors_to_exit_codes:
 
 def exit_code(exc: JobqError) -> int:
     """The documented exit code of an error (module docstring)."""
-    if isinstance(exc, JobNotFoundError | ScheduleNotFoundError):
+    if isinstance(exc, JobNotFoundError | ScheduleNotFoundError | WorkflowNotFoundError):
         return EXIT_NOT_FOUND
     if isinstance(
         exc,

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 from jobq.db.loader import load_sql, read_package_sql
 from jobq.db.records import (
     Claimed,
+    Edge,
     Finished,
     FinishRow,
     FireRecord,
+    GraphRow,
     HeartbeatAnswer,
     HeldJob,
     InsertRow,
@@ -40,6 +42,8 @@ from jobq.types import (
     QueueInfo,
     Schedule,
     WorkerInfo,
+    WorkflowNode,
+    WorkflowRow,
 )
 
 
@@ -103,6 +107,108 @@ class Queries:
         args = job_insert_many_args(rows, self.enqueue_channel)
         records = await conn.fetch(self.sql["job_insert_many"], *args)
         return [job_from_record(r) for r in records]
+
+    async def job_insert_graph(self, conn: Conn, rows: Sequence[GraphRow]) -> list[Job]:
+        records = await conn.fetch(
+            self.sql["job_insert_graph"],
+            [g.row.id for g in rows],
+            [g.row.queue for g in rows],
+            [g.row.kind for g in rows],
+            [g.row.payload_json for g in rows],
+            [g.row.metadata_json for g in rows],
+            [g.row.priority for g in rows],
+            [g.row.max_attempts for g in rows],
+            [g.row.run_at for g in rows],
+            [g.status.value for g in rows],
+            [g.pending_dependencies for g in rows],
+            [g.has_dependents for g in rows],
+            _sparse([g.last_error for g in rows]),
+            self.enqueue_channel,
+        )
+        return [job_from_record(r) for r in records]
+
+    async def job_mark_depended_on(
+        self, conn: Conn, job_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, JobStatus]:
+        records = await conn.fetch(self.sql["job_mark_depended_on"], list(job_ids))
+        return {r["id"]: JobStatus(r["status"]) for r in records}
+
+    async def job_dependency_insert_many(self, conn: Conn, edges: Sequence[Edge]) -> None:
+        await conn.execute(
+            self.sql["job_dependency_insert_many"],
+            [e.dependency for e in edges],
+            [e.dependent for e in edges],
+            [e.on_failure for e in edges],
+            [e.resolved for e in edges],
+        )
+
+    async def job_resolve_dependencies(
+        self, conn: Conn, ended: Sequence[tuple[uuid.UUID, JobStatus]]
+    ) -> int:
+        return int(
+            await conn.fetchval(
+                self.sql["job_resolve_dependencies"],
+                [i for i, _ in ended],
+                [s.value for _, s in ended],
+                self.enqueue_channel,
+            )
+        )
+
+    async def job_dependency_results(
+        self, conn: Conn, job_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, JobStatus, Any, str | None]]:
+        records = await conn.fetch(self.sql["job_dependency_results"], job_id)
+        return [
+            (r["id"], JobStatus(r["status"]), _json_value(r["result"]), r["name"]) for r in records
+        ]
+
+    # --- workflows ----------------------------------------------------------
+    async def workflow_insert(
+        self,
+        conn: Conn,
+        workflow_id: uuid.UUID,
+        name: str | None,
+        nodes: Sequence[tuple[str, uuid.UUID]],
+    ) -> None:
+        await conn.execute(
+            self.sql["workflow_insert"],
+            workflow_id,
+            name,
+            [n for n, _ in nodes],
+            [j for _, j in nodes],
+        )
+
+    async def workflow_get(self, conn: Conn, workflow_id: uuid.UUID) -> WorkflowRow | None:
+        record = await conn.fetchrow(self.sql["workflow_get"], workflow_id)
+        return _workflow_row(record) if record else None
+
+    async def workflow_list(self, conn: Conn, limit: int) -> list[WorkflowRow]:
+        return [_workflow_row(r) for r in await conn.fetch(self.sql["workflow_list"], limit)]
+
+    async def workflow_nodes(self, conn: Conn, workflow_id: uuid.UUID) -> list[WorkflowNode]:
+        records = await conn.fetch(self.sql["workflow_nodes"], workflow_id)
+        return [
+            WorkflowNode(
+                name=r["name"],
+                job_id=r["job_id"],
+                kind=r["kind"],
+                queue=r["queue"],
+                status=JobStatus(r["status"]),
+                last_error=r["last_error"],
+                after=list(r["after"]),
+            )
+            for r in records
+        ]
+
+    async def workflow_of_job(self, conn: Conn, job_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
+        record = await conn.fetchrow(self.sql["workflow_of_job"], job_id)
+        return (record["workflow_id"], record["name"]) if record else None
+
+    async def workflow_cancel(self, conn: Conn, workflow_id: uuid.UUID) -> int:
+        record = await conn.fetchrow(
+            self.sql["workflow_cancel"], workflow_id, self.control_channel, self.enqueue_channel
+        )
+        return int(record["count"])
 
     async def job_get_by_idempotency_keys(
         self, conn: Conn, keys: Sequence[str]
@@ -230,13 +336,23 @@ class Queries:
     # None when the rule left it alone) and a filter ($1 NULL, answered with a count).
     async def job_cancel(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
         record = await conn.fetchrow(
-            self.sql["job_cancel"], job_id, None, None, None, self.control_channel
+            self.sql["job_cancel"],
+            job_id,
+            None,
+            None,
+            None,
+            self.control_channel,
+            self.enqueue_channel,
         )
         return job_from_record(record) if record["id"] is not None else None
 
     async def job_cancel_many(self, conn: Conn, flt: JobFilter) -> int:
         record = await conn.fetchrow(
-            self.sql["job_cancel"], None, *_filter_args(flt), self.control_channel
+            self.sql["job_cancel"],
+            None,
+            *_filter_args(flt),
+            self.control_channel,
+            self.enqueue_channel,
         )
         return int(record["count"])
 
@@ -534,3 +650,17 @@ def _sparse(values: list[Any]) -> list[Any] | None:
 def _filter_args(flt: JobFilter) -> tuple[Any, ...]:
     statuses = [s.value for s in flt.statuses] if flt.statuses else None
     return statuses, flt.queue, flt.kind
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _workflow_row(record: Any) -> WorkflowRow:
+    return WorkflowRow(
+        id=record["id"],
+        name=record["name"],
+        node_count=record["node_count"],
+        created_at=record["created_at"],
+        counts=json.loads(record["counts"]),
+    )

@@ -137,6 +137,27 @@ class InsertRow:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphRow:
+    """A job of a graph for `job_insert_graph`: the row, and its place in the graph."""
+
+    row: InsertRow
+    status: JobStatus
+    pending_dependencies: int | None
+    has_dependents: bool
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """dependency -> dependent, the dependent's policy, and whether it already ended."""
+
+    dependency: uuid.UUID
+    dependent: uuid.UUID
+    on_failure: str
+    resolved: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRow:
     """One outcome for `job_finish_and_claim`, fenced by (id, attempt_seq, worker_id)."""
 

@@ -76,6 +76,8 @@ class Worker:
         self.client = client
         self.config = WorkerConfig.build(client.settings, options or WorkerOptions())
         self.id = make_worker_id()
+        # One bound method for every job's context, not one per claim.
+        self._read_dependencies = client.workflows.dependency_results
         # The kinds registered now are the ones this worker claims and advertises.
         self.kinds = tuple(registry.kinds())
         self.executing: dict[uuid.UUID, RunningJob] = {}
@@ -153,7 +155,13 @@ class Worker:
         job = claimed.job
         if (older := self.held.get(job.id)) is not None:
             self._lost(older)  # we hold an older attempt: it was rescued from us
-        ctx = JobContext(job, self.id, self.client.pool, shutdown_event=self.shutdown_event)
+        ctx = JobContext(
+            job,
+            self.id,
+            self.client.pool,
+            shutdown_event=self.shutdown_event,
+            dependency_reader=self._read_dependencies,
+        )
         running = RunningJob(job, self.registry.get(job.kind), ctx, claimed.claimed_at)
         self.executing[job.id] = running
         self.held[job.id] = running

@@ -5,6 +5,7 @@
 //                         queued jobs due later, told apart in the page)
 //   #/jobs/<id>           one job with its attempts
 //   #/schedules           periodic jobs: next and last fire, pause / resume / run now
+//   #/workflows           workflows and batches; #/workflows/<id> one drawn as a graph
 //
 // The current view refreshes every REFRESH_MS while the tab is visible; one
 // refresh at a time, and an action asks for one at once when it is done.
@@ -15,6 +16,7 @@ import { overviewView } from "./overview.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { schedulesView } from "./schedules.js";
+import { workflowView, workflowsView } from "./workflows.js";
 
 const REFRESH_MS = 2000;
 
@@ -31,6 +33,9 @@ function route(hash) {
   const job = path.match(/^\/jobs\/([^/]+)$/);
   if (job) return { name: "jobs", make: (root, ctx) => jobView(root, ctx, decodeURIComponent(job[1])) };
   if (path === "/jobs") return { name: "jobs", make: (root, ctx) => jobsView(root, ctx, params) };
+  const workflow = path.match(/^\/workflows\/([^/]+)$/);
+  if (workflow) return { name: "workflows", make: (root, ctx) => workflowView(root, ctx, decodeURIComponent(workflow[1])) };
+  if (path === "/workflows") return { name: "workflows", make: (root, ctx) => workflowsView(root, ctx) };
   if (path === "/schedules") return { name: "schedules", make: (root, ctx) => schedulesView(root, ctx) };
   if (path === "" || path === "/") return { name: "overview", make: (root, ctx) => overviewView(root, ctx) };
   return {

@@ -21,7 +21,7 @@ import {
   when,
 } from "./ui.js";
 
-const CANCELLABLE = ["queued", "retrying", "running"];
+const CANCELLABLE = ["pending", "queued", "retrying", "running"];
 const RETRYABLE = ["failed_permanent", "cancelled"];
 const OUTCOME_LABELS = {
   succeeded: "succeeded",
@@ -156,12 +156,12 @@ export function jobView(root, ctx, id) {
     );
   }
 
-  function renderFields(job) {
+  function renderFields(job, workflow) {
     const status = shownStatus(job);
     const ran = took(job);
     return h(
       "div",
-      { class: "job-body", dataset: { sig: sig([job, status]) } },
+      { class: "job-body", dataset: { sig: sig([job, status, workflow && workflow.id]) } },
       h(
         "section",
         { "aria-labelledby": "fields-title" },
@@ -173,6 +173,9 @@ export function jobView(root, ctx, id) {
           field("State", badge(status)),
           field("Queue", h("a", { href: `#/jobs?queue=${encodeURIComponent(job.queue)}` }, job.queue)),
           field("Kind", h("a", { href: `#/jobs?kind=${encodeURIComponent(job.kind)}` }, job.kind)),
+          workflow
+            ? field("Workflow", h("a", { href: `#/workflows/${workflow.id}`, id: "job-workflow" }, workflow.name || shortId(workflow.id)))
+            : null,
           field("Priority", job.priority),
           field("Attempts", `${job.attempts} of ${job.max_attempts}`),
           job.progress !== null && job.progress !== undefined
@@ -246,8 +249,13 @@ export function jobView(root, ctx, id) {
   async function refresh() {
     let job;
     let attempts;
+    let workflows;
     try {
-      [job, attempts] = await Promise.all([get(`jobs/${encodeURIComponent(id)}`), get(`jobs/${encodeURIComponent(id)}/attempts`)]);
+      [job, attempts, workflows] = await Promise.all([
+        get(`jobs/${encodeURIComponent(id)}`),
+        get(`jobs/${encodeURIComponent(id)}/attempts`),
+        get("workflows", { job_id: id }),
+      ]);
     } catch (error) {
       if (error instanceof ApiError && (error.status === 404 || error.status === 422)) {
         const text = error.status === 404 ? "No job has this id. Finished jobs are deleted after the retention period." : problemText(error);
@@ -259,7 +267,7 @@ export function jobView(root, ctx, id) {
       throw error;
     }
     head = swap(head, renderHead(job));
-    fields = swap(fields, renderFields(job));
+    fields = swap(fields, renderFields(job, workflows.workflows[0] || null));
     attemptsBox = swap(attemptsBox, renderAttempts(attempts.attempts, job));
   }
 

@@ -26,8 +26,8 @@ import {
 
 const PAGE_SIZES = [25, 50, 100, 200];
 // The state chips: the API's states, with "scheduled" (queued, due later) beside queued.
-const CHIPS = ["queued", "scheduled", ...STATES.slice(1)];
-const CANCELLABLE = ["queued", "retrying", "running"];
+const CHIPS = STATES.flatMap((s) => (s === "queued" ? ["queued", "scheduled"] : [s]));
+const CANCELLABLE = ["pending", "queued", "retrying", "running"];
 const COLUMNS = ["Job", "Kind", "Queue", "State", "Attempts", "Priority", "Runs at / took", "Last error"];
 
 // selectAll: the header's checkbox, when the table has a selection column.

@@ -1,8 +1,9 @@
 // DOM helpers, formatting, the confirmation dialog and notices.
 // Everything that comes from the API is put in the page as text, never as HTML.
 
-export const STATES = ["queued", "running", "retrying", "succeeded", "failed_permanent", "cancelled"];
+export const STATES = ["pending", "queued", "running", "retrying", "succeeded", "failed_permanent", "cancelled"];
 export const STATE_LABELS = {
+  pending: "pending",
   queued: "queued",
   running: "running",
   retrying: "retrying",
