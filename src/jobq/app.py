@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import asyncpg
-
 from jobq.client import Client
 from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
@@ -214,9 +212,11 @@ class App:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        connection: asyncpg.Connection | None = None,
+        connection: object = None,
     ) -> Job:
-        """Enqueue one job; with `connection=`, inside the caller's transaction."""
+        """Enqueue one job; with `connection=`, inside the caller's transaction: an
+        asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
+        AsyncConnection (see docs/INTEGRATIONS.md)."""
         fields: dict[str, Any] = {"kind": kind}
         optional = {
             "payload": dict(payload) if payload is not None else None,
@@ -236,7 +236,7 @@ class App:
         self,
         items: Iterable[Mapping[str, Any]],
         *,
-        connection: asyncpg.Connection | None = None,
+        connection: object = None,
     ) -> list[Job]:
         """Enqueue many jobs in one round trip and one transaction (SPEC §3 batch rules)."""
         requests = [parse_request(dict(item), ("jobs", i)) for i, item in enumerate(items)]

@@ -15,14 +15,13 @@ import binascii
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
-from jobq import events, idempotency
+from jobq import connections
 from jobq.client_schedules import ScheduleOps
-from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
+from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db import migrate as migrations
 from jobq.db.pool import (
     CONNECT_DEADLINE_SECONDS,
@@ -31,22 +30,27 @@ from jobq.db.pool import (
     resolve_database_url,
 )
 from jobq.db.queries import Conn, Queries
-from jobq.db.records import InsertRow
+
+# Re-exported: the API, the CLI and `jobq` import these from here.
+from jobq.enqueue_plan import MAX_BATCH_SIZE as MAX_BATCH_SIZE
+from jobq.enqueue_plan import (
+    EnqueuePlan,
+    KindCatalog,
+    isolation_conflict,
+    plan_enqueue,
+)
+from jobq.enqueue_plan import EnqueueResult as EnqueueResult
 from jobq.errors import (
     FieldError,
     InvalidRequestError,
     InvalidStateError,
-    IsolationConflictError,
     JobFailedError,
     JobNotFoundError,
     JobWasCancelledError,
-    PayloadTooLargeError,
     SchemaError,
-    UnknownKindError,
     WaitTimeoutError,
 )
-from jobq.ids import uuid7
-from jobq.job_request import JobRequest, dump_json, request_hash
+from jobq.job_request import JobRequest
 from jobq.types import (
     Attempt,
     Job,
@@ -63,20 +67,6 @@ MAX_PAGE_SIZE = 500
 # Payload and metadata bytes a page of jobs may carry past its first job: 500
 # jobs of 1 MiB each would otherwise be a 500 MiB answer.
 MAX_PAGE_BYTES = 2 * 1024 * 1024
-MAX_BATCH_SIZE = 1000
-
-
-class KindCatalog(Protocol):
-    """What the core needs to know of the registered kinds (an App provides it)."""
-
-    def kinds(self) -> list[str]: ...
-    def default_max_attempts(self, kind: str) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueResult:
-    job: Job
-    replayed: bool
 
 
 class Client:
@@ -157,94 +147,48 @@ class Client:
         return self.catalog.default_max_attempts(kind) if self.catalog else DEFAULT_MAX_ATTEMPTS
 
     # --- enqueue ------------------------------------------------------------
-    async def enqueue(
-        self, request: JobRequest, *, connection: asyncpg.Connection | None = None
-    ) -> EnqueueResult:
+    # `connection=`: an asyncpg connection, or another driver's (psycopg 3's
+    # AsyncConnection, SQLAlchemy's AsyncSession or AsyncConnection, which may hold
+    # an asyncpg one), which `jobq.connections` resolves without importing a
+    # driver; the asyncpg case is tested first, so it costs one isinstance a call.
+    async def enqueue(self, request: JobRequest, *, connection: object = None) -> EnqueueResult:
         return (await self._enqueue([request], connection, batch=False))[0]
 
     async def enqueue_many(
-        self, requests: Sequence[JobRequest], *, connection: asyncpg.Connection | None = None
+        self, requests: Sequence[JobRequest], *, connection: object = None
     ) -> list[EnqueueResult]:
-        if not 1 <= len(requests) <= MAX_BATCH_SIZE:
-            raise InvalidRequestError(
-                f"a batch holds 1 to {MAX_BATCH_SIZE} jobs, got {len(requests)}",
-                [FieldError(("jobs",), f"must hold 1 to {MAX_BATCH_SIZE} items")],
-            )
         return await self._enqueue(list(requests), connection, batch=True)
 
-    def _insert_row(
-        self, request: JobRequest, index: int | None, known: frozenset[str] | None
-    ) -> InsertRow:
-        loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
-        if known is not None and request.kind not in known:
-            raise UnknownKindError(request.kind, sorted(known), (*loc, "kind"))
-        payload = dump_json(request.payload)
-        size = len(payload.encode())
-        if size > self.settings.max_payload_bytes:
-            raise PayloadTooLargeError(size, self.settings.max_payload_bytes, (*loc, "payload"))
-        metadata = dump_json(request.metadata)
-        if len(metadata.encode()) > DEFAULT_MAX_METADATA_BYTES:
-            message = f"metadata is over {DEFAULT_MAX_METADATA_BYTES} bytes serialised"
-            raise InvalidRequestError(message, [FieldError((*loc, "metadata"), message)])
-        max_attempts = request.max_attempts
-        if max_attempts is None:
-            max_attempts = (
-                self.catalog.default_max_attempts(request.kind)
-                if self.catalog
-                else DEFAULT_MAX_ATTEMPTS
-            )
-        key = request.idempotency_key
-        return InsertRow(
-            id=uuid7(),
-            queue=request.queue,
-            kind=request.kind,
-            payload_json=payload,
-            metadata_json=metadata,
-            priority=request.priority,
-            max_attempts=max_attempts,
-            run_at=request.run_at,
-            idempotency_key=key,
-            request_hash=request_hash(request) if key is not None else None,
-        )
-
     async def _enqueue(
-        self, requests: list[JobRequest], connection: asyncpg.Connection | None, *, batch: bool
+        self, requests: list[JobRequest], connection: object, *, batch: bool
     ) -> list[EnqueueResult]:
-        known = frozenset(self.catalog.kinds()) if self.catalog is not None else None
-        rows = [self._insert_row(r, i if batch else None, known) for i, r in enumerate(requests)]
-        to_insert = idempotency.first_of_each_key(rows, batch=batch)
-        # The insert is one statement, so it is atomic by itself. Only a batch with
-        # keys can fail after rows went in (an item whose key holds a different
-        # request), so only that needs a transaction (a savepoint in the caller's)
-        # to be all or nothing; everything else saves BEGIN and COMMIT.
-        needs_transaction = batch and any(r.idempotency_key is not None for r in rows)
-        target = connection if connection is not None else self.pool
-        if not needs_transaction:
-            return await self._insert(target, rows, to_insert, batch)
-        if connection is not None:
-            async with connection.transaction():
-                return await self._insert(connection, rows, to_insert, batch)
+        if connection is not None and not isinstance(connection, asyncpg.Connection):
+            connection = await connections.async_driver_connection(connection)
+            if not isinstance(connection, asyncpg.Connection):  # psycopg's
+                return await connections.enqueue_async(
+                    connection, requests, self.settings, self.catalog, batch=batch
+                )
+        plan = plan_enqueue(requests, self.settings, self.catalog, batch=batch)
+        caller = connection if isinstance(connection, asyncpg.Connection) else None
+        if not plan.needs_transaction:
+            return await self._insert(caller if caller is not None else self.pool, plan)
+        if caller is not None:
+            async with caller.transaction():
+                return await self._insert(caller, plan)
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self._insert(conn, rows, to_insert, batch)
+            return await self._insert(conn, plan)
 
-    async def _insert(
-        self, conn: Conn, rows: list[InsertRow], to_insert: list[InsertRow], batch: bool
-    ) -> list[EnqueueResult]:
+    async def _insert(self, conn: Conn, plan: EnqueuePlan) -> list[EnqueueResult]:
         try:
-            inserted = await self.queries.job_insert_many(conn, to_insert)
+            inserted = await self.queries.job_insert_many(conn, plan.to_insert)
         except asyncpg.SerializationError as exc:
-            raise IsolationConflictError(
-                "an idempotency key conflicted with a concurrent transaction; enqueue with a "
-                "key supports READ COMMITTED, retry the transaction or use READ COMMITTED"
-            ) from exc
-        _emit_enqueued(inserted)
+            raise isolation_conflict() from exc
         existing: list[tuple[Job, bytes | None]] = []
-        if skipped := idempotency.keys_to_look_up(to_insert, inserted):
+        if skipped := plan.keys_to_look_up(inserted):
             # A fresh statement, so under READ COMMITTED it sees the row that
             # the conflicting transaction committed while our insert waited.
             existing = await self.queries.job_get_by_idempotency_keys(conn, skipped)
-        matched = idempotency.match_results(rows, inserted, existing, batch=batch)
-        return [EnqueueResult(job, replayed) for job, replayed in matched]
+        return plan.answer(inserted, existing)
 
     # --- reads ----------------------------------------------------------------
     async def get(self, job_id: uuid.UUID) -> Job:
@@ -411,14 +355,6 @@ def result_of(job: Job) -> Any:
     if job.status is JobStatus.FAILED_PERMANENT:
         raise JobFailedError(job)
     return job.result
-
-
-def _emit_enqueued(jobs: list[Job]) -> None:
-    counts: dict[tuple[str, str], int] = {}
-    for job in jobs:
-        counts[(job.queue, job.kind)] = counts.get((job.queue, job.kind), 0) + 1
-    for (queue, kind), count in counts.items():
-        events.emit(events.JobsEnqueued(queue, kind, count))
 
 
 def _require_filter(flt: JobFilter) -> None:

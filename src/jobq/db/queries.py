@@ -50,6 +50,24 @@ class Conn(Protocol):
     async def execute(self, query: str, *args: Any) -> str: ...
 
 
+def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, ...]:
+    """The arguments of `job_insert_many`, $1 to $11: one array per column (asyncpg
+    and the DB-API drivers of `jobq.db.dbapi` pass the same)."""
+    return (
+        [r.id for r in rows],
+        [r.queue for r in rows],
+        [r.kind for r in rows],
+        [r.payload_json for r in rows],
+        [r.metadata_json for r in rows],
+        [r.priority for r in rows],
+        [r.max_attempts for r in rows],
+        [r.run_at for r in rows],
+        [r.idempotency_key for r in rows],
+        [r.request_hash for r in rows],
+        channel,
+    )
+
+
 class Queries:
     """One method per named query, with the schema's channel names."""
 
@@ -80,20 +98,8 @@ class Queries:
 
     # --- jobs -------------------------------------------------------------
     async def job_insert_many(self, conn: Conn, rows: Sequence[InsertRow]) -> list[Job]:
-        records = await conn.fetch(
-            self.sql["job_insert_many"],
-            [r.id for r in rows],
-            [r.queue for r in rows],
-            [r.kind for r in rows],
-            [r.payload_json for r in rows],
-            [r.metadata_json for r in rows],
-            [r.priority for r in rows],
-            [r.max_attempts for r in rows],
-            [r.run_at for r in rows],
-            [r.idempotency_key for r in rows],
-            [r.request_hash for r in rows],
-            self.enqueue_channel,
-        )
+        args = job_insert_many_args(rows, self.enqueue_channel)
+        records = await conn.fetch(self.sql["job_insert_many"], *args)
         return [job_from_record(r) for r in records]
 
     async def job_get_by_idempotency_keys(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,13 +16,15 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def job_from_record(row: Any) -> Job:
+def job_from_record(row: Any, load: Callable[[Any], Any] = _json) -> Job:
+    """A job from a row of `jobs`. asyncpg gives jsonb as text (the default `load`
+    parses it); psycopg and psycopg2 decode it, and pass a `load` that keeps it."""
     return Job(
         id=row["id"],
         queue=row["queue"],
         kind=row["kind"],
-        payload=_json(row["payload"]),
-        metadata=_json(row["metadata"]),
+        payload=load(row["payload"]),
+        metadata=load(row["metadata"]),
         status=JobStatus(row["status"]),
         priority=row["priority"],
         attempts=row["attempts"],
@@ -35,9 +38,9 @@ def job_from_record(row: Any) -> Job:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        result=_json(row["result"]),
+        result=load(row["result"]),
         progress=row["progress"],
-        progress_details=_json(row["progress_details"]),
+        progress_details=load(row["progress_details"]),
         progress_at=row["progress_at"],
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],

@@ -1,0 +1,170 @@
+"""An enqueue without its I/O: validated rows in, answers out (SPEC §3).
+
+Every route that enqueues (the pool and an asyncpg connection in `jobq.client`, a
+DB-API or psycopg cursor in `jobq.transactional`) runs the same steps, so the
+rules live here once and each driver only runs the two statements:
+
+    plan = plan_enqueue(requests, settings, catalog, batch=...)
+    inserted = job_insert_many(plan.to_insert)        # inside a savepoint if
+    keys = plan.keys_to_look_up(inserted)              # plan.needs_transaction
+    existing = job_get_by_idempotency_keys(keys) if keys else []
+    return plan.answer(inserted, existing)
+
+Errors: UnknownKindError, PayloadTooLargeError and InvalidRequestError before any
+SQL (so a caller's transaction is untouched); IdempotencyConflictError and
+IsolationConflictError from the answer (see `jobq.idempotency`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from jobq import events, idempotency
+from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
+from jobq.db.records import InsertRow
+from jobq.errors import (
+    FieldError,
+    InvalidRequestError,
+    IsolationConflictError,
+    PayloadTooLargeError,
+    UnknownKindError,
+)
+from jobq.ids import uuid7
+from jobq.job_request import JobRequest, dump_json, request_hash
+from jobq.types import Job
+
+MAX_BATCH_SIZE = 1000
+SERIALIZATION_FAILURE = "40001"  # SQLSTATE serialization_failure, whatever the driver
+
+
+class KindCatalog(Protocol):
+    """What the core needs to know of the registered kinds (an App provides it)."""
+
+    def kinds(self) -> list[str]: ...
+    def default_max_attempts(self, kind: str) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job: Job
+    replayed: bool
+
+
+def check_batch_size(count: int) -> None:
+    if not 1 <= count <= MAX_BATCH_SIZE:
+        raise InvalidRequestError(
+            f"a batch holds 1 to {MAX_BATCH_SIZE} jobs, got {count}",
+            [FieldError(("jobs",), f"must hold 1 to {MAX_BATCH_SIZE} items")],
+        )
+
+
+def insert_row(
+    request: JobRequest,
+    settings: Settings,
+    catalog: KindCatalog | None,
+    index: int | None,
+    known: frozenset[str] | None,
+) -> InsertRow:
+    """One request validated against the settings and the catalog, as the row to insert."""
+    loc: tuple[str | int, ...] = () if index is None else ("jobs", index)
+    if known is not None and request.kind not in known:
+        raise UnknownKindError(request.kind, sorted(known), (*loc, "kind"))
+    payload = dump_json(request.payload)
+    size = len(payload.encode())
+    if size > settings.max_payload_bytes:
+        raise PayloadTooLargeError(size, settings.max_payload_bytes, (*loc, "payload"))
+    metadata = dump_json(request.metadata)
+    if len(metadata.encode()) > DEFAULT_MAX_METADATA_BYTES:
+        message = f"metadata is over {DEFAULT_MAX_METADATA_BYTES} bytes serialised"
+        raise InvalidRequestError(message, [FieldError((*loc, "metadata"), message)])
+    max_attempts = request.max_attempts
+    if max_attempts is None:
+        max_attempts = (
+            catalog.default_max_attempts(request.kind) if catalog else DEFAULT_MAX_ATTEMPTS
+        )
+    key = request.idempotency_key
+    return InsertRow(
+        id=uuid7(),
+        queue=request.queue,
+        kind=request.kind,
+        payload_json=payload,
+        metadata_json=metadata,
+        priority=request.priority,
+        max_attempts=max_attempts,
+        run_at=request.run_at,
+        idempotency_key=key,
+        request_hash=request_hash(request) if key is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueuePlan:
+    rows: list[InsertRow]  # one per request, in order
+    to_insert: list[InsertRow]  # what job_insert_many gets (the first of each key)
+    batch: bool
+    # The insert is one statement, so it is atomic by itself. Only a batch with
+    # keys can fail after rows went in (an item whose key holds a different
+    # request), so only that needs a transaction (a savepoint in the caller's)
+    # to be all or nothing; everything else saves BEGIN and COMMIT.
+    needs_transaction: bool
+
+    def keys_to_look_up(self, inserted: list[Job]) -> list[str]:
+        """After the insert: announce what went in, and name the keys to read back."""
+        _emit_enqueued(inserted)
+        return idempotency.keys_to_look_up(self.to_insert, inserted)
+
+    def answer(
+        self, inserted: list[Job], existing: Sequence[tuple[Job, bytes | None]]
+    ) -> list[EnqueueResult]:
+        matched = idempotency.match_results(self.rows, inserted, existing, batch=self.batch)
+        return [EnqueueResult(job, replayed) for job, replayed in matched]
+
+
+def plan_enqueue(
+    requests: Sequence[JobRequest],
+    settings: Settings,
+    catalog: KindCatalog | None,
+    *,
+    batch: bool,
+) -> EnqueuePlan:
+    """Validate `requests` (a batch must hold 1 to MAX_BATCH_SIZE) and plan their insert."""
+    if batch:
+        check_batch_size(len(requests))
+    known = frozenset(catalog.kinds()) if catalog is not None else None
+    rows = [
+        insert_row(r, settings, catalog, i if batch else None, known)
+        for i, r in enumerate(requests)
+    ]
+    to_insert = idempotency.first_of_each_key(rows, batch=batch)
+    needs_transaction = batch and any(r.idempotency_key is not None for r in rows)
+    return EnqueuePlan(rows, to_insert, batch, needs_transaction)
+
+
+def isolation_conflict() -> IsolationConflictError:
+    """What a serialization failure of the insert becomes, on any driver."""
+    return IsolationConflictError(
+        "an idempotency key conflicted with a concurrent transaction; enqueue with a "
+        "key supports READ COMMITTED, retry the transaction or use READ COMMITTED"
+    )
+
+
+def is_serialization_failure(exc: BaseException) -> bool:
+    """Whether a driver's error (or the one it wraps: Django wraps psycopg's) is SQLSTATE
+    40001; psycopg 3 names it `sqlstate`, psycopg2 `pgcode`."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if code == SERIALIZATION_FAILURE:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def _emit_enqueued(jobs: list[Job]) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        counts[(job.queue, job.kind)] = counts.get((job.queue, job.kind), 0) + 1
+    for (queue, kind), count in counts.items():
+        events.emit(events.JobsEnqueued(queue, kind, count))
