@@ -23,6 +23,7 @@ from jobq.errors import (
     UnknownKindError,
     WaitTimeoutError,
 )
+from jobq.flow import FlowLimitRequest, UniqueOpts
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
@@ -33,6 +34,7 @@ from jobq.types import (
     Cancelled,
     CancelledOutcome,
     Failed,
+    FlowLimit,
     Job,
     JobFilter,
     JobStatus,
@@ -56,6 +58,8 @@ __all__ = [
     "EnqueueResult",
     "Executor",
     "Failed",
+    "FlowLimit",
+    "FlowLimitRequest",
     "IdempotencyConflictError",
     "InvalidRequestError",
     "InvalidStateError",
@@ -82,6 +86,7 @@ __all__ = [
     "Settings",
     "Snooze",
     "Succeeded",
+    "UniqueOpts",
     "UnknownKindError",
     "WaitTimeoutError",
     "__version__",

@@ -21,6 +21,7 @@ from jobq.client import Client
 from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
+from jobq.flow import ConcurrencyKeySource, TaskFlow, UniqueOpts, resolve_unique
 from jobq.handlers import Executor, HandlerFunction
 from jobq.job_request import DEFAULT_QUEUE, parse_request
 from jobq.registry import TaskRegistry, TaskSpec
@@ -73,8 +74,14 @@ class App:
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: ConcurrencyKeySource | None = None,
     ) -> Callable[[H], H]:
-        """Register a handler `fn(ctx, payload)` for `kind`."""
+        """Register a handler `fn(ctx, payload)` for `kind`. `unique`: its jobs are
+        unique (jobq.UniqueOpts; True for the defaults: by kind and payload while
+        queued, retrying or running). `concurrency_key`: the payload field (a
+        name) or function of the payload whose value flow limits count its jobs
+        under (`jobq limits set`)."""
 
         def register(fn: H) -> H:
             self.register(
@@ -84,6 +91,8 @@ class App:
                 retry_base_ms=retry_base_ms,
                 retry_cap_ms=retry_cap_ms,
                 timeout=timeout,
+                unique=unique,
+                concurrency_key=concurrency_key,
             )
             return fn
 
@@ -98,6 +107,8 @@ class App:
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: ConcurrencyKeySource | None = None,
     ) -> None:
         self.registry.register(
             kind,
@@ -106,6 +117,7 @@ class App:
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
+            flow=TaskFlow(resolve_unique(None, unique), concurrency_key),
         )
 
     def periodic(
@@ -157,6 +169,11 @@ class App:
 
     def default_max_attempts(self, kind: str) -> int:
         return self.registry.default_max_attempts(kind)
+
+    def task_flow(self, kind: str) -> TaskFlow | None:
+        """The kind's declared flow control (jobq.enqueue_plan reads it)."""
+        spec = self.registry.get(kind)
+        return spec.flow if spec else None
 
     def retry_policy(self, kind: str) -> RetryPolicy:
         """The kind's policy: its own base/cap where set in code, else the settings'."""
@@ -212,11 +229,14 @@ class App:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
         asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
-        AsyncConnection (see docs/INTEGRATIONS.md)."""
+        AsyncConnection (see docs/INTEGRATIONS.md). A unique job's duplicate answers
+        the job that holds the key (`Client.enqueue` says which it was)."""
         fields: dict[str, Any] = {"kind": kind}
         optional = {
             "payload": dict(payload) if payload is not None else None,
@@ -226,6 +246,8 @@ class App:
             "run_at": run_at,
             "idempotency_key": idempotency_key,
             "metadata": dict(metadata) if metadata is not None else None,
+            "unique": unique,
+            "concurrency_key": concurrency_key,
         }
         fields.update({k: v for k, v in optional.items() if v is not None})
         request = parse_request(fields)

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from jobq.errors import FieldError, InvalidRequestError
+from jobq.flow import MAX_CONCURRENCY_KEY_LENGTH, UniqueOpts
 
 QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
@@ -81,6 +82,18 @@ class JobRequest(BaseModel):
         description="A repeat of the same request with this key returns the first job (200, "
         "`Idempotent-Replayed: true`); the same key with a different request is a 422.",
     )
+    unique: UniqueOpts | bool | None = Field(
+        default=None,
+        description="Unique-job options, overriding the task's: true for the defaults, false "
+        "for none. A duplicate answers the job holding the key (200, `Jobq-Duplicate: true`).",
+    )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CONCURRENCY_KEY_LENGTH,
+        strict=True,
+        description="The key flow limits count this job under; default from the task.",
+    )
 
     @field_validator("run_at", mode="before")
     @classmethod
@@ -104,7 +117,7 @@ class JobRequest(BaseModel):
             raise ValueError(f"must be within the years {MIN_YEAR}-{MAX_YEAR} in UTC")
         return utc
 
-    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key")
+    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key", "concurrency_key")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         problem = find_unstorable(value)

@@ -30,6 +30,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "schema_migrations",
         "schedules",
         "schedule_fires",
+        "flow_limits",
+        "flow_rate_windows",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

@@ -145,6 +145,11 @@ class BatchOut(BaseModel):
     )
 
     jobs: list[JobOut] = Field(description="One job per request item, in request order.")
+    duplicates: list[int] = Field(
+        default_factory=list,
+        description="Indexes of the items that were unique-job duplicates: each answers the "
+        "job holding its unique key, and created nothing.",
+    )
 
 
 class AttemptOut(BaseModel):
