@@ -71,17 +71,18 @@ CREATE FUNCTION {schema}.job_claim_limited(
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     lims {schema}.flow_limits[];
-    lim {schema}.flow_limits;
-    cand record;
-    bucket text;
-    buckets text[];
-    room jsonb := '{}';    -- per bucket: starts it may still take (0: at its limit, or held)
-    used jsonb := '{}';    -- per rate bucket: starts taken by this claim
-    n integer;
-    ok boolean;
-    taken uuid[] := '{}';
     full_keys text[];
     full_queues text[];
+    c_ids uuid[];
+    c_queues text[];
+    c_keys text[];
+    p_ords integer[];
+    p_buckets text[];
+    p_names text[];
+    held text[];
+    r_buckets text[];
+    r_rooms integer[];
+    taken uuid[];
     started timestamptz;
 BEGIN
     IF p_limit IS NULL OR p_limit <= 0 THEN
@@ -89,9 +90,9 @@ BEGIN
     END IF;
     lims := ARRAY(SELECT l FROM {schema}.flow_limits AS l
                   WHERE l.queue IS NULL OR p_queues IS NULL OR l.queue = ANY (p_queues));
-    -- A hint, read without locks: keys and queues already at their limit. The
-    -- scan below steps over their jobs in C rather than one by one here, so a
-    -- full key's backlog at the head of the queue does not starve the others.
+    -- A hint, read without locks: keys and queues already at their limit, whose
+    -- jobs the candidate scan steps over in C, so a full key's backlog at the
+    -- head of the queue does not crowd out the others.
     full_keys := ARRAY(
         SELECT r.k FROM (
             SELECT j.concurrency_key AS k, j.queue AS q, count(*) AS n FROM {schema}.jobs AS j
@@ -106,92 +107,113 @@ BEGIN
         WHERE l.key_pattern IS NULL AND l.max_running IS NOT NULL AND l.queue IS NOT NULL
           AND (SELECT count(*) FROM {schema}.jobs AS j
                WHERE j.status = 'running' AND j.queue = l.queue) >= l.max_running);
-    FOR cand IN
-        SELECT j.id, j.queue, j.concurrency_key
-        FROM {schema}.jobs AS j
-        WHERE j.status IN ('queued', 'retrying')
-          AND j.run_at <= now()
-          AND (p_queues IS NULL OR j.queue = ANY (p_queues))
-          AND (p_kinds IS NULL OR j.kind = ANY (p_kinds))
-          AND NOT j.id = ANY (coalesce(p_exclude, '{}'))
-          AND NOT j.queue = ANY (full_queues)
-          AND (j.concurrency_key IS NULL OR NOT j.concurrency_key = ANY (full_keys))
-          AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS q WHERE q.name = j.queue AND q.paused)
-        ORDER BY j.priority DESC, j.run_at, j.id
-        -- Rate-limited jobs are not in the hint: bound the walk past them.
-        LIMIT p_limit * 20 + 200
-    LOOP
-        ok := true;
-        buckets := '{}';
-        FOREACH lim IN ARRAY lims LOOP
-            CONTINUE WHEN lim.queue IS NOT NULL AND lim.queue <> cand.queue;
-            IF lim.key_pattern IS NOT NULL THEN
-                CONTINUE WHEN cand.concurrency_key IS NULL
-                           OR NOT cand.concurrency_key LIKE lim.key_pattern;
-                bucket := lim.name || '|' || cand.concurrency_key;
-            ELSE
-                bucket := lim.name || '|';
-            END IF;
-            IF NOT room ? bucket THEN
-                IF NOT pg_try_advisory_xact_lock(hashtext('jobq.flow'), hashtext(bucket)) THEN
-                    n := 0;
-                ELSE
-                    -- Each statement here reads a fresh snapshot: it sees every
-                    -- claim committed by an earlier holder of this lock.
-                    n := 2147483647;
-                    IF lim.max_running IS NOT NULL THEN
-                        SELECT lim.max_running - count(*) INTO n FROM {schema}.jobs AS j
-                        WHERE j.status = 'running'
-                          AND (lim.queue IS NULL OR j.queue = lim.queue)
-                          AND CASE WHEN lim.key_pattern IS NULL THEN true
-                                   ELSE j.concurrency_key = cand.concurrency_key END;
-                    END IF;
-                    IF lim.rate IS NOT NULL THEN
-                        -- Counted from now, recorded a little later (`started`):
-                        -- the window counted is the wider one, so no period of
-                        -- recorded starts ever holds more than `rate`.
-                        n := least(n, lim.rate - coalesce((
-                            SELECT count(*) FROM {schema}.flow_rate_windows AS w,
-                                                 unnest(w.starts) AS s
-                            WHERE w.limit_name = lim.name
-                              AND w.key = substr(bucket, length(lim.name) + 2)
-                              AND s > clock_timestamp()
-                                      - make_interval(secs => lim.period_seconds)), 0));
-                    END IF;
-                END IF;
-                room := room || jsonb_build_object(bucket, n);
-            END IF;
-            IF (room ->> bucket)::integer <= 0 THEN
-                ok := false;
-                EXIT;
-            END IF;
-            buckets := buckets || bucket;
-        END LOOP;
-        CONTINUE WHEN NOT ok;
-        -- Still runnable, and not held by a plain claimer (fresh snapshot).
-        PERFORM 1 FROM {schema}.jobs AS j
-        WHERE j.id = cand.id AND j.status IN ('queued', 'retrying')
-        FOR UPDATE SKIP LOCKED;
-        CONTINUE WHEN NOT FOUND;
-        taken := taken || cand.id;
-        FOREACH bucket IN ARRAY buckets LOOP
-            room := room || jsonb_build_object(bucket, (room ->> bucket)::integer - 1);
-            used := used || jsonb_build_object(bucket, coalesce((used ->> bucket)::integer, 0) + 1);
-        END LOOP;
-        EXIT WHEN cardinality(taken) >= p_limit;
-    END LOOP;
+    -- 1. Candidates in claim order, unlocked: a few times the slots asked for.
+    SELECT array_agg(c.id ORDER BY c.ord), array_agg(c.queue ORDER BY c.ord),
+           array_agg(c.concurrency_key ORDER BY c.ord)
+    INTO c_ids, c_queues, c_keys
+    FROM (
+        SELECT j.id, j.queue, j.concurrency_key,
+               row_number() OVER (ORDER BY j.priority DESC, j.run_at, j.id) AS ord
+        FROM (
+            SELECT j.id, j.queue, j.concurrency_key, j.priority, j.run_at
+            FROM {schema}.jobs AS j
+            WHERE j.status IN ('queued', 'retrying')
+              AND j.run_at <= now()
+              AND (p_queues IS NULL OR j.queue = ANY (p_queues))
+              AND (p_kinds IS NULL OR j.kind = ANY (p_kinds))
+              AND NOT j.id = ANY (coalesce(p_exclude, '{}'))
+              AND NOT j.queue = ANY (full_queues)
+              AND (j.concurrency_key IS NULL OR NOT j.concurrency_key = ANY (full_keys))
+              AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS q
+                              WHERE q.name = j.queue AND q.paused)
+            ORDER BY j.priority DESC, j.run_at, j.id
+            -- Half as many again as the slots: enough to make up for a few
+            -- held or stale keys, few enough that the buckets locked and
+            -- counted below stay about one per slot.
+            LIMIT p_limit + p_limit / 2 + 4
+        ) AS j
+    ) AS c;
+    IF c_ids IS NULL THEN
+        RETURN;
+    END IF;
+    -- 2. Each candidate's buckets: one per limit that covers it (per key, or
+    -- the queue as a whole).
+    SELECT array_agg(c.ord), array_agg(l.name || '|' || CASE WHEN l.key_pattern IS NULL
+                                                         THEN '' ELSE c.k END),
+           array_agg(l.name)
+    INTO p_ords, p_buckets, p_names
+    FROM unnest(c_queues, c_keys) WITH ORDINALITY AS c(q, k, ord)
+    JOIN unnest(lims) AS l
+      ON (l.queue IS NULL OR l.queue = c.q)
+     AND (l.key_pattern IS NULL OR c.k LIKE l.key_pattern);
+    IF p_ords IS NOT NULL THEN
+        -- 3. Lock the buckets, skipping those another claimer holds (as SKIP
+        -- LOCKED skips rows): no claimer waits on another, none can deadlock.
+        held := ARRAY(
+            SELECT b FROM (SELECT DISTINCT b FROM unnest(p_buckets) AS b ORDER BY b) AS d
+            WHERE pg_try_advisory_xact_lock(hashtext('jobq.flow'), hashtext(b)));
+        -- 4. Room per held bucket, read in a snapshot taken after the locks: it
+        -- sees every claim committed by an earlier holder. A rate counts its
+        -- window from now, and records the starts a little later (`started`):
+        -- the window counted is the wider one, so no period of recorded
+        -- starts ever holds more than the rate.
+        SELECT array_agg(h.b), array_agg(least(
+                   -- Two counts, one per kind of limit, so each has its index
+                   -- (an OR of the two would scan every running job).
+                   coalesce(l.max_running - CASE
+                       WHEN l.key_pattern IS NOT NULL THEN (
+                           SELECT count(*) FROM {schema}.jobs AS j
+                           WHERE j.status = 'running' AND j.concurrency_key IS NOT NULL
+                             AND j.concurrency_key = substr(h.b, length(l.name) + 2)
+                             AND (l.queue IS NULL OR j.queue = l.queue))
+                       ELSE (
+                           SELECT count(*) FROM {schema}.jobs AS j
+                           WHERE j.status = 'running'
+                             AND (l.queue IS NULL OR j.queue = l.queue)) END,
+                            2147483647),
+                   coalesce(l.rate - (
+                       SELECT count(*) FROM {schema}.flow_rate_windows AS w,
+                                            unnest(w.starts) AS s
+                       WHERE w.limit_name = l.name AND w.key = substr(h.b, length(l.name) + 2)
+                         AND s > clock_timestamp() - make_interval(secs => l.period_seconds)),
+                            2147483647)))
+        INTO r_buckets, r_rooms
+        FROM unnest(held) AS h(b)
+        JOIN unnest(lims) AS l ON l.name = split_part(h.b, '|', 1);
+    END IF;
+    -- 5. Admit a candidate when, in each of its buckets, it is among the first
+    -- `room` candidates of that bucket (a bucket not held has no room). Counting
+    -- rejected candidates in the other buckets' ranks only admits fewer.
+    taken := ARRAY(
+        SELECT j.id FROM {schema}.jobs AS j
+        WHERE j.id = ANY (ARRAY(
+            SELECT c_ids[c.ord] FROM generate_subscripts(c_ids, 1) AS c(ord)
+            WHERE NOT EXISTS (
+                SELECT 1
+                FROM (SELECT p.ord, p.b,
+                             row_number() OVER (PARTITION BY p.b ORDER BY p.ord) AS rank
+                      FROM unnest(p_ords, p_buckets) AS p(ord, b)) AS p
+                LEFT JOIN unnest(r_buckets, r_rooms) AS r(b, room) ON r.b = p.b
+                WHERE p.ord = c.ord AND p.rank > coalesce(r.room, 0))
+            ORDER BY c.ord
+            LIMIT p_limit))
+          AND j.status IN ('queued', 'retrying')
+        FOR UPDATE SKIP LOCKED);
     IF cardinality(taken) = 0 THEN
         RETURN;
     END IF;
     -- The start, after every lock and count: a job that ran before under one of
-    -- these keys had committed its finish (finished_at <= its commit) before the
-    -- lock was free, so the history of a key never shows more overlapping
+    -- these buckets had committed its finish (finished_at <= its commit) before
+    -- the lock was free, so a key's history never shows more overlapping
     -- attempts than its limit.
     started := clock_timestamp();
     INSERT INTO {schema}.flow_rate_windows AS w (limit_name, key, starts)
-    SELECT l.name, substr(u.key, length(l.name) + 2), array_fill(started, ARRAY[u.value::integer])
-    FROM jsonb_each_text(used) AS u
-    JOIN unnest(lims) AS l ON l.name = split_part(u.key, '|', 1)
+    SELECT l.name, substr(u.b, length(l.name) + 2), array_fill(started, ARRAY[u.n::integer])
+    FROM (SELECT p.b, count(*) AS n
+          FROM unnest(p_ords, p_buckets) AS p(ord, b)
+          WHERE c_ids[p.ord] = ANY (taken)
+          GROUP BY p.b) AS u
+    JOIN unnest(lims) AS l ON l.name = split_part(u.b, '|', 1)
     WHERE l.rate IS NOT NULL
     ON CONFLICT (limit_name, key) DO UPDATE
     SET starts = ARRAY(
