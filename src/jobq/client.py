@@ -48,6 +48,7 @@ from jobq.errors import (
     JobFailedError,
     JobNotFoundError,
     JobWasCancelledError,
+    LimitNotFoundError,
     SchemaError,
     WaitTimeoutError,
 )
@@ -372,9 +373,10 @@ class Client:
         )
         return await self.queries.flow_limit_upsert(self.pool, limit)
 
-    async def delete_limit(self, name: str) -> bool:
-        """Remove a flow limit; False if there was none."""
-        return await self.queries.flow_limit_delete(self.pool, name)
+    async def delete_limit(self, name: str) -> None:
+        """Remove a flow limit (LimitNotFoundError if there is none)."""
+        if not await self.queries.flow_limit_delete(self.pool, name):
+            raise LimitNotFoundError(name)
 
     async def limits(self) -> list[FlowLimitUse]:
         """Every flow limit with its use now."""

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobq import App, Settings
+from jobq import App, FlowLimitRequest, Settings
 from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
@@ -50,6 +50,9 @@ ENDPOINTS = [
     ("POST", "/v1/schedules/{name}/pause", None, "admin"),
     ("POST", "/v1/schedules/{name}/resume", None, "admin"),
     ("POST", "/v1/schedules/{name}/run", None, "write"),
+    ("GET", "/v1/limits", None, "read"),
+    ("PUT", "/v1/limits/{name}", {"max_running": 100}, "admin"),
+    ("DELETE", "/v1/limits/{name}", None, "admin"),
     ("DELETE", "/v1/schedules/{name}", None, "admin"),  # last: the others need it
 ]
 OPEN_PATHS = [
@@ -105,6 +108,7 @@ async def test_auth_matrix(
     # A cancelled job and a schedule: every admin route has something legal to do.
     job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
     await ensure_schedule(client)
+    await client.set_limit("default", FlowLimitRequest(max_running=100))
     url = path.format(id=job_id, name="default")
 
     async def call(headers: dict[str, str]) -> httpx.Response:
@@ -285,6 +289,7 @@ async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
         for method, path, body, scope in ENDPOINTS:
             job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
             await ensure_schedule(client)
+            await client.set_limit("default", FlowLimitRequest(max_running=100))
             url = prefix + path.format(id=job_id, name="default")
             response = await http.request(method, url, json=body)
             assert_problem(response, 401, type_="unauthorized")

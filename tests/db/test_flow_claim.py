@@ -11,6 +11,7 @@ import pytest
 from jobq import FlowLimitRequest, InvalidRequestError, JobRequest, JobStatus
 from jobq.client import Client
 from jobq.db.records import Claimed, FinishRow
+from jobq.errors import LimitNotFoundError
 from jobq.types import AttemptOutcome
 
 
@@ -91,9 +92,10 @@ async def test_limits_are_listed_with_their_use(client: Client) -> None:
     await claim_limited(client, "w", 10)
     [use] = await client.limits()
     assert (use.running, use.busiest_key_running, use.waiting) == (3, 2, 1)
-    assert await client.delete_limit("per-key")
+    await client.delete_limit("per-key")
     assert await client.limits() == []
-    assert not await client.delete_limit("per-key")
+    with pytest.raises(LimitNotFoundError):
+        await client.delete_limit("per-key")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ Catalogue (`type` URIs are stable; clients may switch on them):
 | 403    | urn:jobq:problem:cross-site-request | a change sent by another site's page (guard) |
 | 404    | urn:jobq:problem:job-not-found   | JobNotFoundError                            |
 | 404    | urn:jobq:problem:schedule-not-found | ScheduleNotFoundError                    |
+| 404    | urn:jobq:problem:limit-not-found | LimitNotFoundError                          |
 | 404    | about:blank                      | no such route                               |
 | 405    | about:blank                      | method not allowed on the route             |
 | 409    | urn:jobq:problem:invalid-state   | InvalidStateError                           |
@@ -48,6 +49,7 @@ from jobq.errors import (
     InvalidStateError,
     IsolationConflictError,
     JobNotFoundError,
+    LimitNotFoundError,
     PayloadTooLargeError,
     ScheduleConflictError,
     ScheduleNotFoundError,
@@ -241,6 +243,10 @@ async def _schedule_not_found(request: Request, exc: Exception) -> Response:
     return problem(404, str(exc), type_="schedule-not-found", title="Schedule not found")
 
 
+async def _limit_not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, str(exc), type_="limit-not-found", title="Limit not found")
+
+
 async def _schedule_conflict(request: Request, exc: Exception) -> Response:
     return problem(409, str(exc), type_="schedule-conflict", title="Conflict")
 
@@ -275,6 +281,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidStateError, _invalid_state)
     app.add_exception_handler(ScheduleNotFoundError, _schedule_not_found)
     app.add_exception_handler(ScheduleConflictError, _schedule_conflict)
+    app.add_exception_handler(LimitNotFoundError, _limit_not_found)
     app.add_exception_handler(IsolationConflictError, _isolation_conflict)
     app.add_exception_handler(SchemaError, _unavailable)
     for exc_class in DATABASE_DOWN:
