@@ -157,19 +157,25 @@ BEGIN
         -- window from now, and records the starts a little later (`started`):
         -- the window counted is the wider one, so no period of recorded
         -- starts ever holds more than the rate.
+        WITH running AS (
+            -- Running jobs per held key: one scan of the keyed-running index.
+            SELECT j.concurrency_key AS key, j.queue, count(*) AS n
+            FROM {schema}.jobs AS j
+            WHERE j.status = 'running' AND j.concurrency_key IS NOT NULL
+              AND j.concurrency_key = ANY (ARRAY(
+                  SELECT substr(b, strpos(b, '|') + 1) FROM unnest(held) AS b))
+            GROUP BY 1, 2
+        )
         SELECT array_agg(h.b), array_agg(least(
-                   -- Two counts, one per kind of limit, so each has its index
-                   -- (an OR of the two would scan every running job).
                    coalesce(l.max_running - CASE
-                       WHEN l.key_pattern IS NOT NULL THEN (
-                           SELECT count(*) FROM {schema}.jobs AS j
-                           WHERE j.status = 'running' AND j.concurrency_key IS NOT NULL
-                             AND j.concurrency_key = substr(h.b, length(l.name) + 2)
-                             AND (l.queue IS NULL OR j.queue = l.queue))
-                       ELSE (
-                           SELECT count(*) FROM {schema}.jobs AS j
-                           WHERE j.status = 'running'
-                             AND (l.queue IS NULL OR j.queue = l.queue)) END,
+                       WHEN l.key_pattern IS NOT NULL THEN coalesce((
+                           SELECT sum(r.n) FROM running AS r
+                           WHERE r.key = substr(h.b, length(l.name) + 2)
+                             AND (l.queue IS NULL OR r.queue = l.queue)), 0)
+                       -- A queue-wide limit: every running job of its queue(s).
+                       ELSE (SELECT count(*) FROM {schema}.jobs AS j
+                             WHERE j.status = 'running'
+                               AND (l.queue IS NULL OR j.queue = l.queue)) END,
                             2147483647),
                    coalesce(l.rate - (
                        SELECT count(*) FROM {schema}.flow_rate_windows AS w,
