@@ -111,3 +111,38 @@ async def test_bad_limits_are_refused(
 ) -> None:
     with pytest.raises(InvalidRequestError, match=message):
         await client.set_limit(name, request_)
+
+
+async def test_a_per_key_limit_lets_a_small_tenant_through_a_large_backlog(
+    client: Client,
+) -> None:
+    # Fairness as far as it is built: with a per-key limit at half the slots,
+    # tenant A's 10,000-job backlog holds at most half of a worker's claims, so
+    # B's 10 jobs, enqueued after, all start within 2 x concurrency starts.
+    concurrency = 10
+    await client.set_limit("tenants", FlowLimitRequest(key_pattern="%", max_running=5))
+    for _ in range(10):
+        await enqueue_keyed(client, ["a"] * 1000)
+    await enqueue_keyed(client, ["b"] * 10)
+    started: list[str] = []
+    running: list[Claimed] = []
+    while started.count("b") < 10:
+        # A worker's round trip: finish what runs, claim into the free slots.
+        rows = [
+            FinishRow(
+                c.job.id,
+                c.job.attempt_seq,
+                "w",
+                JobStatus.SUCCEEDED,
+                AttemptOutcome.SUCCEEDED,
+                None,
+                None,
+                0,
+            )
+            for c in running
+        ]
+        running = await claim_limited(client, "w", concurrency, rows)
+        started += [c.job.concurrency_key or "" for c in running]
+        assert len(started) <= 4 * concurrency, started
+    last_b = max(i for i, key in enumerate(started) if key == "b")
+    assert last_b < 2 * concurrency, started
