@@ -76,7 +76,7 @@ _DUPLICATE_HEADERS = {
     "Jobq-Duplicate": {
         "description": "`true`: a unique job held the key; this is that job, none was made.",
         "schema": {"type": "string", "enum": ["true"]},
-        "required": True,
+        "required": False,
     }
 }
 _LOCATION_HEADER = {
@@ -225,7 +225,12 @@ router.add_api_route(
             "description": "Replayed: the job an earlier request with this key created "
             "(`Idempotent-Replayed`), or a duplicate of a unique job: the job that holds "
             "the unique key (`Jobq-Duplicate`).",
-            "headers": {**_REPLAY_HEADERS, **_DUPLICATE_HEADERS, **PREFERENCE_APPLIED_HEADER},
+            # One of the two, so neither is required.
+            "headers": {
+                **{k: {**v, "required": False} for k, v in _REPLAY_HEADERS.items()},
+                **_DUPLICATE_HEADERS,
+                **PREFERENCE_APPLIED_HEADER,
+            },
         },
         **error_responses(
             413, 422, e422="Invalid body, unknown kind (lists the known kinds), or key reused."
