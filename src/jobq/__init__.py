@@ -28,6 +28,7 @@ from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
 from jobq.schedules import ScheduleFields, ScheduleRequest
+from jobq.sync_client import SyncClient, SyncTransaction
 from jobq.types import (
     Attempt,
     AttemptOutcome,
@@ -86,6 +87,8 @@ __all__ = [
     "Settings",
     "Snooze",
     "Succeeded",
+    "SyncClient",
+    "SyncTransaction",
     "UniqueOpts",
     "UnknownKindError",
     "WaitTimeoutError",

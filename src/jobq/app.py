@@ -23,7 +23,7 @@ from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
 from jobq.flow import ConcurrencyKeySource, TaskFlow, UniqueOpts, resolve_unique
 from jobq.handlers import Executor, HandlerFunction
-from jobq.job_request import DEFAULT_QUEUE, parse_request
+from jobq.job_request import DEFAULT_QUEUE, parse_request, request_from_arguments
 from jobq.registry import TaskRegistry, TaskSpec
 from jobq.retry import RetryPolicy
 from jobq.schedules import (
@@ -32,6 +32,7 @@ from jobq.schedules import (
     DEFAULT_TIMEZONE,
     MissedPolicy,
 )
+from jobq.sync_client import SyncClient
 from jobq.types import Job
 from jobq.worker.options import DEFAULT_CONCURRENCY, WorkerOptions
 
@@ -47,6 +48,7 @@ class App:
         self.registry = TaskRegistry()
         self._client: Client | None = None
         self._client_lock: asyncio.Lock | None = None
+        self._sync: SyncClient | None = None
 
     @property
     def settings(self) -> Settings:
@@ -201,11 +203,21 @@ class App:
                 )
         return self._client
 
+    @property
+    def sync(self) -> SyncClient:
+        """The blocking API for synchronous code (`jobq.SyncClient`), with this app's
+        settings and kinds; its own pool, opened on first use on a thread of its own."""
+        if self._sync is None:
+            self._sync = SyncClient(self.settings, self)
+        return self._sync
+
     def use_client(self, client: Client) -> None:
         """Attach an already open Client (tests, embedding in a larger program)."""
         self._client = client
 
     async def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()  # quick: its loop thread does the work
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -237,20 +249,18 @@ class App:
         asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
         AsyncConnection (see docs/INTEGRATIONS.md). A unique job's duplicate answers
         the job that holds the key (`Client.enqueue` says which it was)."""
-        fields: dict[str, Any] = {"kind": kind}
-        optional = {
-            "payload": dict(payload) if payload is not None else None,
-            "queue": queue,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "run_at": run_at,
-            "idempotency_key": idempotency_key,
-            "metadata": dict(metadata) if metadata is not None else None,
-            "unique": unique,
-            "concurrency_key": concurrency_key,
-        }
-        fields.update({k: v for k, v in optional.items() if v is not None})
-        request = parse_request(fields)
+        request = request_from_arguments(
+            kind,
+            payload,
+            queue=queue,
+            priority=priority,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            unique=unique,
+            concurrency_key=concurrency_key,
+        )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -261,3 +261,35 @@ def parse_request(data: Any, prefix: tuple[str | int, ...] = ()) -> JobRequest:
         errors = field_errors(exc, prefix)
         summary = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.message}" for e in errors)
         raise InvalidRequestError(f"invalid job request: {summary}", errors) from None
+
+
+def request_from_arguments(
+    kind: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    run_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    unique: UniqueOpts | bool | None = None,
+    concurrency_key: str | None = None,
+) -> JobRequest:
+    """The library's keyword arguments (App.enqueue, SyncClient.enqueue) as a validated
+    request: an argument left None is omitted, so it takes its default and counts as
+    omitted in the idempotency fingerprint."""
+    fields: dict[str, Any] = {"kind": kind}
+    optional = {
+        "payload": dict(payload) if payload is not None else None,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "run_at": run_at,
+        "idempotency_key": idempotency_key,
+        "metadata": dict(metadata) if metadata is not None else None,
+        "unique": unique,
+        "concurrency_key": concurrency_key,
+    }
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    return parse_request(fields)

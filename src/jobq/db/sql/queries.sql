@@ -60,6 +60,32 @@ notified AS (
 )
 SELECT inserted.*, (SELECT count(*) FROM notified) AS notifications FROM inserted;
 
+-- name: enqueue_savepoint
+-- Start the all-or-nothing part of a batch enqueue inside a caller's transaction
+-- (jobq.transactional; asyncpg's connection.transaction() does this for jobq.client).
+SAVEPOINT jobq_enqueue;
+
+-- name: enqueue_savepoint_release
+-- The batch went in whole.
+RELEASE SAVEPOINT jobq_enqueue;
+
+-- name: enqueue_savepoint_rollback
+-- The batch failed: undo its rows and leave the caller's transaction usable
+-- (then enqueue_savepoint_release: one statement each, as every driver takes them).
+ROLLBACK TO SAVEPOINT jobq_enqueue;
+
+-- name: enqueue_begin
+-- An autocommit connection outside a transaction: the batch gets its own.
+BEGIN;
+
+-- name: enqueue_commit
+-- The end of that transaction.
+COMMIT;
+
+-- name: enqueue_rollback
+-- The end of that transaction, when the batch failed.
+ROLLBACK;
+
 -- name: job_get_by_unique_keys
 -- Per unique key, the job that holds it (in one of its unique states), else the
 -- newest that had it: one that left its states since the insert skipped a duplicate.
