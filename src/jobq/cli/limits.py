@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from jobq.cli.plumbing import (
     EXIT_CODES_HELP,
+    EXIT_USAGE,
     JsonOpt,
     NoMigrateOpt,
+    fail,
     out,
     with_client,
     with_settings,
@@ -91,13 +94,17 @@ def set_limit(
 
     Example: jobq limits set tenants --key-pattern 'tenant:%' --max-running 3
     """
-    request = FlowLimitRequest(
-        queue=queue,
-        key_pattern=key_pattern,
-        max_running=max_running,
-        rate=rate,
-        period_seconds=period,
-    )
+    try:
+        request = FlowLimitRequest(
+            queue=queue,
+            key_pattern=key_pattern,
+            max_running=max_running,
+            rate=rate,
+            period_seconds=period,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        fail(f"invalid limit: {error['loc'][0]}: {error['msg']}", EXIT_USAGE)
     limit = with_client(
         settings, lambda client: client.set_limit(name, request), no_migrate=no_migrate
     )
