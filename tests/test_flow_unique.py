@@ -4,12 +4,15 @@ in their unique states, under concurrency and in batches; duplicates answer the 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from jobq import App, InvalidRequestError, JobRequest, JobStatus, UniqueOpts
 from jobq.client import Client
+from jobq.flow import ACTIVE_STATES as ACTIVE
+from jobq.flow import unique_key
 
 
 async def count_jobs(client: Client) -> int:
@@ -128,3 +131,29 @@ def test_bad_unique_options_are_refused(unique: dict[str, Any], message: str) ->
 
     with pytest.raises(InvalidRequestError, match=message):
         parse_request({"kind": "script", "unique": unique})
+
+
+async def test_a_period_keeps_the_first_and_drops_the_rest_within_it(client: Client) -> None:
+    # Throttle: unique by user within each period (a long one, so the two
+    # enqueues cannot straddle a period's edge).
+    opts = {"by_args": ["user"], "period_seconds": 366 * 86400}
+    kept = await client.enqueue(
+        unique_request({"user": 2, "n": 1}, states=[*ACTIVE, "succeeded", "cancelled"], **opts)
+    )
+    await client.cancel(kept.job.id)
+    dropped = await client.enqueue(
+        unique_request({"user": 2, "n": 2}, states=[*ACTIVE, "succeeded", "cancelled"], **opts)
+    )
+    assert dropped.duplicate and dropped.job.id == kept.job.id
+
+
+def test_the_period_is_part_of_the_key() -> None:
+    opts = UniqueOpts(period_seconds=60)
+    at = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)
+    key = unique_key(opts, "k", "q", {"a": 1}, at)
+    assert unique_key(opts, "k", "q", {"a": 1}, at + timedelta(seconds=29)) == key
+    assert unique_key(opts, "k", "q", {"a": 1}, at + timedelta(seconds=30)) != key
+    assert unique_key(opts, "k", "q", {"a": 2}, at) != key
+    assert unique_key(UniqueOpts(by_args=False, period_seconds=60), "k", "q", {"a": 2}, at) == (
+        unique_key(UniqueOpts(by_args=False, period_seconds=60), "k", "q", {"a": 1}, at)
+    )
