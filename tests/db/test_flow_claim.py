@@ -146,3 +146,28 @@ async def test_a_per_key_limit_lets_a_small_tenant_through_a_large_backlog(
         assert len(started) <= 4 * concurrency, started
     last_b = max(i for i, key in enumerate(started) if key == "b")
     assert last_b < 2 * concurrency, started
+
+
+async def test_the_task_names_the_concurrency_key_and_the_enqueue_overrides_it(
+    client: Client,
+) -> None:
+    from jobq import App
+
+    app = App(client.settings)
+    app.register("by_field", lambda ctx, payload: None, concurrency_key="tenant")
+    app.register(
+        "by_function", lambda ctx, payload: None, concurrency_key=lambda p: f"org:{p['org']}"
+    )
+    keyed = Client(client.pool, client.settings, app)
+    field = await keyed.enqueue(JobRequest(kind="by_field", payload={"tenant": "t1"}))
+    function = await keyed.enqueue(JobRequest(kind="by_function", payload={"org": 7}))
+    given = await keyed.enqueue(
+        JobRequest(kind="by_field", payload={"tenant": "t1"}, concurrency_key="vip")
+    )
+    missing = await keyed.enqueue(JobRequest(kind="by_field", payload={}))
+    assert field.job.concurrency_key == "t1"
+    assert function.job.concurrency_key == "org:7"
+    assert given.job.concurrency_key == "vip"
+    assert missing.job.concurrency_key is None
+    with pytest.raises(InvalidRequestError, match="concurrency key"):
+        await keyed.enqueue(JobRequest(kind="by_field", payload={"tenant": ""}))
