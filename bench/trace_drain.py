@@ -45,10 +45,12 @@ def instrument() -> None:
         limit: int,
         lease_seconds: float,
         kinds: Sequence[str] | None,
+        *,
+        limited: bool = False,
     ) -> Any:
         began = time.perf_counter()
         written, claimed = await finish_and_claim(
-            self, conn, rows, worker_id, queues, limit, lease_seconds, kinds
+            self, conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited
         )
         if limit:  # job_finish_many runs this statement too, claiming nothing
             CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))

@@ -20,6 +20,7 @@ class Item:
     idempotency_key: str | None = None
     request_hash: bytes | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    unique_key: str | None = None
 
 
 def keyed(key: str, request: bytes = b"a") -> Item:
@@ -95,8 +96,8 @@ def test_inserted_items_answer_their_job_not_replayed() -> None:
     items = [Item(), keyed("k")]
     inserted = [job_of(i) for i in items]
     assert match_results(items, inserted, [], batch=True) == [
-        (inserted[0], False),
-        (inserted[1], False),
+        (inserted[0], False, False),
+        (inserted[1], False, False),
     ]
 
 
@@ -104,9 +105,9 @@ def test_a_later_item_of_the_batch_replays_its_twin() -> None:
     first, plain, twin = keyed("k"), Item(), keyed("k")
     inserted = [job_of(first), job_of(plain)]
     assert match_results([first, plain, twin], inserted, [], batch=True) == [
-        (inserted[0], False),
-        (inserted[1], False),
-        (inserted[0], True),
+        (inserted[0], False, False),
+        (inserted[1], False, False),
+        (inserted[0], True, False),
     ]
 
 
@@ -115,7 +116,7 @@ def test_a_key_in_the_table_with_the_same_request_is_replayed() -> None:
     stored = make_job(idempotency_key="k")
     inserted = [job_of(new)]
     results = match_results([new, old], inserted, [(stored, old.request_hash)], batch=True)
-    assert results == [(inserted[0], False), (stored, True)]
+    assert results == [(inserted[0], False, False), (stored, True, False)]
 
 
 def test_a_key_in_the_table_wins_over_a_twin() -> None:
@@ -123,7 +124,7 @@ def test_a_key_in_the_table_wins_over_a_twin() -> None:
     a, b = keyed("k"), keyed("k")
     stored = make_job(idempotency_key="k")
     results = match_results([a, b], [], [(stored, a.request_hash)], batch=True)
-    assert results == [(stored, True), (stored, True)]
+    assert results == [(stored, True, False), (stored, True, False)]
 
 
 def test_a_key_in_the_table_with_another_request_conflicts_at_its_index() -> None:
@@ -154,3 +155,25 @@ def test_a_twin_is_only_a_job_with_the_same_key() -> None:
     other, item = keyed("other"), keyed("k")
     with pytest.raises(IsolationConflictError):
         match_results([other, item], [job_of(other)], [], batch=True)
+
+
+def test_a_skipped_item_whose_unique_key_is_held_answers_the_holder_as_a_duplicate() -> None:
+    new, dup = Item(unique_key="u"), Item(unique_key="u")
+    holder = make_job()
+    inserted = [job_of(new)]
+    results = match_results([new, dup], inserted, [], batch=True, unique_holders={"u": holder})
+    assert results == [(inserted[0], False, False), (holder, False, True)]
+
+
+def test_an_idempotent_replay_wins_over_a_unique_duplicate() -> None:
+    item = Item(idempotency_key="k", request_hash=b"a", unique_key="u")
+    stored = make_job(idempotency_key="k")
+    results = match_results(
+        [item], [], [(stored, b"a")], batch=False, unique_holders={"u": make_job()}
+    )
+    assert results == [(stored, True, False)]
+
+
+def test_a_unique_key_held_by_an_invisible_job_is_an_isolation_conflict() -> None:
+    with pytest.raises(IsolationConflictError):
+        match_results([Item(unique_key="u")], [], [], batch=False, unique_holders={})

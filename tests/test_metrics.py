@@ -457,3 +457,19 @@ async def test_a_multi_process_scrape_skips_a_child_file_not_yet_sized(tmp_path:
     text = (await Metrics(multiprocess_path=str(tmp_path)).render()).decode()
 
     assert 'jobq_jobs_enqueued_total{kind="send_email",queue="emails"} 3.0' in text
+
+
+async def test_flow_limits_are_gauges_per_limit_and_kind(app: App, client: Client) -> None:
+    from jobq import FlowLimitRequest, JobRequest
+
+    metrics = Metrics()
+    try:
+        await client.set_limit("both", FlowLimitRequest(max_running=2, rate=5, period_seconds=1))
+        await client.enqueue_many([JobRequest(kind="script")] * 3)
+        got = samples((await metrics.render(client)).decode())
+        for kind in ("concurrency", "rate"):
+            labels = frozenset({("limit", "both"), ("kind", kind)})
+            assert got[("jobq_limit_waiting", labels)] == 3
+            assert got[("jobq_limit_running", labels)] == 0
+    finally:
+        metrics.close()

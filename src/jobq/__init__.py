@@ -23,6 +23,7 @@ from jobq.errors import (
     UnknownKindError,
     WaitTimeoutError,
 )
+from jobq.flow import FlowLimitRequest, UniqueOpts
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
@@ -34,6 +35,7 @@ from jobq.types import (
     Cancelled,
     CancelledOutcome,
     Failed,
+    FlowLimit,
     Job,
     JobFilter,
     JobStatus,
@@ -57,6 +59,8 @@ __all__ = [
     "EnqueueResult",
     "Executor",
     "Failed",
+    "FlowLimit",
+    "FlowLimitRequest",
     "IdempotencyConflictError",
     "InvalidRequestError",
     "InvalidStateError",
@@ -85,6 +89,7 @@ __all__ = [
     "Succeeded",
     "SyncClient",
     "SyncTransaction",
+    "UniqueOpts",
     "UnknownKindError",
     "WaitTimeoutError",
     "__version__",

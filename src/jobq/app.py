@@ -21,6 +21,7 @@ from jobq.client import Client
 from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
+from jobq.flow import ConcurrencyKeySource, TaskFlow, UniqueOpts, resolve_unique
 from jobq.handlers import Executor, HandlerFunction
 from jobq.job_request import DEFAULT_QUEUE, parse_request, request_from_arguments
 from jobq.registry import TaskRegistry, TaskSpec
@@ -76,8 +77,14 @@ class App:
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: ConcurrencyKeySource | None = None,
     ) -> Callable[[H], H]:
-        """Register a handler `fn(ctx, payload)` for `kind`."""
+        """Register a handler `fn(ctx, payload)` for `kind`. `unique`: its jobs are
+        unique (jobq.UniqueOpts; True for the defaults: by kind and payload while
+        queued, retrying or running). `concurrency_key`: the payload field (a
+        name) or function of the payload whose value flow limits count its jobs
+        under (`jobq limits set`)."""
 
         def register(fn: H) -> H:
             self.register(
@@ -87,6 +94,8 @@ class App:
                 retry_base_ms=retry_base_ms,
                 retry_cap_ms=retry_cap_ms,
                 timeout=timeout,
+                unique=unique,
+                concurrency_key=concurrency_key,
             )
             return fn
 
@@ -101,6 +110,8 @@ class App:
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: ConcurrencyKeySource | None = None,
     ) -> None:
         self.registry.register(
             kind,
@@ -109,6 +120,7 @@ class App:
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
+            flow=TaskFlow(resolve_unique(None, unique), concurrency_key),
         )
 
     def periodic(
@@ -160,6 +172,11 @@ class App:
 
     def default_max_attempts(self, kind: str) -> int:
         return self.registry.default_max_attempts(kind)
+
+    def task_flow(self, kind: str) -> TaskFlow | None:
+        """The kind's declared flow control (jobq.enqueue_plan reads it)."""
+        spec = self.registry.get(kind)
+        return spec.flow if spec else None
 
     def retry_policy(self, kind: str) -> RetryPolicy:
         """The kind's policy: its own base/cap where set in code, else the settings'."""
@@ -227,13 +244,16 @@ class App:
         metadata: Mapping[str, Any] | None = None,
         depends_on: Iterable[uuid.UUID | str] | None = None,
         on_dependency_failure: str | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
         asyncpg connection, a psycopg AsyncConnection, or a SQLAlchemy AsyncSession or
         AsyncConnection (see docs/INTEGRATIONS.md). With `depends_on` (job ids) it
         stays `pending` until they ended; a failed or cancelled one cancels it, or
-        with `on_dependency_failure="run"` not."""
+        with `on_dependency_failure="run"` not. A unique job's duplicate answers
+        the job that holds the key (`Client.enqueue` says which it was)."""
         request = request_from_arguments(
             kind,
             payload,
@@ -245,6 +265,8 @@ class App:
             metadata=metadata,
             depends_on=depends_on,
             on_dependency_failure=on_dependency_failure,
+            unique=unique,
+            concurrency_key=concurrency_key,
         )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -51,14 +52,18 @@ from jobq.errors import (
     JobFailedError,
     JobNotFoundError,
     JobWasCancelledError,
+    LimitNotFoundError,
     SchemaError,
     WaitTimeoutError,
 )
+from jobq.flow import LIMIT_NAME_PATTERN, FlowLimitRequest
 from jobq.graph import GraphNode
 from jobq.job_request import JobRequest
 from jobq.stats import WINDOWS, Throughput
 from jobq.types import (
     Attempt,
+    FlowLimit,
+    FlowLimitUse,
     Job,
     JobFilter,
     JobPage,
@@ -244,7 +249,10 @@ class Client:
             # A fresh statement, so under READ COMMITTED it sees the row that
             # the conflicting transaction committed while our insert waited.
             existing = await self.queries.job_get_by_idempotency_keys(conn, skipped)
-        return plan.answer(inserted, existing)
+        found: list[Job] = []
+        if unique := plan.unique_keys_to_look_up(inserted):
+            found = await self.queries.job_get_by_unique_keys(conn, unique)
+        return plan.answer(inserted, existing, found)
 
     # --- reads ----------------------------------------------------------------
     async def get(self, job_id: uuid.UUID) -> Job:
@@ -405,6 +413,37 @@ class Client:
     async def resume(self, queue: str) -> QueueInfo:
         await self.queries.queue_set_paused(self.pool, queue, False)
         return await self._queue(queue)
+
+    # --- flow limits ----------------------------------------------------------
+    async def set_limit(self, name: str, request: FlowLimitRequest) -> FlowLimit:
+        """Create or replace the flow limit `name` (jobq.flow); workers whose queues it
+        covers take the limited claim within
+        `jobq.worker.producer.LIMITS_REFRESH_SECONDS`."""
+        if not re.fullmatch(LIMIT_NAME_PATTERN, name):
+            message = f"must match {LIMIT_NAME_PATTERN}"
+            raise InvalidRequestError(f"limit name {message}", [FieldError(("name",), message)])
+        try:
+            request.check()
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), [FieldError(("body",), str(exc))]) from None
+        limit = FlowLimit(
+            name,
+            request.queue,
+            request.key_pattern,
+            request.max_running,
+            request.rate,
+            request.period_seconds,
+        )
+        return await self.queries.flow_limit_upsert(self.pool, limit)
+
+    async def delete_limit(self, name: str) -> None:
+        """Remove a flow limit (LimitNotFoundError if there is none)."""
+        if not await self.queries.flow_limit_delete(self.pool, name):
+            raise LimitNotFoundError(name)
+
+    async def limits(self) -> list[FlowLimitUse]:
+        """Every flow limit with its use now."""
+        return await self.queries.flow_limit_list(self.pool)
 
     async def _queue(self, name: str) -> QueueInfo:
         found = await self.queries.queue_list(self.pool, self._live_within_seconds, name)

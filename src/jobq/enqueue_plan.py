@@ -8,7 +8,9 @@ rules live here once and each driver only runs the two statements:
     inserted = job_insert_many(plan.to_insert)        # inside a savepoint if
     keys = plan.keys_to_look_up(inserted)              # plan.needs_transaction
     existing = job_get_by_idempotency_keys(keys) if keys else []
-    return plan.answer(inserted, existing)
+    unique = plan.unique_keys_to_look_up(inserted)     # jobq.flow's unique jobs
+    found = job_get_by_unique_keys(unique) if unique else []
+    return plan.answer(inserted, existing, found)
 
 Errors: UnknownKindError, PayloadTooLargeError and InvalidRequestError before any
 SQL (so a caller's transaction is untouched); IdempotencyConflictError and
@@ -19,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
-from jobq import events, idempotency
+from jobq import events, flow, idempotency
 from jobq.config import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_METADATA_BYTES, Settings
 from jobq.db.records import InsertRow
 from jobq.errors import (
@@ -46,10 +49,18 @@ class KindCatalog(Protocol):
     def default_max_attempts(self, kind: str) -> int: ...
 
 
+def task_flow(catalog: KindCatalog | None, kind: str) -> flow.TaskFlow | None:
+    """The kind's declared flow control; a catalog without `task_flow` declares none."""
+    lookup = getattr(catalog, "task_flow", None)
+    return lookup(kind) if lookup is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
     job: Job
     replayed: bool
+    # A unique job (jobq.flow) held the key: `job` is that job, nothing was inserted.
+    duplicate: bool = False
 
 
 def check_batch_size(count: int) -> None:
@@ -91,6 +102,8 @@ def insert_row(
             catalog.default_max_attempts(request.kind) if catalog else DEFAULT_MAX_ATTEMPTS
         )
     key = request.idempotency_key
+    declared = task_flow(catalog, request.kind)
+    concurrency_key, unique = _flow_columns(request, declared, loc)
     return InsertRow(
         id=uuid7(),
         queue=request.queue,
@@ -102,7 +115,27 @@ def insert_row(
         run_at=request.run_at,
         idempotency_key=key,
         request_hash=request_hash(request) if key is not None else None,
+        concurrency_key=concurrency_key,
+        unique_key=unique.key if unique else None,
+        unique_states=unique.states if unique else None,
     )
+
+
+def _flow_columns(
+    request: JobRequest, declared: flow.TaskFlow | None, loc: tuple[str | int, ...]
+) -> tuple[str | None, flow.UniqueKey | None]:
+    """The job's concurrency key (the enqueue's, else the task's) and unique key."""
+    concurrency_key = request.concurrency_key
+    if concurrency_key is None and declared is not None and declared.concurrency_key:
+        try:
+            concurrency_key = flow.concurrency_key(declared.concurrency_key, request.payload)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), [FieldError((*loc, "payload"), str(exc))]) from None
+    opts = flow.resolve_unique(declared.unique if declared else None, request.unique)
+    if opts is None:
+        return concurrency_key, None
+    now = datetime.now(UTC)
+    return concurrency_key, flow.unique_key(opts, request.kind, request.queue, request.payload, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +154,21 @@ class EnqueuePlan:
         _emit_enqueued(inserted)
         return idempotency.keys_to_look_up(self.to_insert, inserted)
 
+    def unique_keys_to_look_up(self, inserted: list[Job]) -> list[str]:
+        """The unique keys of the rows the insert skipped: read back their holders."""
+        return idempotency.unique_keys_to_look_up(self.to_insert, inserted)
+
     def answer(
-        self, inserted: list[Job], existing: Sequence[tuple[Job, bytes | None]]
+        self,
+        inserted: list[Job],
+        existing: Sequence[tuple[Job, bytes | None]],
+        unique_found: Sequence[Job] = (),
     ) -> list[EnqueueResult]:
-        matched = idempotency.match_results(self.rows, inserted, existing, batch=self.batch)
-        return [EnqueueResult(job, replayed) for job, replayed in matched]
+        holders = idempotency.unique_holders(inserted, unique_found)
+        matched = idempotency.match_results(
+            self.rows, inserted, existing, batch=self.batch, unique_holders=holders
+        )
+        return [EnqueueResult(job, replayed, duplicate) for job, replayed, duplicate in matched]
 
 
 def plan_enqueue(

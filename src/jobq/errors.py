@@ -125,6 +125,12 @@ class ScheduleNotFoundError(JobqError):
         self.name = name
 
 
+class LimitNotFoundError(JobqError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no flow limit named {name!r}")
+        self.name = name
+
+
 class ScheduleConflictError(JobqError):
     """A schedule's name is taken, or a change touches what its code defines."""
 

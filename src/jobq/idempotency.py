@@ -13,7 +13,7 @@ snapshot: stricter isolation than READ COMMITTED).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from jobq.errors import IdempotencyConflictError, IsolationConflictError
@@ -29,6 +29,8 @@ class Keyed(Protocol):
     def idempotency_key(self) -> str | None: ...
     @property
     def request_hash(self) -> bytes | None: ...
+    @property
+    def unique_key(self) -> str | None: ...
 
 
 K = TypeVar("K", bound=Keyed)
@@ -67,31 +69,63 @@ def match_results(
     existing: Sequence[tuple[Job, bytes | None]],
     *,
     batch: bool,
-) -> list[tuple[Job, bool]]:
-    """Each item's answer, in order, as (job, replayed).
+    unique_holders: Mapping[str, Job] | None = None,
+) -> list[tuple[Job, bool, bool]]:
+    """Each item's answer, in order, as (job, replayed, duplicate).
 
-    An item inserted answers its job, not replayed. Otherwise its key is held:
-    by a job in the table (`existing`, with the request hash stored beside it),
-    replayed if the hash is the item's and an IdempotencyConflictError if not;
-    else by the job an earlier item of this batch inserted (its twin), replayed;
-    else by a job the caller's snapshot cannot see: IsolationConflictError."""
+    An item inserted answers its job, not replayed. Otherwise its idempotency key
+    is held: by a job in the table (`existing`, with the request hash stored
+    beside it), replayed if the hash is the item's and an IdempotencyConflictError
+    if not; else by the job an earlier item of this batch inserted (its twin),
+    replayed. Failing those, its unique key is held (`unique_holders`, jobq.flow):
+    a duplicate, answered with the holder. Else the key's job is one the caller's
+    snapshot cannot see: IsolationConflictError."""
     by_id = {job.id: job for job in inserted}
     held = {job.idempotency_key or "": (job, stored) for job, stored in existing}
-    results: list[tuple[Job, bool]] = []
+    twins = {job.idempotency_key for job in inserted if job.idempotency_key is not None}
+    holders = unique_holders or {}
+    results: list[tuple[Job, bool, bool]] = []
     for i, item in enumerate(items):
         job = by_id.get(item.id)
         if job is not None:
-            results.append((job, False))
+            results.append((job, False, False))
             continue
-        key = item.idempotency_key or ""
+        key = item.idempotency_key
+        if key is None or (key not in held and key not in twins):
+            holder = holders.get(item.unique_key or "")
+            if holder is not None:
+                results.append((holder, False, True))
+                continue
+            if key is None:
+                raise IsolationConflictError(
+                    f"unique key {item.unique_key!r} is held by a job this transaction "
+                    "cannot see; enqueue of a unique job supports READ COMMITTED"
+                )
         if key not in held:
-            results.append((_twin(key, inserted), True))
+            results.append((_twin(key, inserted), True, False))
             continue
         job, stored_hash = held[key]
         if stored_hash != item.request_hash:
             raise IdempotencyConflictError(key, i if batch else None)
-        results.append((job, True))
+        results.append((job, True, False))
     return results
+
+
+def unique_keys_to_look_up(to_insert: Sequence[Keyed], inserted: Sequence[Job]) -> list[str]:
+    """The unique keys of the items the insert skipped (a job may hold each)."""
+    ids = {job.id for job in inserted}
+    skipped = dict.fromkeys(r.unique_key for r in to_insert if r.id not in ids)
+    return [key for key in skipped if key]
+
+
+def unique_holders(inserted: Sequence[Job], found: Sequence[Job]) -> dict[str, Job]:
+    """Per unique key, the job that holds it: one this insert made (a batch's
+    first item of that key), else the one read back. The read back prefers a job
+    still in its states, and may answer one that left them just after the insert
+    skipped the item: that job held the key when it mattered."""
+    holders = {job.unique_key: job for job in found if job.unique_key}
+    holders.update({job.unique_key: job for job in inserted if job.unique_key})
+    return holders
 
 
 def _twin(key: str, inserted: Sequence[Job]) -> Job:

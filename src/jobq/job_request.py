@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from jobq.errors import FieldError, InvalidRequestError
+from jobq.flow import MAX_CONCURRENCY_KEY_LENGTH, UniqueOpts
 
 QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
@@ -84,6 +85,18 @@ class JobRequest(BaseModel):
         description="A repeat of the same request with this key returns the first job (200, "
         "`Idempotent-Replayed: true`); the same key with a different request is a 422.",
     )
+    unique: UniqueOpts | bool | None = Field(
+        default=None,
+        description="Unique-job options, overriding the task's: true for the defaults, false "
+        "for none. A duplicate answers the job holding the key (200, `Jobq-Duplicate: true`).",
+    )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CONCURRENCY_KEY_LENGTH,
+        strict=True,
+        description="The key flow limits count this job under; default from the task.",
+    )
 
     depends_on: list[uuid.UUID] | None = Field(
         default=None,
@@ -119,7 +132,7 @@ class JobRequest(BaseModel):
             raise ValueError(f"must be within the years {MIN_YEAR}-{MAX_YEAR} in UTC")
         return utc
 
-    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key")
+    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key", "concurrency_key")
     @classmethod
     def _storable(cls, value: Any) -> Any:
         problem = find_unstorable(value)
@@ -277,6 +290,8 @@ def request_from_arguments(
     metadata: Mapping[str, Any] | None = None,
     depends_on: Iterable[uuid.UUID | str] | None = None,
     on_dependency_failure: str | None = None,
+    unique: UniqueOpts | bool | None = None,
+    concurrency_key: str | None = None,
 ) -> JobRequest:
     """The library's keyword arguments (App.enqueue, SyncClient.enqueue) as a validated
     request: an argument left None is omitted, so it takes its default and counts as
@@ -292,6 +307,8 @@ def request_from_arguments(
         "metadata": dict(metadata) if metadata is not None else None,
         "depends_on": [str(d) for d in depends_on] if depends_on is not None else None,
         "on_dependency_failure": on_dependency_failure,
+        "unique": unique,
+        "concurrency_key": concurrency_key,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     return parse_request(fields)

@@ -46,6 +46,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 
 from jobq import events
+from jobq.types import FlowLimitUse
 
 log = logging.getLogger("jobq.metrics")
 
@@ -176,6 +177,21 @@ class Metrics:
             "jobq_queue_paused",
             "1 for a paused queue, 0 for a running one (from the database).",
             ["queue"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.limit_running = Gauge(
+            "jobq_limit_running",
+            "Running jobs a flow limit counts, all its keys (from the database).",
+            ["limit", "kind"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.limit_waiting = Gauge(
+            "jobq_limit_waiting",
+            "Runnable jobs a flow limit covers: held back while it is at its bound "
+            "(from the database).",
+            ["limit", "kind"],
             registry=r,
             multiprocess_mode="mostrecent",
         )
@@ -314,7 +330,22 @@ class Metrics:
             for table, n in dead.items():
                 self.dead_tuples.labels(table).set(n)
             self.oldest_xact.set(xact_age)
+            self._set_limits(await client.limits())
             self._db_read_at = time.monotonic()
+
+    def _set_limits(self, uses: list[FlowLimitUse]) -> None:
+        """Per limit and kind of limit (concurrency, rate): its running and waiting jobs."""
+        self.limit_running.clear()
+        self.limit_waiting.clear()
+        for u in uses:
+            kinds = [
+                k
+                for k, on in (("concurrency", u.limit.max_running), ("rate", u.limit.rate))
+                if on is not None
+            ]
+            for kind in kinds:
+                self.limit_running.labels(u.limit.name, kind).set(u.running)
+                self.limit_waiting.labels(u.limit.name, kind).set(u.waiting)
 
     async def render(self, client: Client | None = None) -> bytes:
         """The Prometheus text exposition, database gauges refreshed if `client` is given.

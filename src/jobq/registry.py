@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
+from jobq.flow import TaskFlow
 from jobq.handlers import Executor, FunctionHandler, HandlerFunction, JobContext
 from jobq.job_request import KIND_PATTERN
 from jobq.retry import RetryPolicy
@@ -35,6 +36,7 @@ class TaskSpec:
     retry_cap_ms: int | None = None
     timeout: float | None = None
     is_sync: bool = False
+    flow: TaskFlow | None = None  # unique jobs, concurrency key (jobq.flow)
 
     async def run(self, ctx: JobContext, job: Job) -> Outcome:
         """Run one attempt; a per-kind timeout ends it as failed."""
@@ -88,6 +90,7 @@ class TaskRegistry:
         retry_base_ms: int | None = None,
         retry_cap_ms: int | None = None,
         timeout: float | None = None,
+        flow: TaskFlow | None = None,
     ) -> TaskSpec:
         """Add `kind`, run by a `handler(ctx, payload)` function or an `Executor`."""
         if not re.fullmatch(KIND_PATTERN, kind):
@@ -112,6 +115,7 @@ class TaskRegistry:
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
             is_sync=is_sync,
+            flow=flow,
         )
         self._specs[kind] = spec
         self._kind_of[handler] = kind

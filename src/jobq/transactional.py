@@ -110,7 +110,12 @@ def _run(cursor: SyncCursor, queries: FormatQueries, plan: EnqueuePlan) -> list[
         sql, params = queries.job_get_by_idempotency_keys(keys)
         cursor.execute(sql, params)
         existing = jobs_with_hash_from_rows(cursor.description, cursor.fetchall())
-    return plan.answer(inserted, existing)
+    found: list[Job] = []
+    if unique := plan.unique_keys_to_look_up(inserted):
+        sql, params = queries.job_get_by_unique_keys(unique)
+        cursor.execute(sql, params)
+        found = jobs_from_rows(cursor.description, cursor.fetchall())
+    return plan.answer(inserted, existing, found)
 
 
 async def _run_async(
@@ -129,7 +134,12 @@ async def _run_async(
         sql, params = queries.job_get_by_idempotency_keys(keys)
         await cursor.execute(sql, params)
         existing = jobs_with_hash_from_rows(cursor.description, await cursor.fetchall())
-    return plan.answer(inserted, existing)
+    found: list[Job] = []
+    if unique := plan.unique_keys_to_look_up(inserted):
+        sql, params = queries.job_get_by_unique_keys(unique)
+        await cursor.execute(sql, params)
+        found = jobs_from_rows(cursor.description, await cursor.fetchall())
+    return plan.answer(inserted, existing, found)
 
 
 def _steps(cursor: SyncCursor | AsyncCursor) -> tuple[str, str, tuple[str, ...]]:

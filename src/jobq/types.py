@@ -98,6 +98,10 @@ class Job:
     # at shutdown, so the same number can come back; an attempt's writes (its
     # outcome, its progress) are fenced by this instead.
     attempt_seq: int = field(default=0, metadata={"internal": True})
+    # Flow control (jobq.flow): the key limits count the job under, and its
+    # unique key. Not yet in SPEC §1's shape.
+    concurrency_key: str | None = field(default=None, metadata={"internal": True})
+    unique_key: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of SPEC §1 (ids as strings, timestamps in UTC with Z)."""
@@ -164,6 +168,47 @@ class QueueInfo:
             "counts": self.counts,
             "oldest_runnable_age_seconds": self.oldest_runnable_age_seconds,
             "unclaimable": self.unclaimable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimit:
+    """A flow limit (jobq.flow): at most `max_running` jobs at once and/or `rate`
+    starts per `period_seconds`, for the jobs of `queue` (None: every queue); with
+    `key_pattern` (a LIKE pattern on the concurrency key) per matching key, else for
+    the queue as a whole."""
+
+    name: str
+    queue: str | None
+    key_pattern: str | None
+    max_running: int | None
+    rate: int | None
+    period_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLimitUse:
+    """A limit and its use now: running jobs it counts (all keys), the busiest
+    key's running jobs, starts in the last period, runnable jobs it covers."""
+
+    limit: FlowLimit
+    running: int
+    busiest_key_running: int
+    recent_starts: int
+    waiting: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.limit.name,
+            "queue": self.limit.queue,
+            "key_pattern": self.limit.key_pattern,
+            "max_running": self.limit.max_running,
+            "rate": self.limit.rate,
+            "period_seconds": self.limit.period_seconds,
+            "running": self.running,
+            "busiest_key_running": self.busiest_key_running,
+            "recent_starts": self.recent_starts,
+            "waiting": self.waiting,
         }
 
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobq import App, Settings
+from jobq import App, FlowLimitRequest, Settings
 from jobq.api import auth, create_app
 from jobq.client import Client
 from jobq.config import ApiToken
@@ -57,6 +57,9 @@ ENDPOINTS = [
     ("GET", "/v1/workflows/{workflow}", None, "read"),
     ("POST", "/v1/workflows", {"nodes": [{"name": "a", "kind": "noop"}]}, "write"),
     ("POST", "/v1/workflows/{workflow}/cancel", None, "admin"),
+    ("GET", "/v1/limits", None, "read"),
+    ("PUT", "/v1/limits/{name}", {"max_running": 100}, "admin"),
+    ("DELETE", "/v1/limits/{name}", None, "admin"),
     ("DELETE", "/v1/schedules/{name}", None, "admin"),  # last: the others need it
 ]
 OPEN_PATHS = [
@@ -120,6 +123,7 @@ async def test_auth_matrix(
     # A cancelled job and a schedule: every admin route has something legal to do.
     job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
     await ensure_schedule(client)
+    await client.set_limit("default", FlowLimitRequest(max_running=100))
     url = path.format(id=job_id, name="default", workflow=await a_workflow(client))
 
     async def call(headers: dict[str, str]) -> httpx.Response:
@@ -303,6 +307,7 @@ async def test_every_v1_operation_needs_its_scope_wherever_the_app_is_mounted(
             job_id = await insert_job(client, status="cancelled", finished_offset_s=-1)
             await ensure_schedule(client)
             workflow = await a_workflow(client)
+            await client.set_limit("default", FlowLimitRequest(max_running=100))
             url = prefix + path.format(id=job_id, name="default", workflow=workflow)
             response = await http.request(method, url, json=body)
             assert_problem(response, 401, type_="unauthorized")

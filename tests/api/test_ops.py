@@ -272,7 +272,7 @@ async def test_openapi_document(http: httpx.AsyncClient) -> None:
     operations = [
         (path, method, op) for path, ops in doc["paths"].items() for method, op in ops.items()
     ]
-    assert len(operations) == 31
+    assert len(operations) == 34
     for path, method, op in operations:
         assert op.get("summary"), (path, method)
         assert op.get("description"), (path, method)

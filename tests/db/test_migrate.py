@@ -35,6 +35,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "job_dependencies",
         "workflows",
         "workflow_nodes",
+        "flow_limits",
+        "flow_rate_windows",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

@@ -185,3 +185,19 @@ async def test_a_client_side_binding_cursor_as_django_uses(
         assert again.id == first.id and other.payload == {}
         conn.commit()
     assert (await client.get(first.id)).payload == {"p": "100%s"}
+
+
+async def test_a_unique_duplicate_on_a_psycopg_connection_answers_the_holder(
+    client: Client, settings: Settings
+) -> None:
+    from jobq import JobRequest
+    from jobq.transactional import enqueue_on_async_cursor
+
+    async with await psycopg.AsyncConnection.connect(settings.database_url or "") as conn:
+        async with conn.cursor() as cursor:
+            request = JobRequest(kind="noop", unique=True)
+            first, again = await enqueue_on_async_cursor(
+                cursor, [request, request], settings, None, batch=True
+            )
+        await conn.commit()
+    assert not first.duplicate and again.duplicate and again.job.id == first.job.id

@@ -208,12 +208,14 @@ class _ClaimsFailWithOutcomes(Queries):
         limit: int,
         lease_seconds: float,
         kinds: Sequence[str] | None,
+        *,
+        limited: bool = False,
     ) -> tuple[list[Finished], list[Claimed]]:
         if rows and self.failures:
             self.failures -= 1
             raise ConnectionResetError("injected: the connection dropped")
         return await super().job_finish_and_claim(
-            conn, rows, worker_id, queues, limit, lease_seconds, kinds
+            conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited
         )
 
 

@@ -145,6 +145,11 @@ class BatchOut(BaseModel):
     )
 
     jobs: list[JobOut] = Field(description="One job per request item, in request order.")
+    duplicates: list[int] = Field(
+        default_factory=list,
+        description="Indexes of the items that were unique-job duplicates: each answers the "
+        "job holding its unique key, and created nothing.",
+    )
 
 
 class AttemptOut(BaseModel):
@@ -449,3 +454,42 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = Field(
         default=None, description="Validation errors: one per bad field."
     )
+
+
+_LIMIT_EXAMPLE: dict[str, Any] = {
+    "name": "tenants",
+    "queue": None,
+    "key_pattern": "tenant:%",
+    "max_running": 3,
+    "rate": None,
+    "period_seconds": None,
+    "running": 17,
+    "busiest_key_running": 3,
+    "recent_starts": 0,
+    "waiting": 240,
+}
+
+
+class LimitOut(BaseModel):
+    """A flow limit and its use now (jobq.flow)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_LIMIT_EXAMPLE]})
+
+    name: str
+    queue: str | None
+    key_pattern: str | None
+    max_running: int | None
+    rate: int | None
+    period_seconds: float | None
+    running: int = Field(description="Running jobs it counts (every matching key).")
+    busiest_key_running: int = Field(description="Running jobs of its busiest key.")
+    recent_starts: int = Field(description="Starts counted in its rate window now.")
+    waiting: int = Field(description="Runnable jobs it covers, claimed or held back.")
+
+
+class LimitList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"limits": [_LIMIT_EXAMPLE]}]}
+    )
+
+    limits: list[LimitOut]

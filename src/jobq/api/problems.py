@@ -11,6 +11,7 @@ Catalogue (`type` URIs are stable; clients may switch on them):
 | 404    | urn:jobq:problem:job-not-found   | JobNotFoundError                            |
 | 404    | urn:jobq:problem:schedule-not-found | ScheduleNotFoundError                    |
 | 404    | urn:jobq:problem:workflow-not-found | WorkflowNotFoundError                    |
+| 404    | urn:jobq:problem:limit-not-found | LimitNotFoundError                          |
 | 404    | about:blank                      | no such route                               |
 | 405    | about:blank                      | method not allowed on the route             |
 | 409    | urn:jobq:problem:invalid-state   | InvalidStateError                           |
@@ -50,6 +51,7 @@ from jobq.errors import (
     InvalidStateError,
     IsolationConflictError,
     JobNotFoundError,
+    LimitNotFoundError,
     PayloadTooLargeError,
     ScheduleConflictError,
     ScheduleNotFoundError,
@@ -248,6 +250,10 @@ async def _workflow_not_found(request: Request, exc: Exception) -> Response:
     return problem(404, str(exc), type_="workflow-not-found", title="Workflow not found")
 
 
+async def _limit_not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, str(exc), type_="limit-not-found", title="Limit not found")
+
+
 async def _schedule_conflict(request: Request, exc: Exception) -> Response:
     return problem(409, str(exc), type_="schedule-conflict", title="Conflict")
 
@@ -284,6 +290,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ScheduleNotFoundError, _schedule_not_found)
     app.add_exception_handler(ScheduleConflictError, _schedule_conflict)
     app.add_exception_handler(WorkflowNotFoundError, _workflow_not_found)
+    app.add_exception_handler(LimitNotFoundError, _limit_not_found)
     app.add_exception_handler(IsolationConflictError, _isolation_conflict)
     app.add_exception_handler(SchemaError, _unavailable)
     for exc_class in DATABASE_DOWN:

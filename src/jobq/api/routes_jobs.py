@@ -72,6 +72,13 @@ _REPLAY_HEADERS = {
         "required": True,
     }
 }
+_DUPLICATE_HEADERS = {
+    "Jobq-Duplicate": {
+        "description": "`true`: a unique job held the key; this is that job, none was made.",
+        "schema": {"type": "string", "enum": ["true"]},
+        "required": False,
+    }
+}
 _LOCATION_HEADER = {
     "Location": {
         "description": "The new job's URL.",
@@ -153,6 +160,8 @@ async def _enqueue(
         headers["Preference-Applied"] = f"wait={wait}"
     if result.replayed:
         return _json(answer.to_dict(), 200, {**headers, "Idempotent-Replayed": "true"})
+    if result.duplicate:
+        return _json(answer.to_dict(), 200, {**headers, "Jobq-Duplicate": "true"})
     return _json(answer.to_dict(), 201, headers)
 
 
@@ -221,8 +230,15 @@ router.add_api_route(
         },
         200: {
             "model": JobOut,
-            "description": "Replayed: the job an earlier request with this key created.",
-            "headers": {**_REPLAY_HEADERS, **PREFERENCE_APPLIED_HEADER},
+            "description": "Replayed: the job an earlier request with this key created "
+            "(`Idempotent-Replayed`), or a duplicate of a unique job: the job that holds "
+            "the unique key (`Jobq-Duplicate`).",
+            # One of the two, so neither is required.
+            "headers": {
+                **{k: {**v, "required": False} for k, v in _REPLAY_HEADERS.items()},
+                **_DUPLICATE_HEADERS,
+                **PREFERENCE_APPLIED_HEADER,
+            },
         },
         **error_responses(
             413, 422, e422="Invalid body, unknown kind (lists the known kinds), or key reused."
@@ -239,7 +255,8 @@ router.add_api_route(
     description=(
         "1 to 1000 job requests in one transaction: all are enqueued or none. Each item may "
         "carry its own `idempotency_key` (a replayed item returns its existing job in place); "
-        "the `Idempotency-Key` header is not allowed here. Errors name the item's index."
+        "the `Idempotency-Key` header is not allowed here. Errors name the item's index. "
+        "A unique-job duplicate answers the job holding its key, its index in `duplicates`."
     ),
     responses=error_responses(
         413, 422, e422="An invalid item (named by `index`), or the Idempotency-Key header."
@@ -251,7 +268,8 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
         raise InvalidRequestError(message, [FieldError(("Idempotency-Key",), message)])
     with _incoming_trace(request, client):
         results = await client.enqueue_many(batch.jobs)
-    return _json({"jobs": [r.job.to_dict() for r in results]}, 201)
+    duplicates = [i for i, r in enumerate(results) if r.duplicate]
+    return _json({"jobs": [r.job.to_dict() for r in results], "duplicates": duplicates}, 201)
 
 
 @router.get(

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from jobq.api.auth import authorize
 from jobq.api.dependencies import ClientDep, error_responses
-from jobq.api.models import QueueList, QueueOut, WorkerList
+from jobq.api.models import LimitList, LimitOut, QueueList, QueueOut, WorkerList
+from jobq.flow import LIMIT_NAME_PATTERN, FlowLimitRequest
 from jobq.job_request import QUEUE_PATTERN
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
@@ -60,6 +61,57 @@ async def pause_queue(name: QueueNameParam, client: ClientDep) -> Response:
 )
 async def resume_queue(name: QueueNameParam, client: ClientDep) -> Response:
     return JSONResponse((await client.resume(name)).to_dict())
+
+
+LimitNameParam = Annotated[
+    str, Path(pattern=LIMIT_NAME_PATTERN, max_length=63, description="The limit's name.")
+]
+
+
+@router.get(
+    "/limits",
+    response_model=LimitList,
+    tags=["limits"],
+    summary="List flow limits",
+    description=(
+        "Every flow limit (concurrency per key or queue, rate per period) with its use now: "
+        "running jobs, the busiest key's running jobs, starts in the rate window, and "
+        "runnable jobs it covers."
+    ),
+)
+async def list_limits(client: ClientDep) -> Response:
+    return JSONResponse({"limits": [u.to_dict() for u in await client.limits()]})
+
+
+@router.put(
+    "/limits/{name}",
+    response_model=LimitOut,
+    tags=["limits"],
+    summary="Create or replace a flow limit",
+    description=(
+        "At most `max_running` jobs at once and/or `rate` starts per `period_seconds`, for "
+        "the jobs of `queue` (none: every queue); with `key_pattern` (a LIKE pattern on the "
+        "jobs' concurrency key) per matching key. Workers take it into account within 2 s."
+    ),
+    responses=error_responses(422, e422="A bad name or body."),
+)
+async def put_limit(name: LimitNameParam, body: FlowLimitRequest, client: ClientDep) -> Response:
+    await client.set_limit(name, body)
+    [use] = [u for u in await client.limits() if u.limit.name == name]
+    return JSONResponse(use.to_dict())
+
+
+@router.delete(
+    "/limits/{name}",
+    status_code=204,
+    tags=["limits"],
+    summary="Delete a flow limit",
+    description="Its jobs are claimed without it from the workers' next check (within 2 s).",
+    responses=error_responses(404, 422),
+)
+async def delete_limit(name: LimitNameParam, client: ClientDep) -> Response:
+    await client.delete_limit(name)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from jobq.cli import bench, db, enqueue, jobs, queues, run, schedules, workflows
+from jobq.cli import bench, db, enqueue, jobs, limits, queues, run, schedules, workflows
 from jobq.cli.plumbing import EXIT_CODES_HELP
 
 __all__ = ["cli", "main"]
@@ -34,7 +34,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # The order of `jobq --help` (typer lists groups, here `db`, after commands).
-for _module in (run, db, jobs, queues, schedules, workflows, bench, enqueue):
+for _module in (run, db, jobs, queues, schedules, workflows, limits, bench, enqueue):
     _module.register(cli)
 
 

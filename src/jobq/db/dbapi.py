@@ -30,6 +30,7 @@ _PLACEHOLDER_RE = re.compile(r"\$(\d+)")
 ENQUEUE_BLOCKS = (
     "job_insert_many",
     "job_get_by_idempotency_keys",
+    "job_get_by_unique_keys",
     "enqueue_savepoint",
     "enqueue_savepoint_release",
     "enqueue_savepoint_rollback",
@@ -80,6 +81,10 @@ class FormatQueries:
 
     def job_get_by_idempotency_keys(self, keys: Sequence[str]) -> tuple[str, list[Any]]:
         statement = self.statements["job_get_by_idempotency_keys"]
+        return statement.sql, statement.params([list(keys)])
+
+    def job_get_by_unique_keys(self, keys: Sequence[str]) -> tuple[str, list[Any]]:
+        statement = self.statements["job_get_by_unique_keys"]
         return statement.sql, statement.params([list(keys)])
 
     def plain(self, name: str) -> str:

@@ -11,6 +11,7 @@ serves a pool, a worker's connection and a caller's own transaction.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -36,6 +37,8 @@ from jobq.stats import MinuteRow
 from jobq.types import (
     Attempt,
     AttemptOutcome,
+    FlowLimit,
+    FlowLimitUse,
     Job,
     JobFilter,
     JobStatus,
@@ -57,7 +60,7 @@ class Conn(Protocol):
 
 
 def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, ...]:
-    """The arguments of `job_insert_many`, $1 to $11: one array per column (asyncpg
+    """The arguments of `job_insert_many`, $1 to $14: one array per column (asyncpg
     and the DB-API drivers of `jobq.db.dbapi` pass the same)."""
     return (
         [r.id for r in rows],
@@ -71,6 +74,34 @@ def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, 
         [r.idempotency_key for r in rows],
         [r.request_hash for r in rows],
         channel,
+        [r.concurrency_key for r in rows],
+        [r.unique_key for r in rows],
+        [r.unique_states for r in rows],
+    )
+
+
+_CLAIM_HALF = re.compile(
+    r"^-- claim half: begin.*?^-- claim half: end[^\n]*\n", re.MULTILINE | re.DOTALL
+)
+
+
+def limited_claim(finish_and_claim: str, claim_half: str) -> str:
+    """job_finish_and_claim with its claim half (between the markers) replaced by
+    the limited one: the finish half is written once, for both statements."""
+    replaced, count = _CLAIM_HALF.subn(lambda _: claim_half + "\n", finish_and_claim)
+    if count != 1:
+        raise RuntimeError("job_finish_and_claim has lost its claim-half markers")
+    return replaced
+
+
+def flow_limit_from_record(row: Any) -> FlowLimit:
+    return FlowLimit(
+        name=row["name"],
+        queue=row["queue"],
+        key_pattern=row["key_pattern"],
+        max_running=row["max_running"],
+        rate=row["rate"],
+        period_seconds=row["period_seconds"],
     )
 
 
@@ -80,6 +111,9 @@ class Queries:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.sql = load_sql(read_package_sql("queries.sql"), schema)
+        self.sql["job_finish_and_claim_limited"] = limited_claim(
+            self.sql["job_finish_and_claim"], self.sql["job_claim_limited_half"]
+        )
         # NOTIFY channels are database-wide, so they carry the schema name.
         self.enqueue_channel = f"{schema}.jobs"
         self.control_channel = f"{schema}.control"
@@ -216,6 +250,10 @@ class Queries:
         records = await conn.fetch(self.sql["job_get_by_idempotency_keys"], list(keys))
         return [(job_from_record(r), r["request_hash"]) for r in records]
 
+    async def job_get_by_unique_keys(self, conn: Conn, keys: Sequence[str]) -> list[Job]:
+        records = await conn.fetch(self.sql["job_get_by_unique_keys"], list(keys))
+        return [job_from_record(r) for r in records]
+
     async def job_get(self, conn: Conn, job_id: uuid.UUID) -> Job | None:
         record = await conn.fetchrow(self.sql["job_get"], job_id)
         return job_from_record(record) if record else None
@@ -258,11 +296,15 @@ class Queries:
         limit: int,
         lease_seconds: float,
         kinds: Sequence[str] | None,
+        *,
+        limited: bool = False,
     ) -> tuple[list[Finished], list[Claimed]]:
         """Write `rows` (fenced) and claim up to `limit` jobs of `kinds` (None: any
-        kind; empty: none), in one round trip."""
+        kind; empty: none), in one round trip. `limited`: through the flow limits
+        (job_claim_limited), for a worker that a limit applies to."""
+        name = "job_finish_and_claim_limited" if limited else "job_finish_and_claim"
         records = await conn.fetch(
-            self.sql["job_finish_and_claim"],
+            self.sql[name],
             [r.id for r in rows],
             [r.attempt_seq for r in rows],
             [r.worker_id for r in rows],
@@ -300,6 +342,40 @@ class Queries:
         # UPDATE ... RETURNING does not keep the subquery's order.
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return finished, claimed
+
+    # --- flow limits ----------------------------------------------------------
+    async def flow_limit_upsert(self, conn: Conn, limit: FlowLimit) -> FlowLimit:
+        record = await conn.fetchrow(
+            self.sql["flow_limit_upsert"],
+            limit.name,
+            limit.queue,
+            limit.key_pattern,
+            limit.max_running,
+            limit.rate,
+            limit.period_seconds,
+        )
+        return flow_limit_from_record(record)
+
+    async def flow_limit_delete(self, conn: Conn, name: str) -> bool:
+        return bool(await conn.fetchval(self.sql["flow_limit_delete"], name))
+
+    async def flow_limit_list(self, conn: Conn) -> list[FlowLimitUse]:
+        records = await conn.fetch(self.sql["flow_limit_list"])
+        return [
+            FlowLimitUse(
+                flow_limit_from_record(r),
+                int(r["running"]),
+                int(r["busiest_key_running"]),
+                int(r["recent_starts"]),
+                int(r["waiting"]),
+            )
+            for r in records
+        ]
+
+    async def flow_limits_apply(self, conn: Conn, queues: Sequence[str] | None) -> bool:
+        return bool(
+            await conn.fetchval(self.sql["flow_limits_apply"], list(queues) if queues else None)
+        )
 
     async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
         """`job_finish_and_claim` with nothing to claim; no round trip for no rows."""

@@ -64,6 +64,9 @@ def job_from_record(row: Any, load: Callable[[Any], Any] = _json) -> Job:
         retry_delay_ms=row["retry_delay_ms"],
         lease_expires_at=row["lease_expires_at"],
         attempt_seq=row["attempt_seq"],
+        # Not in every statement's columns (job_list names its own).
+        concurrency_key=row.get("concurrency_key"),
+        unique_key=row.get("unique_key"),
     )
 
 
@@ -134,6 +137,9 @@ class InsertRow:
     run_at: datetime | None
     idempotency_key: str | None
     request_hash: bytes | None
+    concurrency_key: str | None = None
+    unique_key: str | None = None
+    unique_states: str | None = None  # comma-joined
 
 
 @dataclass(frozen=True, slots=True)

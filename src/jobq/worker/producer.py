@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobq.worker")
 
 POLL_JITTER = 0.2
+# How often a worker asks whether a flow limit covers its queues (one index-only
+# probe). A limit set or removed takes effect within this; until then the claim
+# stays on the path it was on.
+LIMITS_REFRESH_SECONDS = 2.0
 
 
 class Slots(Protocol):
@@ -82,6 +86,11 @@ class Producer:
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(log, "claiming jobs")
+        # Whether a flow limit covers this worker's queues, and when that was read
+        # (the loop's clock): with none, the claim is the plain statement and
+        # costs exactly what it did before limits existed.
+        self._limited = False
+        self._limited_read_at: float | None = None
 
     def wake(self, queue: str = "") -> None:
         """An enqueue NOTIFY (payload: the queue; "" for any)."""
@@ -98,6 +107,7 @@ class Producer:
         # Cleared before the claim: a NOTIFY that lands during it wakes the next wait.
         self._wake.clear()
         self._claiming = True
+        limited = await self._limits_apply()
         carried = self.outcomes.take()
         try:
             written, claimed = await self.client.queries.job_finish_and_claim(
@@ -108,6 +118,7 @@ class Producer:
                 free,
                 self.config.lease_seconds,
                 self.kinds,
+                limited=limited,
             )
         except BaseException:
             self.outcomes.put_back(carried)
@@ -119,6 +130,15 @@ class Producer:
         for c in claimed:
             self.start(c)
         return free - len(claimed)
+
+    async def _limits_apply(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._limited_read_at is None or now - self._limited_read_at >= LIMITS_REFRESH_SECONDS:
+            self._limited = await self.client.queries.flow_limits_apply(
+                self.client.pool, self.config.queues
+            )
+            self._limited_read_at = now
+        return self._limited
 
     def stop(self) -> None:
         """Stop claiming. A claim in flight is let finish, never cancelled: its

@@ -30,23 +30,28 @@ INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2);
 SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS exists;
 
 -- name: job_insert_many
--- Insert a batch of jobs; a row whose idempotency key already exists is skipped.
+-- Insert a batch of jobs; a row whose idempotency key already exists, or whose
+-- unique key a job in its unique states holds, is skipped (no conflict target:
+-- every unique index is an arbiter). $12 concurrency keys, $13 unique keys,
+-- $14 each row's unique states joined by commas (unnest would flatten a text[][]).
 -- One NOTIFY per queue with a job runnable now, whatever the batch size.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
-                $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[])
+                $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[], $12::text[],
+                $13::text[], $14::text[])
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
-              idempotency_key, request_hash)
+              idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         idempotency_key, request_hash)
+         idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
     SELECT id, queue, kind, payload::jsonb, metadata::jsonb, 'queued', priority, max_attempts,
-           coalesce(run_at, now()), idempotency_key, request_hash
+           coalesce(run_at, now()), idempotency_key, request_hash, concurrency_key, unique_key,
+           string_to_array(unique_states, ',')
     FROM input
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING j.*
 ),
 notified AS (
@@ -80,6 +85,14 @@ COMMIT;
 -- name: enqueue_rollback
 -- The end of that transaction, when the batch failed.
 ROLLBACK;
+
+-- name: job_get_by_unique_keys
+-- Per unique key, the job that holds it (in one of its unique states), else the
+-- newest that had it: one that left its states since the insert skipped a duplicate.
+SELECT DISTINCT ON (unique_key) *
+FROM {schema}.jobs
+WHERE unique_key = ANY($1::text[])
+ORDER BY unique_key, (status = ANY (unique_states)) DESC, id DESC;
 
 -- name: job_get_by_idempotency_keys
 -- The jobs that hold these idempotency keys.
@@ -240,6 +253,7 @@ finished AS (
                AS notifications
     FROM updated
 ),
+-- claim half: begin (job_finish_and_claim_limited replaces this part)
 next AS (
     SELECT j.id
     FROM {schema}.jobs AS j
@@ -273,8 +287,21 @@ claimed AS (
     WHERE j.id = ANY (ARRAY(SELECT id FROM next))
     RETURNING j.*, now() AS claimed_at
 )
+-- claim half: end
 -- A full join on false is a union of two differently shaped row sets.
 SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
+
+-- name: job_claim_limited_half
+-- The claim half of job_finish_and_claim_limited: job_finish_and_claim with the
+-- part between its "claim half" markers replaced by this, for a worker that a
+-- flow limit applies to (jobq.db.queries builds it; migration 0007 has the
+-- function and why it is one). The jobs being finished ($1) are excluded: a
+-- job released by this statement is not claimed by it.
+claimed AS (
+    SELECT c.*, now() AS claimed_at
+    FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
+                                    $13::float8, $1::uuid[]) AS c
+)
 
 -- name: job_get_many
 -- The jobs with these ids (those that exist), for the waiters' hub: one read
@@ -423,6 +450,9 @@ updated AS (
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
         started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
         retry_delay_ms = NULL, progress = NULL, progress_details = NULL, progress_at = NULL,
+        -- A job retried by hand gives up its unique key: another job may hold it
+        -- now, and coming back into the unique set would collide with it.
+        unique_key = NULL,
         updated_at = now()
     WHERE j.id = ANY(ARRAY(SELECT id FROM target))
       AND j.status IN ('failed_permanent', 'cancelled')
@@ -1021,3 +1051,55 @@ resolved AS (
 SELECT count(*) AS count,
        (SELECT count(*) FROM notified) + (SELECT count(*) FROM resolved) * 0 AS notifications
 FROM updated;
+
+-- name: flow_limit_upsert
+-- Create or replace the flow limit $1.
+INSERT INTO {schema}.flow_limits AS l (name, queue, key_pattern, max_running, rate, period_seconds)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (name) DO UPDATE
+SET queue = excluded.queue, key_pattern = excluded.key_pattern,
+    max_running = excluded.max_running, rate = excluded.rate,
+    period_seconds = excluded.period_seconds, updated_at = now()
+RETURNING *;
+
+-- name: flow_limit_delete
+-- Delete the flow limit $1 and its rate windows.
+WITH deleted AS (
+    DELETE FROM {schema}.flow_limits WHERE name = $1 RETURNING name
+),
+windows AS (
+    DELETE FROM {schema}.flow_rate_windows AS w USING deleted AS d WHERE w.limit_name = d.name
+)
+SELECT count(*) AS count FROM deleted;
+
+-- name: flow_limit_list
+-- Every flow limit with its use now: running jobs it counts (summed over keys
+-- for a per-key limit), the busiest key's running count, starts within the
+-- last period, and runnable jobs it covers (queued or retrying, due).
+SELECT l.*,
+       (SELECT count(*) FROM {schema}.jobs AS j
+        WHERE j.status = 'running' AND (l.queue IS NULL OR j.queue = l.queue)
+          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS running,
+       coalesce((SELECT max(n) FROM (
+            SELECT count(*) AS n FROM {schema}.jobs AS j
+            WHERE j.status = 'running' AND l.key_pattern IS NOT NULL
+              AND (l.queue IS NULL OR j.queue = l.queue)
+              AND j.concurrency_key LIKE l.key_pattern
+            GROUP BY j.concurrency_key) AS k), 0) AS busiest_key_running,
+       coalesce((SELECT count(*) FROM {schema}.flow_rate_windows AS w, unnest(w.starts) AS s
+                 WHERE w.limit_name = l.name
+                   AND s > now() - make_interval(secs => l.period_seconds)), 0) AS recent_starts,
+       (SELECT count(*) FROM {schema}.jobs AS j
+        WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
+          AND (l.queue IS NULL OR j.queue = l.queue)
+          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS waiting
+FROM {schema}.flow_limits AS l
+ORDER BY l.name;
+
+-- name: flow_limits_apply
+-- Whether a flow limit applies to a worker of queues $1 (NULL: every queue):
+-- the worker then claims through job_finish_and_claim_limited.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.flow_limits
+    WHERE queue IS NULL OR $1::text[] IS NULL OR queue = ANY ($1::text[])
+) AS apply;
