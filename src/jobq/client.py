@@ -201,12 +201,6 @@ class Client:
         if connection is not None and not isinstance(connection, asyncpg.Connection):
             connection = await connections.async_driver_connection(connection)
             if not isinstance(connection, asyncpg.Connection):  # psycopg's
-                if any(r.depends_on for r in requests):
-                    raise InvalidRequestError(
-                        "depends_on is supported on jobq's own pool and on asyncpg "
-                        "connections (SQLAlchemy's included), not on psycopg's",
-                        [FieldError(("depends_on",), "not supported with this connection")],
-                    )
                 return await connections.enqueue_async(
                     connection,
                     requests,

@@ -71,6 +71,22 @@ def check_batch_size(count: int) -> None:
         )
 
 
+def refuse_dependencies(requests: Sequence[JobRequest]) -> None:
+    """Jobs with `depends_on` go through the workflows' statements, which run on jobq's
+    own pool or an asyncpg connection only: on another driver's connection they are
+    refused, rather than inserted as if they depended on nothing."""
+    for i, request in enumerate(requests):
+        if request.depends_on:
+            loc: tuple[str | int, ...] = (
+                ("jobs", i, "depends_on") if len(requests) > 1 else ("depends_on",)
+            )
+            message = (
+                "depends_on needs jobq's own pool or an asyncpg connection (SQLAlchemy's "
+                "on asyncpg included), not this driver's connection"
+            )
+            raise InvalidRequestError(message, [FieldError(loc, message)])
+
+
 def insert_row(
     request: JobRequest,
     settings: Settings,

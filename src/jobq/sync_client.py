@@ -46,6 +46,7 @@ from jobq.client import Client
 from jobq.config import Settings
 from jobq.db.pool import POOL_MAX_SIZE
 from jobq.enqueue_plan import EnqueueResult, KindCatalog
+from jobq.flow import UniqueOpts
 from jobq.job_request import JobRequest, parse_request, request_from_arguments
 from jobq.types import Job
 
@@ -155,10 +156,15 @@ class SyncClient:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        depends_on: Iterable[uuid.UUID | str] | None = None,
+        on_dependency_failure: str | None = None,
+        unique: UniqueOpts | bool | None = None,
+        concurrency_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction (the
-        job is visible, and workers woken, when the caller commits)."""
+        job is visible, and workers woken, when the caller commits). The options are
+        `App.enqueue`'s (`depends_on` on jobq's own pool only)."""
         request = request_from_arguments(
             kind,
             payload,
@@ -168,6 +174,10 @@ class SyncClient:
             run_at=run_at,
             idempotency_key=idempotency_key,
             metadata=metadata,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            unique=unique,
+            concurrency_key=concurrency_key,
         )
         return self._enqueue([request], connection, batch=False)[0].job
 

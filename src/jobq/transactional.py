@@ -33,6 +33,7 @@ from jobq.enqueue_plan import (
     is_serialization_failure,
     isolation_conflict,
     plan_enqueue,
+    refuse_dependencies,
 )
 from jobq.job_request import JobRequest
 from jobq.types import Job
@@ -68,6 +69,7 @@ def enqueue_on_cursor(
 ) -> list[EnqueueResult]:
     """Enqueue `requests` with `cursor`, in its connection's transaction; one result
     per request, in order (a single enqueue: `batch=False` and one request)."""
+    refuse_dependencies(requests)
     plan = plan_enqueue(requests, settings, catalog, batch=batch)
     queries = format_queries(settings.schema)
     if not plan.needs_transaction:
@@ -87,6 +89,7 @@ async def enqueue_on_async_cursor(
 ) -> list[EnqueueResult]:
     """`enqueue_on_cursor` for psycopg 3's AsyncCursor (`trace_carrier`: the producer
     span's context, which `jobq.client` adds to each job's metadata when tracing)."""
+    refuse_dependencies(requests)
     plan = plan_enqueue(requests, settings, catalog, batch=batch, trace_carrier=trace_carrier)
     queries = format_queries(settings.schema)
     if not plan.needs_transaction:

@@ -11,6 +11,7 @@ import pytest
 from jobq import (
     App,
     IdempotencyConflictError,
+    InvalidRequestError,
     JobStatus,
     PayloadTooLargeError,
     Settings,
@@ -201,3 +202,21 @@ async def test_a_unique_duplicate_on_a_psycopg_connection_answers_the_holder(
             )
         await conn.commit()
     assert not first.duplicate and again.duplicate and again.job.id == first.job.id
+
+
+async def test_depends_on_is_refused_on_a_psycopg_connection_rather_than_dropped(
+    app: App, client: Client, database_url: str
+) -> None:
+    # Dependencies are written by the workflows' statements, on jobq's pool or an
+    # asyncpg connection: another driver's enqueue must not insert the job as if
+    # it depended on nothing.
+    first = await app.enqueue("noop")
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        with pytest.raises(InvalidRequestError, match="depends_on"):
+            await app.enqueue("noop", depends_on=[first.id], connection=conn)
+    with psycopg.connect(database_url) as sync_conn, pytest.raises(InvalidRequestError):
+        app.sync.enqueue("noop", depends_on=[first.id], connection=sync_conn)
+    assert await job_count(client) == 1
+    # Without a connection the sync client runs jobq's own pool, where it works.
+    dependent = app.sync.enqueue("noop", depends_on=[first.id])
+    assert dependent.status is JobStatus.PENDING
