@@ -27,6 +27,8 @@ from jobq.handlers import JobContext
 from jobq.types import Attempt, AttemptOutcome, Job, JobStatus
 
 STATUS_OF: dict[JobStatus, TaskResultStatus] = {
+    # Waiting for its dependencies: not started, as Django's READY says.
+    JobStatus.PENDING: TaskResultStatus.READY,
     JobStatus.QUEUED: TaskResultStatus.READY,
     JobStatus.RETRYING: TaskResultStatus.READY,
     JobStatus.RUNNING: TaskResultStatus.RUNNING,
