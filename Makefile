@@ -38,17 +38,21 @@ chaos: $(STAMP) ## The full reliability suite (root, ~25 min): faults, a fleet, 
 soak: $(STAMP) ## Steady load for SOAK_SECONDS (default 3600) sampling bloat, latency, RSS into docs/ (root)
 	$(BIN)/python bench/soak.py --own-cluster --seconds $${SOAK_SECONDS:-3600}
 
+# Every Python file of the repository: the package, its tests, the benchmarks, the
+# examples users copy and the tools that make the docs and the deployment.
+PY_SOURCES = src tests bench examples docs/generate.py docs/screenshots deploy/scripts
+
 lint: $(STAMP) ## ruff check and format check, the import-layer contract (pyproject.toml)
-	$(BIN)/ruff check src tests docs/generate.py deploy/scripts
-	$(BIN)/ruff format --check src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP) ## mypy --strict on the package and the tests
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## Format the code
-	$(BIN)/ruff format src tests docs/generate.py deploy/scripts
-	$(BIN)/ruff check --fix src tests docs/generate.py deploy/scripts
+	$(BIN)/ruff format $(PY_SOURCES)
+	$(BIN)/ruff check --fix $(PY_SOURCES)
 
 docs: $(STAMP) ## Regenerate the reference pages in docs/ from the code
 	$(BIN)/python docs/generate.py

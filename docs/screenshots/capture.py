@@ -12,7 +12,8 @@ four schedules, one paused, one firing every 10 s), waits for the workers to
 get through them,
 waits for the workers' maintenance leader to count the minute they finished
 in (the overview's throughput charts: a minute is counted about 15 s after
-it ends, so this takes up to a minute and a half), and photographs each page in headless Debian chromium (and the job list on a
+it ends, so this takes up to a minute and a half),
+and photographs each page in headless Debian chromium (and the job list on a
 390 px phone). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
 """

@@ -3,7 +3,6 @@
 from typing import Any
 
 import jobq
-
 from orders.models import Order
 
 app = jobq.App()
