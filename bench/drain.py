@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from typing import Any
 
 from jobq import Settings
 from jobq.db.pool import resolve_database_url
@@ -25,6 +26,18 @@ from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
 
 BATCH = 1000
+
+
+async def burst_drain(app: Any, client: Any, concurrency: int, expected: int) -> float:
+    """Jobs/s of one in-process burst worker over what is enqueued, checking that
+    `expected` jobs succeeded (the other bench scripts import it from here)."""
+    worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
+    began = time.perf_counter()
+    await worker.run()
+    elapsed = time.perf_counter() - began
+    done = worker.counts["succeeded"]
+    assert done == expected, f"expected {expected} jobs to succeed, {done} did"
+    return expected / elapsed
 
 
 async def run(
@@ -44,13 +57,7 @@ async def run(
             # A long-lived jobs table has planner statistics; one filled a moment
             # ago has none until autovacuum's first ANALYZE (up to a minute away).
             await client.queries.jobs_analyze(client.pool)
-        worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
-        began = time.perf_counter()
-        await worker.run()
-        elapsed = time.perf_counter() - began
-        done = worker.counts["succeeded"]
-        assert done == jobs, f"expected {jobs} jobs to succeed, {done} did"
-        return jobs / elapsed
+        return await burst_drain(app, client, concurrency, jobs)
     finally:
         await client.pool.execute(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE')
         await app.close()

@@ -15,16 +15,15 @@ import argparse
 import asyncio
 import statistics
 import subprocess
-import time
 import uuid
 from pathlib import Path
+
+from drain import burst_drain  # bench/, the scripts' folder
 
 from jobq import Settings
 from jobq.db.loader import load_sql
 from jobq.db.pool import resolve_database_url
 from jobq.demo import build_app
-from jobq.worker.options import WorkerOptions
-from jobq.worker.runtime import Worker
 
 BATCH = 1000
 QUERIES = "src/jobq/db/sql/queries.sql"
@@ -47,12 +46,7 @@ async def run(jobs: int, concurrency: int, settings: Settings, other: str | None
         for start in range(0, jobs, BATCH):
             await app.enqueue_many([{"kind": "noop"}] * min(BATCH, jobs - start))
         await client.queries.jobs_analyze(client.pool)
-        worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
-        began = time.perf_counter()
-        await worker.run()
-        elapsed = time.perf_counter() - began
-        assert worker.counts["succeeded"] == jobs
-        return jobs / elapsed
+        return await burst_drain(app, client, concurrency, jobs)
     finally:
         await client.pool.execute(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE')
         await app.close()

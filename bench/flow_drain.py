@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import time
 import uuid
+
+from drain import burst_drain  # bench/, the scripts' folder
 
 from jobq import FlowLimitRequest, JobRequest, Settings
 from jobq.db.pool import resolve_database_url
 from jobq.demo import build_app
-from jobq.worker.options import WorkerOptions
-from jobq.worker.runtime import Worker
 
 BATCH = 1000
 
@@ -47,13 +46,7 @@ async def drain(
                 [JobRequest(kind="noop", concurrency_key=key(start + i)) for i in range(count)]
             )
         await client.queries.jobs_analyze(client.pool)
-        worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
-        began = time.perf_counter()
-        await worker.run()
-        elapsed = time.perf_counter() - began
-        done = worker.counts["succeeded"]
-        assert done == jobs, f"expected {jobs} jobs to succeed, {done} did"
-        return jobs / elapsed
+        return await burst_drain(app, client, concurrency, jobs)
     finally:
         await client.pool.execute(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE')
         await app.close()

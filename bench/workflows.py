@@ -19,13 +19,12 @@ import asyncio
 import statistics
 import time
 import uuid
-from typing import Any
+
+from drain import burst_drain  # bench/, the scripts' folder
 
 from jobq import Settings
 from jobq.db.pool import resolve_database_url
 from jobq.demo import build_app
-from jobq.worker.options import WorkerOptions
-from jobq.worker.runtime import Worker
 from jobq.workflows import WorkflowBuilder
 
 BATCH = 1000
@@ -47,16 +46,6 @@ def build(builder: WorkflowBuilder, nodes: int, shape: str) -> None:
         builder.add(f"n{i}", "noop", after=after)
 
 
-async def drain(app: Any, client: Any, concurrency: int, expected: int) -> float:
-    worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
-    began = time.perf_counter()
-    await worker.run()
-    elapsed = time.perf_counter() - began
-    done = worker.counts["succeeded"]
-    assert done == expected, f"expected {expected} jobs to succeed, {done} did"
-    return expected / elapsed
-
-
 async def run(
     kind: str, nodes: int, shape: str, concurrency: int, settings: Settings
 ) -> dict[str, float]:
@@ -76,7 +65,7 @@ async def run(
             out["build_s"] = built - began
             out["submit_s"] = time.perf_counter() - built
         await client.queries.jobs_analyze(client.pool)
-        out["rate"] = await drain(app, client, concurrency, nodes)
+        out["rate"] = await burst_drain(app, client, concurrency, nodes)
         return out
     finally:
         await client.pool.execute(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE')
