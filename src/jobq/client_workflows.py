@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from jobq import events
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow
+from jobq.enqueue_plan import emit_enqueued
 from jobq.errors import FieldError, InvalidRequestError, WorkflowNotFoundError
 from jobq.graph import GraphNode, check_graph, plan_graph
 from jobq.ids import uuid7
@@ -118,7 +118,7 @@ class WorkflowOps:
             await self.queries.job_resolve_dependencies(conn, ended)
             jobs = await self.queries.job_get_many(conn, [r.id for r in rows])
         by_id = {j.id: j for j in jobs}
-        _emit_enqueued(jobs)
+        emit_enqueued(jobs)
         return Submitted(
             workflow_id, {n.name: by_id[r.id] for n, r in zip(nodes, rows, strict=True)}
         )
@@ -160,11 +160,3 @@ def _where(loc: str, index: int) -> tuple[str | int, ...]:
     """Where node `index`'s errors are: under `loc` (nodes, jobs), or at the top
     for the one job of an enqueue (`loc` empty)."""
     return (loc, index) if loc else ()
-
-
-def _emit_enqueued(jobs: list[Job]) -> None:
-    counts: dict[tuple[str, str], int] = {}
-    for job in jobs:
-        counts[(job.queue, job.kind)] = counts.get((job.queue, job.kind), 0) + 1
-    for (queue, kind), count in counts.items():
-        events.emit(events.JobsEnqueued(queue, kind, count))

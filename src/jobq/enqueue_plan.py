@@ -167,7 +167,7 @@ class EnqueuePlan:
 
     def keys_to_look_up(self, inserted: list[Job]) -> list[str]:
         """After the insert: announce what went in, and name the keys to read back."""
-        _emit_enqueued(inserted)
+        emit_enqueued(inserted)
         return idempotency.keys_to_look_up(self.to_insert, inserted)
 
     def unique_keys_to_look_up(self, inserted: list[Job]) -> list[str]:
@@ -228,7 +228,9 @@ def is_serialization_failure(exc: BaseException) -> bool:
     return False
 
 
-def _emit_enqueued(jobs: list[Job]) -> None:
+def emit_enqueued(jobs: list[Job]) -> None:
+    """Count the jobs that went in, per queue and kind, for the metrics (every insert
+    path: plain, keyed, workflow nodes)."""
     counts: dict[tuple[str, str], int] = {}
     for job in jobs:
         counts[(job.queue, job.kind)] = counts.get((job.queue, job.kind), 0) + 1

@@ -30,13 +30,13 @@ from jobq.db.records import (
     InsertRow,
     JobqSession,
     ScheduleRow,
+    attempt_from_record,
     job_from_record,
     schedule_from_record,
 )
 from jobq.stats import MinuteRow
 from jobq.types import (
     Attempt,
-    AttemptOutcome,
     FlowLimit,
     FlowLimitUse,
     Job,
@@ -452,19 +452,7 @@ class Queries:
 
     async def attempt_list(self, conn: Conn, job_id: uuid.UUID) -> list[Attempt]:
         records = await conn.fetch(self.sql["attempt_list"], job_id)
-        return [
-            Attempt(
-                job_id=r["job_id"],
-                seq=r["seq"],
-                worker_id=r["worker_id"],
-                started_at=r["started_at"],
-                finished_at=r["finished_at"],
-                outcome=AttemptOutcome(r["outcome"]),
-                error=r["error"],
-                traceback=r["traceback"],
-            )
-            for r in records
-        ]
+        return [attempt_from_record(r) for r in records]
 
     # --- queues and workers -------------------------------------------------
     async def queue_list(

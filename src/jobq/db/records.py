@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jobq.types import AttemptOutcome, Job, JobStatus, Schedule
+from jobq.types import Attempt, AttemptOutcome, Job, JobStatus, Schedule
 
 
 def _json(value: Any) -> Any:
@@ -67,6 +67,22 @@ def job_from_record(row: Any, load: Callable[[Any], Any] = _json) -> Job:
         # Not in every statement's columns (job_list names its own).
         concurrency_key=row.get("concurrency_key"),
         unique_key=row.get("unique_key"),
+    )
+
+
+def attempt_from_record(row: Any) -> Attempt:
+    """An attempt from a row of `job_attempts`, from any driver (psycopg2 gives uuids
+    as text)."""
+    job_id = row["job_id"]
+    return Attempt(
+        job_id=job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id)),
+        seq=row["seq"],
+        worker_id=row["worker_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outcome=AttemptOutcome(row["outcome"]),
+        error=row["error"],
+        traceback=row["traceback"],
     )
 
 

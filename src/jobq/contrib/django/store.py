@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
-from typing import Any
 
 from django.db import connections
 
@@ -22,10 +21,11 @@ from jobq.appref import load_app
 from jobq.contrib.django.conf import config, jobq_settings
 from jobq.db.dbapi import FormatStatement, jobs_from_rows, to_format_paramstyle
 from jobq.db.queries import Queries
+from jobq.db.records import attempt_from_record
 from jobq.enqueue_plan import EnqueueResult
 from jobq.job_request import JobRequest
 from jobq.transactional import enqueue_on_cursor
-from jobq.types import Attempt, AttemptOutcome, Job, JobStatus
+from jobq.types import Attempt, Job, JobStatus
 
 
 def enqueue(request: JobRequest, alias: str, *, check_kind: bool = False) -> EnqueueResult:
@@ -52,7 +52,9 @@ def read(job_id: uuid.UUID, alias: str) -> tuple[Job, list[Attempt]] | None:
             statements["attempt_list"].sql, statements["attempt_list"].params([str(job_id)])
         )
         names = [column[0] for column in cursor.description]
-        attempts = [_attempt(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+        attempts = [
+            attempt_from_record(dict(zip(names, row, strict=True))) for row in cursor.fetchall()
+        ]
     job = jobs[0]
     if job.status is JobStatus.RUNNING and job.started_at is not None:
         # attempt_list has finished attempts only; a running job's is the one under way.
@@ -76,17 +78,3 @@ def _load_app(ref: str) -> App:
 def _statements(schema: str) -> dict[str, FormatStatement]:
     sql = Queries(schema).sql
     return {name: to_format_paramstyle(sql[name]) for name in ("job_get", "attempt_list")}
-
-
-def _attempt(record: dict[str, Any]) -> Attempt:
-    job_id = record["job_id"]
-    return Attempt(
-        job_id=job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id)),
-        seq=record["seq"],
-        worker_id=record["worker_id"],
-        started_at=record["started_at"],
-        finished_at=record["finished_at"],
-        outcome=AttemptOutcome(record["outcome"]),
-        error=record["error"],
-        traceback=record.get("traceback"),
-    )
