@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.python import asgi
 
 from jobq import Settings
@@ -32,6 +33,18 @@ from tests.support import build_test_app
 NOT_EXPRESSIBLE = schemathesis.checks.positive_data_acceptance
 
 AUTH = {"Authorization": f"Bearer {token_of('fuzz')}"}
+
+
+def auth_for(case: Any) -> dict[str, str] | None:
+    """Our token for the case, except where the case's invalid part is that it has no
+    Authorization header: adding the token would repair it, and schemathesis would
+    then call the valid request that the API accepts "invalid data accepted" (seen
+    on GET /v1/workflows). Sent as generated, the API must refuse it: a 401."""
+    header = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
+    broken = header is not None and header.mode is GenerationMode.NEGATIVE
+    if broken and "Authorization" not in (case.headers or {}):
+        return None
+    return AUTH
 
 
 # The document does not depend on the database, so it is built at import (for collection).
@@ -90,6 +103,6 @@ def test_api_matches_its_openapi_document(method: str, path: str, api: FastAPI) 
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     def check(case: Any) -> None:
-        case.call_and_validate(headers=AUTH, app=api, excluded_checks=[NOT_EXPRESSIBLE])
+        case.call_and_validate(headers=auth_for(case), app=api, excluded_checks=[NOT_EXPRESSIBLE])
 
     check()
