@@ -227,3 +227,39 @@ async def test_a_job_retried_by_hand_gives_up_its_key(client: Client) -> None:
     retried = await client.retry(first.job.id)
     assert retried.status is JobStatus.QUEUED and retried.debounce_key is None
     assert (await client.enqueue(debounced(3))).job.id == second.job.id
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["plain", "limited"])
+async def test_a_claim_never_starts_a_job_a_debounce_pushed_back(
+    client: Client, limited: bool
+) -> None:
+    # The race: a claim picks a runnable job, a debounce pushes its run_at an hour
+    # out and commits, then the claim locks the row. The claim must re-read run_at
+    # under the lock (the plain claim's FOR UPDATE does; the limited claim's step 5
+    # says so), so no job ever starts before its run_at.
+    from jobq import FlowLimitRequest
+
+    if limited:
+        await client.set_limit("all", FlowLimitRequest(key_pattern="%", max_running=10_000))
+
+    async def push(key: str) -> None:
+        for n in range(15):
+            await client.enqueue(debounced(n, key=key, delay=0.001, concurrency_key="c"))
+            await client.enqueue(debounced(n, key=key, delay=3600, concurrency_key="c"))
+
+    async def claim_all(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await client.queries.job_finish_and_claim(
+                client.pool, [], "w", None, 4, 30.0, None, limited=limited
+            )
+
+    stop = asyncio.Event()
+    claimers = [asyncio.create_task(claim_all(stop)) for _ in range(3)]
+    await asyncio.gather(*(push(f"key-{i}") for i in range(8)))
+    stop.set()
+    await asyncio.gather(*claimers)
+    early = await client.pool.fetchval(
+        f'SELECT count(*) FROM "{client.settings.schema}".jobs '
+        "WHERE started_at IS NOT NULL AND started_at < run_at"
+    )
+    assert early == 0
