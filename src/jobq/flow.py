@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -42,6 +42,7 @@ UniqueState = Literal["queued", "retrying", "running", "succeeded", "failed_perm
 # a snooze, a rescue, a retry), and a move into the unique set could collide with
 # another job holding the key. Only the finished states are a choice.
 ACTIVE_STATES: tuple[UniqueState, ...] = ("queued", "retrying", "running")
+ALL_STATES: tuple[UniqueState, ...] = get_args(UniqueState)
 MAX_CONCURRENCY_KEY_LENGTH = 255
 MAX_DEBOUNCE_KEY_LENGTH = 255
 # A debounced job waits at most this long after its last enqueue: a longer wait is
@@ -88,6 +89,12 @@ class UniqueOpts(BaseModel):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be finite")
         return value
+
+    @classmethod
+    def throttle(cls, period_seconds: float, by_args: bool | list[str] = False) -> UniqueOpts:
+        """Throttle: keep the first job of each period (aligned to the epoch) and drop
+        the rest, whatever became of the first (every state holds the key)."""
+        return cls(by_args=by_args, period_seconds=period_seconds, states=list(ALL_STATES))
 
 
 class DebounceOpts(BaseModel):
