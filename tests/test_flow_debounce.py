@@ -137,6 +137,11 @@ async def test_the_task_declares_the_key_source_and_the_enqueue_overrides_it(
     assert not other_user.replaced and not no_key.replaced and not off.replaced
     assert await count_jobs(client) == 4
 
+    with pytest.raises(InvalidRequestError, match="declares none"):
+        await client.enqueue(JobRequest(kind="script", debounce=True))
+    kept = await client.enqueue(JobRequest(kind="digest", payload={"user": 1}, debounce=True))
+    assert kept.replaced and kept.job.id == first.id
+
     one = await app.enqueue("by_function", {"t": "x"})
     two = await client.enqueue(JobRequest(kind="by_function", payload={"t": "x", "n": 2}))
     assert two.replaced and two.job.id == one.id

@@ -169,6 +169,9 @@ def _debounce(
     workflows' insert has no replace."""
     opts = flow.resolve_debounce(declared.debounce if declared else None, request.debounce)
     if opts is None:
+        if request.debounce is True:
+            message = f"debounce: true takes the task's options, and {request.kind!r} declares none"
+            raise InvalidRequestError(message, [FieldError((*loc, "debounce"), message)])
         return None
     clashes = {
         "run_at": request.run_at is not None,
