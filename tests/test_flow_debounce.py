@@ -186,6 +186,8 @@ async def test_a_batch_replays_its_keyed_items_and_replaces_with_the_rest(client
         ({"debounce": {"delay_seconds": 1, "key_from": 3}}, "key_from"),
         ({"debounce": {"delay_seconds": 1, "other": 1}}, "other"),
         ({"debounce": {"key": "a"}}, "delay_seconds"),
+        ({"debounce": {"delay_seconds": 1, "key": "a\ud800"}}, "unicode"),
+        ({"debounce": {"delay_seconds": 1, "key": "a", "key_from": "b"}}, "not both"),
     ],
 )
 def test_bad_debounce_options_are_refused(fields: dict[str, Any], message: str) -> None:

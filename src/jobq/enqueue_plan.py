@@ -174,16 +174,16 @@ def _debounce(
             raise InvalidRequestError(message, [FieldError((*loc, "debounce"), message)])
         return None
     clashes = {
-        "run_at": request.run_at is not None,
-        "unique": flow.resolve_unique(declared.unique if declared else None, request.unique)
+        "run_at (debounce sets when it runs)": request.run_at is not None,
+        "unique (it keeps the first enqueue, debounce the last)": flow.resolve_unique(
+            declared.unique if declared else None, request.unique
+        )
         is not None,
-        "depends_on": bool(request.depends_on),
+        "depends_on (a workflow's jobs are not replaced)": bool(request.depends_on),
     }
-    for name, clash in clashes.items():
+    for what, clash in clashes.items():
         if clash:
-            message = f"a debounced job cannot have {name} (debounce sets when it runs)"
-            if name != "run_at":
-                message = f"a debounced job cannot have {name}"
+            message = f"a debounced job cannot have {what}"
             raise InvalidRequestError(message, [FieldError((*loc, "debounce"), message)])
     try:
         key = flow.debounce_key(opts, request.kind, request.payload)

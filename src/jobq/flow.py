@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 UniqueState = Literal["queued", "retrying", "running", "succeeded", "failed_permanent", "cancelled"]
@@ -127,13 +127,16 @@ class DebounceOpts(BaseModel):
     @field_validator("key")
     @classmethod
     def _storable_key(cls, value: str | None) -> str | None:
+        # (pydantic already refuses a lone surrogate in a strict str)
         if value is not None and "\x00" in value:
             raise ValueError("contains U+0000")
         return value
 
     @field_validator("key_from")
     @classmethod
-    def _field_name(cls, value: Any) -> Any:
+    def _field_name(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("key") is not None:
+            raise ValueError("give key or key_from, not both")
         if isinstance(value, str) and not 1 <= len(value) <= MAX_DEBOUNCE_KEY_LENGTH:
             raise ValueError(f"must be 1 to {MAX_DEBOUNCE_KEY_LENGTH} characters")
         return value
