@@ -21,7 +21,7 @@ from jobq.cli.render import print_json, queue_table, worker_table
 from jobq.client import Client
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN
-from jobq.types import QueueInfo
+from jobq.types import FlowLimitUse, QueueInfo
 
 QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
@@ -29,15 +29,31 @@ QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 @with_settings
 def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
     """Show every queue: its jobs per state, paused or not, its oldest runnable job's age,
-    and its runnable jobs no live worker can run (unclaimable: no worker registers the kind).
+    its runnable jobs no live worker can run (unclaimable: no worker registers the kind),
+    and the flow limits that count its jobs with their use (jobq limits list has more).
 
     Example: jobq queues --json
     """
-    infos = with_client(settings, lambda client: client.queues(), no_migrate=no_migrate)
+
+    async def read(client: Client) -> tuple[list[QueueInfo], list[FlowLimitUse]]:
+        return await client.queues(), await client.limits()
+
+    infos, limits = with_client(settings, read, no_migrate=no_migrate)
     if json_out:
-        print_json({"queues": [q.to_dict() for q in infos]})
+        # The shape of GET /v1/queues: the limits by name (their use: jobq limits list).
+        print_json(
+            {
+                "queues": [
+                    {
+                        **q.to_dict(),
+                        "limits": [u.limit.name for u in limits if u.limit.applies_to(q.name)],
+                    }
+                    for q in infos
+                ]
+            }
+        )
     elif infos:
-        out.print(queue_table(infos))
+        out.print(queue_table(infos, limits))
     else:
         out.print("no queues yet: enqueue a job (jobq enqueue KIND) or pause a queue")
 

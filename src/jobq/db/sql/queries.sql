@@ -1075,7 +1075,10 @@ SELECT count(*) AS count FROM deleted;
 -- name: flow_limit_list
 -- Every flow limit with its use now: running jobs it counts (summed over keys
 -- for a per-key limit), the busiest key's running count, starts within the
--- last period, and runnable jobs it covers (queued or retrying, due).
+-- last period, runnable jobs it covers (queued or retrying, due), and of
+-- those the ones held back now by its concurrency bound and by its rate: per
+-- key ('' for a queue-wide limit), the key's runnable jobs beyond the room it
+-- has left. An estimate of this instant, as the claim's own hint is.
 SELECT l.*,
        (SELECT count(*) FROM {schema}.jobs AS j
         WHERE j.status = 'running' AND (l.queue IS NULL OR j.queue = l.queue)
@@ -1092,9 +1095,42 @@ SELECT l.*,
        (SELECT count(*) FROM {schema}.jobs AS j
         WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
           AND (l.queue IS NULL OR j.queue = l.queue)
-          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS waiting
+          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS waiting,
+       coalesce((SELECT sum(greatest(0, w.n - greatest(0, l.max_running - coalesce(r.n, 0))))
+                 FROM (SELECT CASE WHEN l.key_pattern IS NULL THEN '' ELSE j.concurrency_key END AS k,
+                              count(*) AS n
+                       FROM {schema}.jobs AS j
+                       WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
+                         AND (l.queue IS NULL OR j.queue = l.queue)
+                         AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)
+                       GROUP BY 1) AS w
+                 LEFT JOIN (SELECT CASE WHEN l.key_pattern IS NULL THEN '' ELSE j.concurrency_key END AS k,
+                                   count(*) AS n
+                            FROM {schema}.jobs AS j
+                            WHERE j.status = 'running' AND (l.queue IS NULL OR j.queue = l.queue)
+                              AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)
+                            GROUP BY 1) AS r ON r.k = w.k
+                 WHERE l.max_running IS NOT NULL), 0) AS held_by_concurrency,
+       coalesce((SELECT sum(greatest(0, w.n - greatest(0, l.rate - coalesce(s.n, 0))))
+                 FROM (SELECT CASE WHEN l.key_pattern IS NULL THEN '' ELSE j.concurrency_key END AS k,
+                              count(*) AS n
+                       FROM {schema}.jobs AS j
+                       WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
+                         AND (l.queue IS NULL OR j.queue = l.queue)
+                         AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)
+                       GROUP BY 1) AS w
+                 LEFT JOIN (SELECT rw.key AS k, count(*) AS n
+                            FROM {schema}.flow_rate_windows AS rw, unnest(rw.starts) AS t
+                            WHERE rw.limit_name = l.name
+                              AND t > now() - make_interval(secs => l.period_seconds)
+                            GROUP BY 1) AS s ON s.k = w.k
+                 WHERE l.rate IS NOT NULL), 0) AS held_by_rate
 FROM {schema}.flow_limits AS l
 ORDER BY l.name;
+
+-- name: flow_limit_definitions
+-- Every flow limit, without its use (cheap: the limits table alone).
+SELECT * FROM {schema}.flow_limits ORDER BY name;
 
 -- name: flow_limits_apply
 -- Whether a flow limit applies to a worker of queues $1 (NULL: every queue):
