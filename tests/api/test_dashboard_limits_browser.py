@@ -109,6 +109,24 @@ def test_a_limit_is_made_in_the_form_shows_its_use_refuses_bad_input_and_is_dele
     assert name not in limit_names(server)
 
 
+def test_the_form_says_what_it_cannot_send(server: Server, page: Page) -> None:
+    """No name: no request to make. A number field with no number in it reads as
+    empty, which would drop that bound: the page says so instead of sending it."""
+    page.goto(server.base_url + "/#/limits")
+    errors = page.locator("#limit-errors")
+    page.get_by_role("button", name="Save limit").click()
+    expect(errors).to_contain_text("give the limit a name")
+    expect(page.locator("#limit-name")).to_have_attribute("aria-invalid", "true")
+
+    fill(page, name="typo", max_running="3")
+    page.locator("#limit-rate").press_sequentially("1e")
+    page.get_by_role("button", name="Save limit").click()
+    expect(errors).to_contain_text("not a number: rate")
+    expect(page.locator("#limit-rate")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#limit-name")).not_to_have_attribute("aria-invalid", "true")
+    assert "typo" not in limit_names(server)
+
+
 def test_a_read_only_token_sees_limits_and_the_refusal_to_change_them(
     secured_server: Server, page: Page
 ) -> None:

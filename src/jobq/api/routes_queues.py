@@ -27,9 +27,10 @@ QueueNameParam = Annotated[
     summary="List queues",
     description=(
         "Every queue that has a job or a pause record, with its job counts per status, "
-        "the age of its oldest job that could be claimed now, and how many runnable jobs "
-        "no live worker can claim (`unclaimable`: no worker registers their kind), and the "
-        "flow limits that count its jobs (`limits`, their use in `GET /v1/limits`)."
+        "the age of its oldest job that could be claimed now, how many runnable jobs no "
+        "live worker can claim (`unclaimable`: no worker registers their kind), and the "
+        "names of the flow limits that count its jobs (`limits`; their use is in "
+        "`GET /v1/limits`)."
     ),
 )
 async def list_queues(client: ClientDep) -> Response:

@@ -28,9 +28,13 @@ QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
 @with_settings
 def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
-    """Show every queue: its jobs per state, paused or not, its oldest runnable job's age,
-    its runnable jobs no live worker can run (unclaimable: no worker registers the kind),
-    and the flow limits that count its jobs with their use (jobq limits list has more).
+    """Show every queue: jobs per state, paused or not, oldest runnable age, jobs no live
+    worker can run, and the flow limits on it with their use.
+
+    Unclaimable: runnable jobs whose kind no live worker registers. Limits: each limit
+    that counts the queue's jobs (its own and those of every queue) with its use now:
+    running against max_running (the busiest key's for a per-key limit), starts in the
+    rate window, and the jobs it holds back (jobq limits list has more).
 
     Example: jobq queues --json
     """

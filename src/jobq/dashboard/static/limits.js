@@ -174,11 +174,22 @@ export function limitsView(root, ctx) {
   async function save(event) {
     event.preventDefault();
     const name = inputs.name.value.trim();
+    for (const input of Object.values(inputs)) input.removeAttribute("aria-invalid");
     if (!name) {
       inputs.name.setAttribute("aria-invalid", "true");
       errors.replaceChildren(h("p", {}, "Not saved: give the limit a name."));
       errors.hidden = false;
       inputs.name.focus();
+      return;
+    }
+    // A number field holding something that is no number reads as "": say so
+    // rather than send null, which would drop that bound.
+    const unreadable = NUMBERS.filter((n) => inputs[n].validity.badInput);
+    if (unreadable.length) {
+      for (const n of unreadable) inputs[n].setAttribute("aria-invalid", "true");
+      errors.replaceChildren(h("p", {}, `Not saved: not a number: ${unreadable.join(", ")}.`));
+      errors.hidden = false;
+      inputs[unreadable[0]].focus();
       return;
     }
     const values = Object.fromEntries(FIELDS.map(([n]) => [n, inputs[n].value]));
