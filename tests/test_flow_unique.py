@@ -147,6 +147,17 @@ async def test_a_period_keeps_the_first_and_drops_the_rest_within_it(client: Cli
     assert dropped.duplicate and dropped.job.id == kept.job.id
 
 
+async def test_the_throttle_shorthand_keeps_the_first_of_each_period(client: Client) -> None:
+    opts = UniqueOpts.throttle(366 * 86400, by_args=["user"])
+    assert opts.states == sorted(["cancelled", "failed_permanent", "succeeded", *ACTIVE])
+    kept = await client.enqueue(unique_request({"user": 3, "n": 1}, **opts.model_dump()))
+    await client.cancel(kept.job.id)
+    dropped = await client.enqueue(unique_request({"user": 3, "n": 2}, **opts.model_dump()))
+    other = await client.enqueue(unique_request({"user": 4}, **opts.model_dump()))
+    assert dropped.duplicate and dropped.job.id == kept.job.id
+    assert not other.duplicate
+
+
 def test_the_period_is_part_of_the_key() -> None:
     opts = UniqueOpts(period_seconds=60)
     at = datetime(2030, 1, 1, 12, 0, 30, tzinfo=UTC)

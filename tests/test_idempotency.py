@@ -21,6 +21,7 @@ class Item:
     request_hash: bytes | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     unique_key: str | None = None
+    debounce_key: str | None = None
 
 
 def keyed(key: str, request: bytes = b"a") -> Item:
@@ -96,8 +97,8 @@ def test_inserted_items_answer_their_job_not_replayed() -> None:
     items = [Item(), keyed("k")]
     inserted = [job_of(i) for i in items]
     assert match_results(items, inserted, [], batch=True) == [
-        (inserted[0], False, False),
-        (inserted[1], False, False),
+        (inserted[0], False, False, False),
+        (inserted[1], False, False, False),
     ]
 
 
@@ -105,9 +106,9 @@ def test_a_later_item_of_the_batch_replays_its_twin() -> None:
     first, plain, twin = keyed("k"), Item(), keyed("k")
     inserted = [job_of(first), job_of(plain)]
     assert match_results([first, plain, twin], inserted, [], batch=True) == [
-        (inserted[0], False, False),
-        (inserted[1], False, False),
-        (inserted[0], True, False),
+        (inserted[0], False, False, False),
+        (inserted[1], False, False, False),
+        (inserted[0], True, False, False),
     ]
 
 
@@ -116,7 +117,7 @@ def test_a_key_in_the_table_with_the_same_request_is_replayed() -> None:
     stored = make_job(idempotency_key="k")
     inserted = [job_of(new)]
     results = match_results([new, old], inserted, [(stored, old.request_hash)], batch=True)
-    assert results == [(inserted[0], False, False), (stored, True, False)]
+    assert results == [(inserted[0], False, False, False), (stored, True, False, False)]
 
 
 def test_a_key_in_the_table_wins_over_a_twin() -> None:
@@ -124,7 +125,7 @@ def test_a_key_in_the_table_wins_over_a_twin() -> None:
     a, b = keyed("k"), keyed("k")
     stored = make_job(idempotency_key="k")
     results = match_results([a, b], [], [(stored, a.request_hash)], batch=True)
-    assert results == [(stored, True, False), (stored, True, False)]
+    assert results == [(stored, True, False, False), (stored, True, False, False)]
 
 
 def test_a_key_in_the_table_with_another_request_conflicts_at_its_index() -> None:
@@ -162,7 +163,7 @@ def test_a_skipped_item_whose_unique_key_is_held_answers_the_holder_as_a_duplica
     holder = make_job()
     inserted = [job_of(new)]
     results = match_results([new, dup], inserted, [], batch=True, unique_holders={"u": holder})
-    assert results == [(inserted[0], False, False), (holder, False, True)]
+    assert results == [(inserted[0], False, False, False), (holder, False, True, False)]
 
 
 def test_an_idempotent_replay_wins_over_a_unique_duplicate() -> None:
@@ -171,7 +172,7 @@ def test_an_idempotent_replay_wins_over_a_unique_duplicate() -> None:
     results = match_results(
         [item], [], [(stored, b"a")], batch=False, unique_holders={"u": make_job()}
     )
-    assert results == [(stored, True, False)]
+    assert results == [(stored, True, False, False)]
 
 
 def test_a_unique_key_held_by_an_invisible_job_is_an_isolation_conflict() -> None:

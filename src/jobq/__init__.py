@@ -23,7 +23,7 @@ from jobq.errors import (
     UnknownKindError,
     WaitTimeoutError,
 )
-from jobq.flow import FlowLimitRequest, UniqueOpts
+from jobq.flow import DebounceOpts, FlowLimitRequest, UniqueOpts
 from jobq.handlers import Executor, JobContext
 from jobq.job_request import JobRequest
 from jobq.retry import RetryPolicy
@@ -55,6 +55,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "DatabaseUnavailableError",
+    "DebounceOpts",
     "EmbeddedDatabaseError",
     "EnqueueResult",
     "Executor",

@@ -21,7 +21,13 @@ from jobq.client import Client
 from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
-from jobq.flow import ConcurrencyKeySource, TaskFlow, UniqueOpts, resolve_unique
+from jobq.flow import (
+    ConcurrencyKeySource,
+    DebounceOpts,
+    TaskFlow,
+    UniqueOpts,
+    resolve_unique,
+)
 from jobq.handlers import Executor, HandlerFunction
 from jobq.job_request import DEFAULT_QUEUE, parse_request, request_from_arguments
 from jobq.registry import TaskRegistry, TaskSpec
@@ -79,12 +85,16 @@ class App:
         timeout: float | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
+        debounce: DebounceOpts | None = None,
     ) -> Callable[[H], H]:
         """Register a handler `fn(ctx, payload)` for `kind`. `unique`: its jobs are
         unique (jobq.UniqueOpts; True for the defaults: by kind and payload while
-        queued, retrying or running). `concurrency_key`: the payload field (a
-        name) or function of the payload whose value flow limits count its jobs
-        under (`jobq limits set`)."""
+        queued, retrying or running; with `period_seconds` it throttles).
+        `concurrency_key`: the payload field (a name) or function of the payload
+        whose value flow limits count its jobs under (`jobq limits set`).
+        `debounce`: enqueues with one key collapse into one job that runs
+        `delay_seconds` after the last (jobq.DebounceOpts; the key from `key_from`,
+        a payload field or a function of the payload)."""
 
         def register(fn: H) -> H:
             self.register(
@@ -96,6 +106,7 @@ class App:
                 timeout=timeout,
                 unique=unique,
                 concurrency_key=concurrency_key,
+                debounce=debounce,
             )
             return fn
 
@@ -112,6 +123,7 @@ class App:
         timeout: float | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
+        debounce: DebounceOpts | None = None,
     ) -> None:
         self.registry.register(
             kind,
@@ -120,7 +132,7 @@ class App:
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
-            flow=TaskFlow(resolve_unique(None, unique), concurrency_key),
+            flow=TaskFlow(resolve_unique(None, unique), concurrency_key, debounce),
         )
 
     def periodic(
@@ -246,6 +258,7 @@ class App:
         on_dependency_failure: str | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
+        debounce: DebounceOpts | bool | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
@@ -253,7 +266,8 @@ class App:
         AsyncConnection (see docs/INTEGRATIONS.md). With `depends_on` (job ids) it
         stays `pending` until they ended; a failed or cancelled one cancels it, or
         with `on_dependency_failure="run"` not. A unique job's duplicate answers
-        the job that holds the key (`Client.enqueue` says which it was)."""
+        the job that holds the key, a debounced one the job it replaced (`Client.enqueue`
+        says which it was)."""
         request = request_from_arguments(
             kind,
             payload,
@@ -267,6 +281,7 @@ class App:
             on_dependency_failure=on_dependency_failure,
             unique=unique,
             concurrency_key=concurrency_key,
+            debounce=debounce,
         )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job

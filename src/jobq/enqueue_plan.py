@@ -61,6 +61,9 @@ class EnqueueResult:
     replayed: bool
     # A unique job (jobq.flow) held the key: `job` is that job, nothing was inserted.
     duplicate: bool = False
+    # A debounced enqueue (jobq.flow) replaced the waiting job with its key: `job`
+    # is that job, now with this enqueue's payload and run_at.
+    replaced: bool = False
 
 
 def check_batch_size(count: int) -> None:
@@ -120,6 +123,7 @@ def insert_row(
     key = request.idempotency_key
     declared = task_flow(catalog, request.kind)
     concurrency_key, unique = _flow_columns(request, declared, loc)
+    debounce = _debounce(request, declared, loc)
     return InsertRow(
         id=uuid7(),
         queue=request.queue,
@@ -134,6 +138,8 @@ def insert_row(
         concurrency_key=concurrency_key,
         unique_key=unique.key if unique else None,
         unique_states=unique.states if unique else None,
+        debounce_key=debounce[0] if debounce else None,
+        debounce_seconds=debounce[1] if debounce else None,
     )
 
 
@@ -154,6 +160,38 @@ def _flow_columns(
     return concurrency_key, flow.unique_key(opts, request.kind, request.queue, request.payload, now)
 
 
+def _debounce(
+    request: JobRequest, declared: flow.TaskFlow | None, loc: tuple[str | int, ...]
+) -> tuple[str, float] | None:
+    """The job's debounce key and delay (the enqueue's options, else the task's), or
+    None. Refused with what it cannot go with: a debounce sets run_at itself, a
+    unique job keeps the first enqueue where a debounce keeps the last, and the
+    workflows' insert has no replace."""
+    opts = flow.resolve_debounce(declared.debounce if declared else None, request.debounce)
+    if opts is None:
+        if request.debounce is True:
+            message = f"debounce: true takes the task's options, and {request.kind!r} declares none"
+            raise InvalidRequestError(message, [FieldError((*loc, "debounce"), message)])
+        return None
+    clashes = {
+        "run_at (debounce sets when it runs)": request.run_at is not None,
+        "unique (it keeps the first enqueue, debounce the last)": flow.resolve_unique(
+            declared.unique if declared else None, request.unique
+        )
+        is not None,
+        "depends_on (a workflow's jobs are not replaced)": bool(request.depends_on),
+    }
+    for what, clash in clashes.items():
+        if clash:
+            message = f"a debounced job cannot have {what}"
+            raise InvalidRequestError(message, [FieldError((*loc, "debounce"), message)])
+    try:
+        key = flow.debounce_key(opts, request.kind, request.payload)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), [FieldError((*loc, "payload"), str(exc))]) from None
+    return (key, opts.delay_seconds) if key is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class EnqueuePlan:
     rows: list[InsertRow]  # one per request, in order
@@ -167,7 +205,9 @@ class EnqueuePlan:
 
     def keys_to_look_up(self, inserted: list[Job]) -> list[str]:
         """After the insert: announce what went in, and name the keys to read back."""
-        emit_enqueued(inserted)
+        # A debounced row that replaced a waiting job comes back as that job: not new.
+        ids = {row.id for row in self.to_insert}
+        emit_enqueued([job for job in inserted if job.id in ids])
         return idempotency.keys_to_look_up(self.to_insert, inserted)
 
     def unique_keys_to_look_up(self, inserted: list[Job]) -> list[str]:
@@ -184,7 +224,10 @@ class EnqueuePlan:
         matched = idempotency.match_results(
             self.rows, inserted, existing, batch=self.batch, unique_holders=holders
         )
-        return [EnqueueResult(job, replayed, duplicate) for job, replayed, duplicate in matched]
+        return [
+            EnqueueResult(job, replayed, duplicate, replaced)
+            for job, replayed, duplicate, replaced in matched
+        ]
 
 
 def plan_enqueue(

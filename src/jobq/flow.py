@@ -1,4 +1,4 @@
-"""Flow control declared on a task or an enqueue: unique jobs and concurrency keys.
+"""Flow control declared on a task or an enqueue: unique jobs, debounce and concurrency keys.
 
 Unique jobs (River's `UniqueOpts`): a job is unique by its kind plus, by choice,
 its payload (whole or chosen fields), its queue and a time period, for as long
@@ -7,6 +7,18 @@ as it is in one of its unique states. The digest of those parts is the job's
 the jobs in their states, so a duplicate enqueue is skipped by the insert and
 answers the job that holds the key. Distinct from an idempotency key, which means
 "this exact request".
+
+Throttle ("keep the first, drop the rest within a window") is a unique job with a
+period: `UniqueOpts(by_args=[...], period_seconds=60)`, plus the finished states
+to also drop enqueues after the first one ran.
+
+Debounce (graphile-worker's `job_key` in replace mode): enqueues with one
+debounce key while its job has not started collapse into that job, which runs
+`delay_seconds` after the last of them with the last one's payload. The key is
+the enqueue's, else a payload field's value or a function of the payload (as a
+concurrency key), else the kind alone; it is scoped to the kind. A partial
+unique index (migration 0010) holds one never-started queued job per key, and
+job_insert_many's ON CONFLICT ... DO UPDATE replaces it.
 
 A concurrency key is the name a limit (`jobq.types.FlowLimit`) counts a job
 under: a payload field, a function of the payload, or given at enqueue.
@@ -20,16 +32,22 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 UniqueState = Literal["queued", "retrying", "running", "succeeded", "failed_permanent", "cancelled"]
 # Always in a job's unique states: a job moves among these on its own (a claim,
 # a snooze, a rescue, a retry), and a move into the unique set could collide with
 # another job holding the key. Only the finished states are a choice.
 ACTIVE_STATES: tuple[UniqueState, ...] = ("queued", "retrying", "running")
+ALL_STATES: tuple[UniqueState, ...] = get_args(UniqueState)
 MAX_CONCURRENCY_KEY_LENGTH = 255
+MAX_DEBOUNCE_KEY_LENGTH = 255
+# A debounced job waits at most this long after its last enqueue: a longer wait is
+# a schedule, not a debounce.
+MAX_DEBOUNCE_SECONDS = 7 * 86400
 
 ConcurrencyKeySource = str | Callable[[Mapping[str, Any]], str | None]
 
@@ -72,13 +90,72 @@ class UniqueOpts(BaseModel):
             raise ValueError("must be finite")
         return value
 
+    @classmethod
+    def throttle(cls, period_seconds: float, by_args: bool | list[str] = False) -> UniqueOpts:
+        """Throttle: keep the first job of each period (aligned to the epoch) and drop
+        the rest, whatever became of the first (every state holds the key)."""
+        return cls(by_args=by_args, period_seconds=period_seconds, states=list(ALL_STATES))
+
+
+class DebounceOpts(BaseModel):
+    """Collapse enqueues with one key into one job that runs `delay_seconds` after
+    the last of them, with the last one's payload (and queue, priority, metadata)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delay_seconds: float = Field(
+        gt=0,
+        le=MAX_DEBOUNCE_SECONDS,
+        description="The job runs this long after the last enqueue with its key.",
+    )
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_DEBOUNCE_KEY_LENGTH,
+        strict=True,
+        description="The debounce key (scoped to the kind). None: the value of `key_from`'s "
+        "payload field, else the kind alone.",
+    )
+    # A payload field's name, or (in Python only) a function of the payload.
+    # SkipJsonSchema: a function has no JSON form, and JSON input is never one.
+    key_from: str | SkipJsonSchema[Callable[[Mapping[str, Any]], str | None]] | None = Field(
+        default=None,
+        description="The payload field whose value is the key (a missing field or null: "
+        "not debounced).",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _storable_key(cls, value: str | None) -> str | None:
+        # (pydantic already refuses a lone surrogate in a strict str)
+        if value is not None and "\x00" in value:
+            raise ValueError("contains U+0000")
+        return value
+
+    @field_validator("key_from")
+    @classmethod
+    def _field_name(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("key") is not None:
+            raise ValueError("give key or key_from, not both")
+        if isinstance(value, str) and not 1 <= len(value) <= MAX_DEBOUNCE_KEY_LENGTH:
+            raise ValueError(f"must be 1 to {MAX_DEBOUNCE_KEY_LENGTH} characters")
+        return value
+
+    @field_validator("delay_seconds")
+    @classmethod
+    def _finite_delay(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return value
+
 
 @dataclass(frozen=True, slots=True)
 class TaskFlow:
-    """A task's flow control, from `@app.task(unique=..., concurrency_key=...)`."""
+    """A task's flow control, from `@app.task(unique=..., debounce=..., concurrency_key=...)`."""
 
     unique: UniqueOpts | None = None
     concurrency_key: ConcurrencyKeySource | None = None
+    debounce: DebounceOpts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +198,48 @@ def unique_key(
     return UniqueKey(f"{kind}:{digest}", ",".join(opts.states))
 
 
+def resolve_debounce(
+    declared: DebounceOpts | None, requested: DebounceOpts | bool | None
+) -> DebounceOpts | None:
+    """The options in force: the enqueue's (`False` turns the task's off, `True`
+    keeps them), else the task's."""
+    if requested is None or requested is True:
+        return declared
+    if requested is False:
+        return None
+    return requested
+
+
+def debounce_key(opts: DebounceOpts, kind: str, payload: Mapping[str, Any]) -> str | None:
+    """The stored key: the kind and the enqueue's key, the key from the payload, or
+    none (None: the payload has no key, so the job is not debounced)."""
+    key: str | None
+    if opts.key is not None:
+        key = opts.key
+    elif opts.key_from is not None:
+        key = _key_from(opts.key_from, payload, "debounce", MAX_DEBOUNCE_KEY_LENGTH)
+        if key is None:
+            return None
+    else:
+        key = ""
+    return json.dumps([kind, key], ensure_ascii=False, separators=(",", ":"))
+
+
 def concurrency_key(source: ConcurrencyKeySource, payload: Mapping[str, Any]) -> str | None:
     """The key from a payload field's value (a string names the field) or a function."""
+    return _key_from(source, payload, "concurrency", MAX_CONCURRENCY_KEY_LENGTH)
+
+
+def _key_from(
+    source: ConcurrencyKeySource, payload: Mapping[str, Any], what: str, max_length: int
+) -> str | None:
     value = source(payload) if callable(source) else payload.get(source)
     if value is None:
         return None
     key = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if not key or len(key) > MAX_CONCURRENCY_KEY_LENGTH or "\x00" in key:
+    if not key or len(key) > max_length or "\x00" in key:
         raise ValueError(
-            f"concurrency key must be 1 to {MAX_CONCURRENCY_KEY_LENGTH} characters, "
-            f"without U+0000; got {key[:40]!r}"
+            f"{what} key must be 1 to {max_length} characters, without U+0000; got {key[:40]!r}"
         )
     return key
 

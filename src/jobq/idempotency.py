@@ -31,6 +31,8 @@ class Keyed(Protocol):
     def request_hash(self) -> bytes | None: ...
     @property
     def unique_key(self) -> str | None: ...
+    @property
+    def debounce_key(self) -> str | None: ...
 
 
 K = TypeVar("K", bound=Keyed)
@@ -70,44 +72,51 @@ def match_results(
     *,
     batch: bool,
     unique_holders: Mapping[str, Job] | None = None,
-) -> list[tuple[Job, bool, bool]]:
-    """Each item's answer, in order, as (job, replayed, duplicate).
+) -> list[tuple[Job, bool, bool, bool]]:
+    """Each item's answer, in order, as (job, replayed, duplicate, replaced).
 
-    An item inserted answers its job, not replayed. Otherwise its idempotency key
-    is held: by a job in the table (`existing`, with the request hash stored
-    beside it), replayed if the hash is the item's and an IdempotencyConflictError
-    if not; else by the job an earlier item of this batch inserted (its twin),
-    replayed. Failing those, its unique key is held (`unique_holders`, jobq.flow):
-    a duplicate, answered with the holder. Else the key's job is one the caller's
-    snapshot cannot see: IsolationConflictError."""
+    An item whose idempotency key a job in the table holds (`existing`, with the
+    request hash stored beside it) is replayed if the hash is the item's and an
+    IdempotencyConflictError if not; one whose key an earlier item of this batch
+    took (its twin) is replayed. A debounced item answers the job that now holds
+    its debounce key (jobq.flow): replaced, unless it is its key's first item in
+    the batch and that job is new, as if the items had been enqueued one by one.
+    An item inserted answers its job. Failing those, its unique key is held
+    (`unique_holders`): a duplicate, answered with the holder. Else the key's job
+    is one the caller's snapshot cannot see: IsolationConflictError."""
     by_id = {job.id: job for job in inserted}
+    item_ids = {item.id for item in items}
     held = {job.idempotency_key or "": (job, stored) for job, stored in existing}
     twins = {job.idempotency_key for job in inserted if job.idempotency_key is not None}
+    debounced = {job.debounce_key: job for job in inserted if job.debounce_key is not None}
+    seen_debounce: set[str] = set()
     holders = unique_holders or {}
-    results: list[tuple[Job, bool, bool]] = []
+    results: list[tuple[Job, bool, bool, bool]] = []
     for i, item in enumerate(items):
-        job = by_id.get(item.id)
-        if job is not None:
-            results.append((job, False, False))
-            continue
         key = item.idempotency_key
-        if key is None or (key not in held and key not in twins):
-            holder = holders.get(item.unique_key or "")
-            if holder is not None:
-                results.append((holder, False, True))
-                continue
-            if key is None:
-                raise IsolationConflictError(
-                    f"unique key {item.unique_key!r} is held by a job this transaction "
-                    "cannot see; enqueue of a unique job supports READ COMMITTED"
-                )
-        if key not in held:
-            results.append((_twin(key, inserted), True, False))
-            continue
-        job, stored_hash = held[key]
-        if stored_hash != item.request_hash:
-            raise IdempotencyConflictError(key, i if batch else None)
-        results.append((job, True, False))
+        job = by_id.get(item.id)
+        if key is not None and key in held:
+            stored, stored_hash = held[key]
+            if stored_hash != item.request_hash:
+                raise IdempotencyConflictError(key, i if batch else None)
+            results.append((stored, True, False, False))
+        elif job is None and key is not None and key in twins:
+            results.append((_twin(key, inserted), True, False, False))
+        elif item.debounce_key is not None and item.debounce_key in debounced:
+            latest = debounced[item.debounce_key]
+            first = item.debounce_key not in seen_debounce
+            seen_debounce.add(item.debounce_key)
+            results.append((latest, False, False, not (first and latest.id in item_ids)))
+        elif job is not None:
+            results.append((job, False, False, False))
+        elif (holder := holders.get(item.unique_key or "")) is not None:
+            results.append((holder, False, True, False))
+        else:
+            held_key = f"idempotency key {key!r}" if key else f"unique key {item.unique_key!r}"
+            raise IsolationConflictError(
+                f"{held_key} is held by a job this transaction cannot see; "
+                "enqueue with a key supports READ COMMITTED"
+            )
     return results
 
 
@@ -129,12 +138,5 @@ def unique_holders(inserted: Sequence[Job], found: Sequence[Job]) -> dict[str, J
 
 
 def _twin(key: str, inserted: Sequence[Job]) -> Job:
-    """The job an earlier item with `key` inserted, or IsolationConflictError: the
-    key's job exists (the insert skipped the item) but this snapshot cannot see it."""
-    twin = next((job for job in inserted if job.idempotency_key == key), None)
-    if twin is None:
-        raise IsolationConflictError(
-            f"idempotency key {key!r} is held by a job this transaction cannot see; "
-            "enqueue with a key supports READ COMMITTED"
-        )
-    return twin
+    """The job an earlier item of the batch with `key` inserted."""
+    return next(job for job in inserted if job.idempotency_key == key)

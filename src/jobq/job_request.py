@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from jobq.errors import FieldError, InvalidRequestError
-from jobq.flow import MAX_CONCURRENCY_KEY_LENGTH, UniqueOpts
+from jobq.flow import MAX_CONCURRENCY_KEY_LENGTH, DebounceOpts, UniqueOpts
 
 QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
@@ -89,6 +89,13 @@ class JobRequest(BaseModel):
         default=None,
         description="Unique-job options, overriding the task's: true for the defaults, false "
         "for none. A duplicate answers the job holding the key (200, `Jobq-Duplicate: true`).",
+    )
+    debounce: DebounceOpts | bool | None = Field(
+        default=None,
+        description="Debounce options, overriding the task's: false for none, true for the "
+        "task's. Enqueues with one key while its job has not started collapse into that job, "
+        "which runs `delay_seconds` after the last with the last payload (200, "
+        "`Jobq-Replaced: true`). Not with `run_at`, `unique` or `depends_on`.",
     )
     concurrency_key: str | None = Field(
         default=None,
@@ -292,6 +299,7 @@ def request_from_arguments(
     on_dependency_failure: str | None = None,
     unique: UniqueOpts | bool | None = None,
     concurrency_key: str | None = None,
+    debounce: DebounceOpts | bool | None = None,
 ) -> JobRequest:
     """The library's keyword arguments (App.enqueue, SyncClient.enqueue) as a validated
     request: an argument left None is omitted, so it takes its default and counts as
@@ -309,6 +317,7 @@ def request_from_arguments(
         "on_dependency_failure": on_dependency_failure,
         "unique": unique,
         "concurrency_key": concurrency_key,
+        "debounce": debounce,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     return parse_request(fields)

@@ -46,7 +46,7 @@ from jobq.client import Client
 from jobq.config import Settings
 from jobq.db.pool import POOL_MAX_SIZE
 from jobq.enqueue_plan import EnqueueResult, KindCatalog
-from jobq.flow import UniqueOpts
+from jobq.flow import DebounceOpts, UniqueOpts
 from jobq.job_request import JobRequest, parse_request, request_from_arguments
 from jobq.types import Job
 
@@ -160,6 +160,7 @@ class SyncClient:
         on_dependency_failure: str | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
+        debounce: DebounceOpts | bool | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction (the
@@ -178,6 +179,7 @@ class SyncClient:
             on_dependency_failure=on_dependency_failure,
             unique=unique,
             concurrency_key=concurrency_key,
+            debounce=debounce,
         )
         return self._enqueue([request], connection, batch=False)[0].job
 

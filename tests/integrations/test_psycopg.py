@@ -220,3 +220,23 @@ async def test_depends_on_is_refused_on_a_psycopg_connection_rather_than_dropped
     # Without a connection the sync client runs jobq's own pool, where it works.
     dependent = app.sync.enqueue("noop", depends_on=[first.id])
     assert dependent.status is JobStatus.PENDING
+
+
+async def test_debounce_replaces_the_waiting_job_on_psycopg_and_psycopg2(
+    app: App, client: Client, settings: Settings, database_url: str
+) -> None:
+    from jobq import DebounceOpts, JobRequest
+    from jobq.transactional import enqueue_on_async_cursor
+
+    opts = DebounceOpts(key="k", delay_seconds=60)
+    requests = [JobRequest(kind="noop", payload={"n": n}, debounce=opts) for n in range(3)]
+    async with await psycopg.AsyncConnection.connect(settings.database_url or "") as conn:
+        async with conn.cursor() as cursor:
+            results = await enqueue_on_async_cursor(cursor, requests, settings, None, batch=True)
+        await conn.commit()
+    assert [r.replaced for r in results] == [False, True, True]
+    assert len({r.job.id for r in results}) == 1 and results[0].job.payload == {"n": 2}
+    with psycopg2.connect(database_url) as sync_conn:
+        job = app.sync.enqueue("noop", {"n": 3}, debounce=opts, connection=sync_conn)
+    assert job.id == results[0].job.id and job.payload == {"n": 3}
+    assert await job_count(client) == 1

@@ -150,6 +150,11 @@ class BatchOut(BaseModel):
         description="Indexes of the items that were unique-job duplicates: each answers the "
         "job holding its unique key, and created nothing.",
     )
+    replaced: list[int] = Field(
+        default_factory=list,
+        description="Indexes of the debounced items that replaced a waiting job (or an "
+        "earlier item of the batch with the same debounce key): each answers that job.",
+    )
 
 
 class AttemptOut(BaseModel):

@@ -79,6 +79,14 @@ _DUPLICATE_HEADERS = {
         "required": False,
     }
 }
+_REPLACED_HEADERS = {
+    "Jobq-Replaced": {
+        "description": "`true`: a debounced enqueue replaced the job waiting with its key; "
+        "this is that job, with this request's payload and run_at.",
+        "schema": {"type": "string", "enum": ["true"]},
+        "required": False,
+    }
+}
 _LOCATION_HEADER = {
     "Location": {
         "description": "The new job's URL.",
@@ -162,6 +170,8 @@ async def _enqueue(
         return _json(answer.to_dict(), 200, {**headers, "Idempotent-Replayed": "true"})
     if result.duplicate:
         return _json(answer.to_dict(), 200, {**headers, "Jobq-Duplicate": "true"})
+    if result.replaced:
+        return _json(answer.to_dict(), 200, {**headers, "Jobq-Replaced": "true"})
     return _json(answer.to_dict(), 201, headers)
 
 
@@ -231,12 +241,14 @@ router.add_api_route(
         200: {
             "model": JobOut,
             "description": "Replayed: the job an earlier request with this key created "
-            "(`Idempotent-Replayed`), or a duplicate of a unique job: the job that holds "
-            "the unique key (`Jobq-Duplicate`).",
-            # One of the two, so neither is required.
+            "(`Idempotent-Replayed`), a duplicate of a unique job: the job that holds "
+            "the unique key (`Jobq-Duplicate`), or a debounced enqueue: the waiting job it "
+            "replaced (`Jobq-Replaced`).",
+            # One of the three, so none is required.
             "headers": {
                 **{k: {**v, "required": False} for k, v in _REPLAY_HEADERS.items()},
                 **_DUPLICATE_HEADERS,
+                **_REPLACED_HEADERS,
                 **PREFERENCE_APPLIED_HEADER,
             },
         },
@@ -256,7 +268,9 @@ router.add_api_route(
         "1 to 1000 job requests in one transaction: all are enqueued or none. Each item may "
         "carry its own `idempotency_key` (a replayed item returns its existing job in place); "
         "the `Idempotency-Key` header is not allowed here. Errors name the item's index. "
-        "A unique-job duplicate answers the job holding its key, its index in `duplicates`."
+        "A unique-job duplicate answers the job holding its key, its index in `duplicates`; "
+        "a debounced item that replaced a waiting job (or an earlier item of the batch with "
+        "its key) answers that job, its index in `replaced`."
     ),
     responses=error_responses(
         413, 422, e422="An invalid item (named by `index`), or the Idempotency-Key header."
@@ -269,7 +283,9 @@ async def create_jobs(request: Request, batch: BatchRequest, client: ClientDep) 
     with _incoming_trace(request, client):
         results = await client.enqueue_many(batch.jobs)
     duplicates = [i for i, r in enumerate(results) if r.duplicate]
-    return _json({"jobs": [r.job.to_dict() for r in results], "duplicates": duplicates}, 201)
+    replaced = [i for i, r in enumerate(results) if r.replaced]
+    jobs = [r.job.to_dict() for r in results]
+    return _json({"jobs": jobs, "duplicates": duplicates, "replaced": replaced}, 201)
 
 
 @router.get(

@@ -60,7 +60,7 @@ class Conn(Protocol):
 
 
 def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, ...]:
-    """The arguments of `job_insert_many`, $1 to $14: one array per column (asyncpg
+    """The arguments of `job_insert_many`, $1 to $16: one array per column (asyncpg
     and the DB-API drivers of `jobq.db.dbapi` pass the same)."""
     return (
         [r.id for r in rows],
@@ -77,6 +77,8 @@ def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, 
         [r.concurrency_key for r in rows],
         [r.unique_key for r in rows],
         [r.unique_states for r in rows],
+        [r.debounce_key for r in rows],
+        [r.debounce_seconds for r in rows],
     )
 
 

@@ -67,6 +67,7 @@ def job_from_record(row: Any, load: Callable[[Any], Any] = _json) -> Job:
         # Not in every statement's columns (job_list names its own).
         concurrency_key=row.get("concurrency_key"),
         unique_key=row.get("unique_key"),
+        debounce_key=row.get("debounce_key"),
     )
 
 
@@ -156,6 +157,9 @@ class InsertRow:
     concurrency_key: str | None = None
     unique_key: str | None = None
     unique_states: str | None = None  # comma-joined
+    # A debounced row (jobq.flow): its key, and its delay from the insert's now().
+    debounce_key: str | None = None
+    debounce_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,14 +34,21 @@ SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS
 -- unique key a job in its unique states holds, is skipped (no conflict target:
 -- every unique index is an arbiter). $12 concurrency keys, $13 unique keys,
 -- $14 each row's unique states joined by commas (unnest would flatten a text[][]).
+-- A debounced row ($15 its debounce key, $16 its delay in seconds) replaces the
+-- job that waits with its key and has never started (payload, run_at = now() +
+-- delay, ...), else goes in; of a batch's rows with one debounce key the last
+-- goes in (DO UPDATE may not touch a row twice). A debounced row whose
+-- idempotency key is already held is left out: the caller answers it as a
+-- replay, and so it is when the job it would replace holds its key.
 -- One NOTIFY per queue with a job runnable now, whatever the batch size.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                 $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[], $12::text[],
-                $13::text[], $14::text[])
+                $13::text[], $14::text[], $15::text[], $16::float8[]) WITH ORDINALITY
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
-              idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
+              idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
+              debounce_key, debounce_seconds, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
@@ -51,14 +58,48 @@ inserted AS (
            coalesce(run_at, now()), idempotency_key, request_hash, concurrency_key, unique_key,
            string_to_array(unique_states, ',')
     FROM input
+    WHERE debounce_key IS NULL
     ON CONFLICT DO NOTHING
     RETURNING j.*
 ),
+debounced AS (
+    INSERT INTO {schema}.jobs AS j
+        (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
+         idempotency_key, request_hash, concurrency_key, debounce_key)
+    SELECT DISTINCT ON (i.debounce_key)
+           i.id, i.queue, i.kind, i.payload::jsonb, i.metadata::jsonb, 'queued', i.priority,
+           i.max_attempts, now() + make_interval(secs => i.debounce_seconds),
+           i.idempotency_key, i.request_hash, i.concurrency_key, i.debounce_key
+    FROM input AS i
+    WHERE i.debounce_key IS NOT NULL
+      AND (i.idempotency_key IS NULL OR NOT EXISTS (
+               SELECT 1 FROM {schema}.jobs AS k WHERE k.idempotency_key = i.idempotency_key))
+    ORDER BY i.debounce_key, i.ord DESC
+    ON CONFLICT (debounce_key)
+        WHERE debounce_key IS NOT NULL AND status = 'queued' AND attempt_seq = 0
+    DO UPDATE SET
+        queue = excluded.queue,
+        payload = excluded.payload,
+        metadata = excluded.metadata,
+        priority = excluded.priority,
+        max_attempts = excluded.max_attempts,
+        run_at = excluded.run_at,
+        concurrency_key = excluded.concurrency_key,
+        updated_at = now()
+    -- The job keeps the idempotency key it was made with. The same key again is
+    -- a replay (a concurrent one that the NOT EXISTS above could not see yet).
+    WHERE excluded.idempotency_key IS NULL
+       OR j.idempotency_key IS DISTINCT FROM excluded.idempotency_key
+    RETURNING j.*
+),
+written AS (
+    SELECT * FROM inserted UNION ALL SELECT * FROM debounced
+),
 notified AS (
     SELECT pg_notify($11::text, queue)
-    FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) AS q
+    FROM (SELECT DISTINCT queue FROM written WHERE run_at <= now()) AS q
 )
-SELECT inserted.*, (SELECT count(*) FROM notified) AS notifications FROM inserted;
+SELECT written.*, (SELECT count(*) FROM notified) AS notifications FROM written;
 
 -- name: enqueue_savepoint
 -- Start the all-or-nothing part of a batch enqueue inside a caller's transaction
@@ -450,9 +491,11 @@ updated AS (
     SET status = 'queued', attempts = 0, run_at = now(), cancel_requested = false,
         started_at = NULL, finished_at = NULL, locked_by = NULL, lease_expires_at = NULL,
         retry_delay_ms = NULL, progress = NULL, progress_details = NULL, progress_at = NULL,
-        -- A job retried by hand gives up its unique key: another job may hold it
-        -- now, and coming back into the unique set would collide with it.
+        -- A job retried by hand gives up its unique and debounce keys: another
+        -- job may hold them now, and coming back into the unique set (or, never
+        -- started, into the debounce index) would collide with it.
         unique_key = NULL,
+        debounce_key = NULL,
         updated_at = now()
     WHERE j.id = ANY(ARRAY(SELECT id FROM target))
       AND j.status IN ('failed_permanent', 'cancelled')
