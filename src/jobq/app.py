@@ -21,7 +21,13 @@ from jobq.client import Client
 from jobq.client_schedules import parse_schedule
 from jobq.config import DEFAULT_MAX_ATTEMPTS, Settings
 from jobq.db.pool import CONNECT_DEADLINE_SECONDS
-from jobq.flow import ConcurrencyKeySource, TaskFlow, UniqueOpts, resolve_unique
+from jobq.flow import (
+    ConcurrencyKeySource,
+    FairnessKeySource,
+    TaskFlow,
+    UniqueOpts,
+    resolve_unique,
+)
 from jobq.handlers import Executor, HandlerFunction
 from jobq.job_request import DEFAULT_QUEUE, parse_request, request_from_arguments
 from jobq.registry import TaskRegistry, TaskSpec
@@ -79,12 +85,14 @@ class App:
         timeout: float | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
+        fairness_key: FairnessKeySource | None = None,
     ) -> Callable[[H], H]:
         """Register a handler `fn(ctx, payload)` for `kind`. `unique`: its jobs are
         unique (jobq.UniqueOpts; True for the defaults: by kind and payload while
         queued, retrying or running). `concurrency_key`: the payload field (a
         name) or function of the payload whose value flow limits count its jobs
-        under (`jobq limits set`)."""
+        under (`jobq limits set`). `fairness_key`: the same for the lane its jobs
+        wait in: while keyed jobs wait, workers take them round-robin across keys."""
 
         def register(fn: H) -> H:
             self.register(
@@ -96,6 +104,7 @@ class App:
                 timeout=timeout,
                 unique=unique,
                 concurrency_key=concurrency_key,
+                fairness_key=fairness_key,
             )
             return fn
 
@@ -112,6 +121,7 @@ class App:
         timeout: float | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
+        fairness_key: FairnessKeySource | None = None,
     ) -> None:
         self.registry.register(
             kind,
@@ -120,7 +130,7 @@ class App:
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
-            flow=TaskFlow(resolve_unique(None, unique), concurrency_key),
+            flow=TaskFlow(resolve_unique(None, unique), concurrency_key, fairness_key),
         )
 
     def periodic(
@@ -246,6 +256,7 @@ class App:
         on_dependency_failure: str | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
+        fairness_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
@@ -267,6 +278,7 @@ class App:
             on_dependency_failure=on_dependency_failure,
             unique=unique,
             concurrency_key=concurrency_key,
+            fairness_key=fairness_key,
         )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job

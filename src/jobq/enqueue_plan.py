@@ -120,6 +120,7 @@ def insert_row(
     key = request.idempotency_key
     declared = task_flow(catalog, request.kind)
     concurrency_key, unique = _flow_columns(request, declared, loc)
+    fairness_key = _fairness_key(request, declared, loc)
     return InsertRow(
         id=uuid7(),
         queue=request.queue,
@@ -134,7 +135,20 @@ def insert_row(
         concurrency_key=concurrency_key,
         unique_key=unique.key if unique else None,
         unique_states=unique.states if unique else None,
+        fairness_key=fairness_key,
     )
+
+
+def _fairness_key(
+    request: JobRequest, declared: flow.TaskFlow | None, loc: tuple[str | int, ...]
+) -> str | None:
+    """The job's fairness key: the enqueue's, else the task's."""
+    if request.fairness_key is not None or declared is None or not declared.fairness_key:
+        return request.fairness_key
+    try:
+        return flow.fairness_key(declared.fairness_key, request.payload)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), [FieldError((*loc, "payload"), str(exc))]) from None
 
 
 def _flow_columns(

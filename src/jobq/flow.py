@@ -10,6 +10,11 @@ answers the job that holds the key. Distinct from an idempotency key, which mean
 
 A concurrency key is the name a limit (`jobq.types.FlowLimit`) counts a job
 under: a payload field, a function of the payload, or given at enqueue.
+
+A fairness key is the lane a job waits in (a tenant, say), from the same
+sources: while jobs with fairness keys wait in a worker's queues, its claim
+takes them round-robin across keys (migration 0011), so one key's backlog does
+not hold back another key's jobs.
 """
 
 from __future__ import annotations
@@ -30,8 +35,12 @@ UniqueState = Literal["queued", "retrying", "running", "succeeded", "failed_perm
 # another job holding the key. Only the finished states are a choice.
 ACTIVE_STATES: tuple[UniqueState, ...] = ("queued", "retrying", "running")
 MAX_CONCURRENCY_KEY_LENGTH = 255
+MAX_FAIRNESS_KEY_LENGTH = 255
 
-ConcurrencyKeySource = str | Callable[[Mapping[str, Any]], str | None]
+# A payload field's name, or a function of the payload; for either kind of key.
+KeySource = str | Callable[[Mapping[str, Any]], str | None]
+ConcurrencyKeySource = KeySource
+FairnessKeySource = KeySource
 
 
 class UniqueOpts(BaseModel):
@@ -75,10 +84,12 @@ class UniqueOpts(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class TaskFlow:
-    """A task's flow control, from `@app.task(unique=..., concurrency_key=...)`."""
+    """A task's flow control, from `@app.task(unique=..., concurrency_key=...,
+    fairness_key=...)`."""
 
     unique: UniqueOpts | None = None
     concurrency_key: ConcurrencyKeySource | None = None
+    fairness_key: FairnessKeySource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +134,22 @@ def unique_key(
 
 def concurrency_key(source: ConcurrencyKeySource, payload: Mapping[str, Any]) -> str | None:
     """The key from a payload field's value (a string names the field) or a function."""
+    return _key_from(source, payload, "concurrency key", MAX_CONCURRENCY_KEY_LENGTH)
+
+
+def fairness_key(source: FairnessKeySource, payload: Mapping[str, Any]) -> str | None:
+    """The fairness key from a payload field's value or a function, as `concurrency_key`."""
+    return _key_from(source, payload, "fairness key", MAX_FAIRNESS_KEY_LENGTH)
+
+
+def _key_from(source: KeySource, payload: Mapping[str, Any], what: str, longest: int) -> str | None:
     value = source(payload) if callable(source) else payload.get(source)
     if value is None:
         return None
     key = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if not key or len(key) > MAX_CONCURRENCY_KEY_LENGTH or "\x00" in key:
+    if not key or len(key) > longest or "\x00" in key:
         raise ValueError(
-            f"concurrency key must be 1 to {MAX_CONCURRENCY_KEY_LENGTH} characters, "
-            f"without U+0000; got {key[:40]!r}"
+            f"{what} must be 1 to {longest} characters, without U+0000; got {key[:40]!r}"
         )
     return key
 

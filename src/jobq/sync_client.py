@@ -160,6 +160,7 @@ class SyncClient:
         on_dependency_failure: str | None = None,
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
+        fairness_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction (the
@@ -178,6 +179,7 @@ class SyncClient:
             on_dependency_failure=on_dependency_failure,
             unique=unique,
             concurrency_key=concurrency_key,
+            fairness_key=fairness_key,
         )
         return self._enqueue([request], connection, batch=False)[0].job
 

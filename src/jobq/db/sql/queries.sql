@@ -33,23 +33,26 @@ SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS
 -- Insert a batch of jobs; a row whose idempotency key already exists, or whose
 -- unique key a job in its unique states holds, is skipped (no conflict target:
 -- every unique index is an arbiter). $12 concurrency keys, $13 unique keys,
--- $14 each row's unique states joined by commas (unnest would flatten a text[][]).
+-- $14 each row's unique states joined by commas (unnest would flatten a text[][]),
+-- $15 fairness keys.
 -- One NOTIFY per queue with a job runnable now, whatever the batch size.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                 $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[], $12::text[],
-                $13::text[], $14::text[])
+                $13::text[], $14::text[], $15::text[])
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
-              idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
+              idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
+              fairness_key)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
+         idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
+         fairness_key)
     SELECT id, queue, kind, payload::jsonb, metadata::jsonb, 'queued', priority, max_attempts,
            coalesce(run_at, now()), idempotency_key, request_hash, concurrency_key, unique_key,
-           string_to_array(unique_states, ',')
+           string_to_array(unique_states, ','), fairness_key
     FROM input
     ON CONFLICT DO NOTHING
     RETURNING j.*
@@ -254,6 +257,7 @@ finished AS (
     FROM updated
 ),
 -- claim half: begin (job_finish_and_claim_limited replaces this part)
+-- claim candidates: begin (job_finish_and_claim_fair replaces this part)
 next AS (
     SELECT j.id
     FROM {schema}.jobs AS j
@@ -270,6 +274,7 @@ next AS (
     LIMIT (SELECT $12::integer)
     FOR UPDATE SKIP LOCKED
 ),
+-- claim candidates: end
 claimed AS (
     UPDATE {schema}.jobs AS j
     SET status = 'running',
@@ -294,14 +299,45 @@ SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
 -- name: job_claim_limited_half
 -- The claim half of job_finish_and_claim_limited: job_finish_and_claim with the
 -- part between its "claim half" markers replaced by this, for a worker that a
--- flow limit applies to (jobq.db.queries builds it; migration 0007 has the
--- function and why it is one). The jobs being finished ($1) are excluded: a
--- job released by this statement is not claimed by it.
+-- flow limit applies to (jobq.db.queries builds it; migration 0009 has the
+-- function and why it is one, 0011 its last version). The jobs being finished
+-- ($1) are excluded: a job released by this statement is not claimed by it. A
+-- row with a NULL id is no job: its run_at is when a rate limit that held jobs
+-- back lets the next one start, its updated_at when the claim said so.
 claimed AS (
     SELECT c.*, now() AS claimed_at
     FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
-                                    $13::float8, $1::uuid[]) AS c
+                                    $13::float8, $1::uuid[], false) AS c
 )
+
+-- name: job_claim_fair_limited_half
+-- job_claim_limited_half for a worker whose queues have jobs with fairness keys
+-- waiting as well: the limited claim takes its candidates in the fair order.
+claimed AS (
+    SELECT c.*, now() AS claimed_at
+    FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
+                                    $13::float8, $1::uuid[], true) AS c
+)
+
+-- name: job_claim_fair_candidates
+-- The candidates part of job_finish_and_claim_fair: job_finish_and_claim with
+-- the part between its "claim candidates" markers replaced by this, for a
+-- worker whose queues have jobs with fairness keys waiting (no flow limit).
+-- Round-robin across fairness keys (migration 0011's job_fair_candidates), half
+-- as many candidates again as slots, so rows another claimer holds are stepped
+-- over; each is locked and re-checked in the fair order. The jobs being
+-- finished ($1) are excluded, as in the limited claim.
+next AS (
+    SELECT j.id
+    FROM {schema}.job_fair_candidates($11::text[], $14::text[],
+                                      $12::integer * 3 / 2 + 4, $1::uuid[], NULL, NULL) AS c
+    JOIN {schema}.jobs AS j ON j.id = c.c_id
+    WHERE j.status IN ('queued', 'retrying')
+      AND j.run_at <= now()
+    ORDER BY c.c_ord
+    LIMIT (SELECT $12::integer)
+    FOR UPDATE OF j SKIP LOCKED
+),
 
 -- name: job_get_many
 -- The jobs with these ids (those that exist), for the waiters' hub: one read
@@ -1096,10 +1132,17 @@ SELECT l.*,
 FROM {schema}.flow_limits AS l
 ORDER BY l.name;
 
--- name: flow_limits_apply
--- Whether a flow limit applies to a worker of queues $1 (NULL: every queue):
--- the worker then claims through job_finish_and_claim_limited.
+-- name: flow_claim_paths
+-- Which claim a worker of queues $1 (NULL: every queue) takes: `limited` when a
+-- flow limit applies to its queues (job_finish_and_claim_limited), `fair` when
+-- jobs with a fairness key wait in them (job_finish_and_claim_fair; both: the
+-- limited claim in the fair order). Two index probes.
 SELECT EXISTS (
-    SELECT 1 FROM {schema}.flow_limits
-    WHERE queue IS NULL OR $1::text[] IS NULL OR queue = ANY ($1::text[])
-) AS apply;
+           SELECT 1 FROM {schema}.flow_limits
+           WHERE queue IS NULL OR $1::text[] IS NULL OR queue = ANY ($1::text[])
+       ) AS limited,
+       EXISTS (
+           SELECT 1 FROM {schema}.jobs
+           WHERE status IN ('queued', 'retrying') AND fairness_key IS NOT NULL
+             AND ($1::text[] IS NULL OR queue = ANY ($1::text[]))
+       ) AS fair;
