@@ -209,3 +209,12 @@ async def test_the_task_names_the_fairness_key_and_the_enqueue_overrides_it(
         await keyed.enqueue(JobRequest(kind="by_field", payload={"tenant": "x" * 256}))
     with pytest.raises(ValueError, match="at most 255 characters"):
         JobRequest(kind="by_field", fairness_key="x" * 256)
+
+
+async def test_a_job_that_waits_for_another_keeps_its_keys(client: Client) -> None:
+    first = await client.enqueue(JobRequest(kind="noop"))
+    after = await client.enqueue(
+        JobRequest(kind="noop", depends_on=[first.job.id], fairness_key="t", concurrency_key="c")
+    )
+    stored = await client.get(after.job.id)
+    assert (stored.fairness_key, stored.concurrency_key) == ("t", "c")

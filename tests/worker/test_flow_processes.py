@@ -5,6 +5,8 @@ at most 3 running per key: no key's attempt history (nor its handlers' own
 clocks) ever shows more than 3 overlapping attempts, and all succeed.
 Rate: 600 jobs, at most 20 starts a second across 3 processes: no 1-second
 window of recorded starts holds more than 20.
+Fairness: 10,000 jobs of tenant A, then 10 of tenant B, one `jobq worker` of
+10 slots: every B job starts within the first 2 x 10 starts.
 """
 
 from __future__ import annotations
@@ -127,3 +129,37 @@ async def test_three_processes_start_at_most_the_rate_in_any_second(
         f"{statistics.mean(late) * 1000:.0f} ms after the rate let it"
     )
     assert 29.0 <= took < 90.0, took
+
+
+async def test_a_worker_starts_a_small_tenant_within_two_rounds_of_a_large_backlog(
+    client: Client, settings: Settings
+) -> None:
+    concurrency = 10
+    for _ in range(10):
+        await client.enqueue_many(
+            [JobRequest(kind="fair", payload={"tenant": "a"}) for _ in range(1000)]
+        )
+    await client.enqueue_many([JobRequest(kind="fair", payload={"tenant": "b"}) for _ in range(10)])
+    schema = settings.schema
+
+    async def every_b_succeeded() -> bool:
+        done = await client.pool.fetchval(
+            f"""SELECT count(*) FROM "{schema}".jobs
+                WHERE fairness_key = 'b' AND status = 'succeeded'"""
+        )
+        return int(done) == 10
+
+    async with workers(settings, 1, concurrency):
+        await wait_for(every_b_succeeded, timeout=60, interval=0.2)
+    # Each B job's place among the starts: the attempts that started before it
+    # (a claim's jobs share one start time, so a tie is not "before").
+    before = await client.pool.fetch(
+        f"""SELECT (SELECT count(*) FROM "{schema}".job_attempts AS o
+                    WHERE o.started_at < a.started_at) AS earlier
+            FROM "{schema}".job_attempts AS a JOIN "{schema}".jobs AS j ON j.id = a.job_id
+            WHERE j.fairness_key = 'b'"""
+    )
+    places = sorted(int(r["earlier"]) for r in before)
+    print("starts before each B job:", places)
+    assert len(places) == 10
+    assert max(places) < 2 * concurrency, places

@@ -187,6 +187,8 @@ class Queries:
             [g.has_dependents for g in rows],
             _sparse([g.last_error for g in rows]),
             self.enqueue_channel,
+            _sparse([g.row.concurrency_key for g in rows]),
+            _sparse([g.row.fairness_key for g in rows]),
         )
         return [job_from_record(r) for r in records]
 

@@ -947,23 +947,25 @@ ORDER BY t.minute;
 -- Insert jobs that wait for others or are waited for (a `depends_on` enqueue, a
 -- workflow, a batch): as job_insert_many, plus each row's status ($9:
 -- pending, queued, or cancelled when a dependency had already failed), its
--- pending dependency count ($10), whether others depend on it ($11) and the
--- reason of a cancel ($12). One NOTIFY per queue with a job runnable now.
+-- pending dependency count ($10), whether others depend on it ($11), the
+-- reason of a cancel ($12), its concurrency key ($14) and fairness key ($15).
+-- One NOTIFY per queue with a job runnable now.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                 $7::integer[], $8::timestamptz[], $9::text[], $10::integer[], $11::boolean[],
-                $12::text[])
+                $12::text[], $14::text[], $15::text[])
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at, status,
-              pending_dependencies, has_dependents, last_error)
+              pending_dependencies, has_dependents, last_error, concurrency_key, fairness_key)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         pending_dependencies, has_dependents, last_error, finished_at)
+         pending_dependencies, has_dependents, last_error, finished_at, concurrency_key,
+         fairness_key)
     SELECT id, queue, kind, payload::jsonb, metadata::jsonb, status, priority, max_attempts,
            coalesce(run_at, now()), pending_dependencies, has_dependents, last_error,
-           CASE WHEN status = 'cancelled' THEN now() END
+           CASE WHEN status = 'cancelled' THEN now() END, concurrency_key, fairness_key
     FROM input
     RETURNING j.*
 ),
