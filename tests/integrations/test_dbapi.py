@@ -19,7 +19,7 @@ def test_the_insert_is_queries_sql_own_statement_translated() -> None:
     queries = format_queries("my schema")
     sql, params = queries.job_insert_many([])
     assert '"my schema".jobs' in sql and "$" not in sql
-    assert len(params) == 14 and params[-1] == "my schema.jobs"  # $12-$14 come first in the text
+    assert len(params) == 15 and params[-1] == "my schema.jobs"  # $12-$15 come first in the text
 
 
 def test_import_jobq_imports_no_driver_or_orm() -> None:
