@@ -5,7 +5,7 @@
 
 Enqueues `--jobs` noop jobs into a scratch schema (dropped at the end),
 ANALYZEs the table, runs one burst `Worker` in this process with
-`Queries.job_finish_and_claim` (the producer's claims, carrying outcomes) and
+`Queries.job_claim_round` (the producer's claims, carrying outcomes) and
 `Queries.job_finish_many` (the completer's own writes) wrapped in timers, and prints the
 drain rate, the number of claims and completions, their mean/median round trip
 and how much of the wall time the claims add up to (the producer claims one
@@ -34,7 +34,7 @@ FINISHES: list[tuple[float, int]] = []  # (seconds, rows)
 
 
 def instrument() -> None:
-    finish_and_claim, finish = Queries.job_finish_and_claim, Queries.job_finish_many
+    finish_and_claim, finish = Queries.job_claim_round, Queries.job_finish_many
 
     async def timed_claim(
         self: Queries,
@@ -47,14 +47,24 @@ def instrument() -> None:
         kinds: Sequence[str] | None,
         *,
         limited: bool = False,
+        fair: bool = False,
     ) -> Any:
         began = time.perf_counter()
-        written, claimed = await finish_and_claim(
-            self, conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited
+        answer = await finish_and_claim(
+            self,
+            conn,
+            rows,
+            worker_id,
+            queues,
+            limit,
+            lease_seconds,
+            kinds,
+            limited=limited,
+            fair=fair,
         )
         if limit:  # job_finish_many runs this statement too, claiming nothing
-            CLAIMS.append((time.perf_counter() - began, limit, len(claimed), len(rows)))
-        return written, claimed
+            CLAIMS.append((time.perf_counter() - began, limit, len(answer.claimed), len(rows)))
+        return answer
 
     async def timed_finish(self: Queries, conn: Any, rows: Sequence[Any]) -> Any:
         began = time.perf_counter()
@@ -62,7 +72,7 @@ def instrument() -> None:
         FINISHES.append((time.perf_counter() - began, len(rows)))
         return written
 
-    Queries.job_finish_and_claim = timed_claim  # type: ignore[method-assign]
+    Queries.job_claim_round = timed_claim  # type: ignore[method-assign]
     Queries.job_finish_many = timed_finish  # type: ignore[method-assign]
 
 

@@ -43,7 +43,7 @@ def test_every_bench_script_answers_help(script: str) -> None:
         ("drain.py", ["--jobs", "300", "--concurrency", "5"]),
         ("trace_drain.py", ["--jobs", "300"]),
         ("workflows.py", ["--nodes", "300", "--repeat", "1"]),
-        ("flow_drain.py", ["--jobs", "300", "--rounds", "1"]),
+        ("flow_drain.py", ["--jobs", "300", "--rounds", "1", "--variants", "keys,fair,bare"]),
         ("finish_ab.py", ["--jobs", "300", "--repeat", "1", "--ref", "HEAD"]),
     ],
 )

@@ -24,6 +24,7 @@ from jobq.db.pool import CONNECT_DEADLINE_SECONDS
 from jobq.flow import (
     ConcurrencyKeySource,
     DebounceOpts,
+    FairnessKeySource,
     TaskFlow,
     UniqueOpts,
     resolve_unique,
@@ -86,6 +87,7 @@ class App:
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
         debounce: DebounceOpts | None = None,
+        fairness_key: FairnessKeySource | None = None,
     ) -> Callable[[H], H]:
         """Register a handler `fn(ctx, payload)` for `kind`. `unique`: its jobs are
         unique (jobq.UniqueOpts; True for the defaults: by kind and payload while
@@ -94,7 +96,9 @@ class App:
         whose value flow limits count its jobs under (`jobq limits set`).
         `debounce`: enqueues with one key collapse into one job that runs
         `delay_seconds` after the last (jobq.DebounceOpts; the key from `key_from`,
-        a payload field or a function of the payload)."""
+        a payload field or a function of the payload). `fairness_key`: the same
+        sources, for the lane its jobs wait in: while keyed jobs wait, workers
+        take them round-robin across keys."""
 
         def register(fn: H) -> H:
             self.register(
@@ -107,6 +111,7 @@ class App:
                 unique=unique,
                 concurrency_key=concurrency_key,
                 debounce=debounce,
+                fairness_key=fairness_key,
             )
             return fn
 
@@ -124,6 +129,7 @@ class App:
         unique: UniqueOpts | bool | None = None,
         concurrency_key: ConcurrencyKeySource | None = None,
         debounce: DebounceOpts | None = None,
+        fairness_key: FairnessKeySource | None = None,
     ) -> None:
         self.registry.register(
             kind,
@@ -132,7 +138,12 @@ class App:
             retry_base_ms=retry_base_ms,
             retry_cap_ms=retry_cap_ms,
             timeout=timeout,
-            flow=TaskFlow(resolve_unique(None, unique), concurrency_key, debounce),
+            flow=TaskFlow(
+                resolve_unique(None, unique),
+                concurrency_key,
+                debounce=debounce,
+                fairness_key=fairness_key,
+            ),
         )
 
     def periodic(
@@ -259,6 +270,7 @@ class App:
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
         debounce: DebounceOpts | bool | None = None,
+        fairness_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction: an
@@ -282,6 +294,7 @@ class App:
             unique=unique,
             concurrency_key=concurrency_key,
             debounce=debounce,
+            fairness_key=fairness_key,
         )
         client = await self.client()
         return (await client.enqueue(request, connection=connection)).job

@@ -124,6 +124,7 @@ def insert_row(
     declared = task_flow(catalog, request.kind)
     concurrency_key, unique = _flow_columns(request, declared, loc)
     debounce = _debounce(request, declared, loc)
+    fairness_key = _fairness_key(request, declared, loc)
     return InsertRow(
         id=uuid7(),
         queue=request.queue,
@@ -140,7 +141,20 @@ def insert_row(
         unique_states=unique.states if unique else None,
         debounce_key=debounce[0] if debounce else None,
         debounce_seconds=debounce[1] if debounce else None,
+        fairness_key=fairness_key,
     )
+
+
+def _fairness_key(
+    request: JobRequest, declared: flow.TaskFlow | None, loc: tuple[str | int, ...]
+) -> str | None:
+    """The job's fairness key: the enqueue's, else the task's."""
+    if request.fairness_key is not None or declared is None or not declared.fairness_key:
+        return request.fairness_key
+    try:
+        return flow.fairness_key(declared.fairness_key, request.payload)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), [FieldError((*loc, "payload"), str(exc))]) from None
 
 
 def _flow_columns(

@@ -22,6 +22,11 @@ job_insert_many's ON CONFLICT ... DO UPDATE replaces it.
 
 A concurrency key is the name a limit (`jobq.types.FlowLimit`) counts a job
 under: a payload field, a function of the payload, or given at enqueue.
+
+A fairness key is the lane a job waits in (a tenant, say), from the same
+sources: while jobs with fairness keys wait in a worker's queues, its claim
+takes them round-robin across keys (migration 0011), so one key's backlog does
+not hold back another key's jobs.
 """
 
 from __future__ import annotations
@@ -48,8 +53,12 @@ MAX_DEBOUNCE_KEY_LENGTH = 255
 # A debounced job waits at most this long after its last enqueue: a longer wait is
 # a schedule, not a debounce.
 MAX_DEBOUNCE_SECONDS = 7 * 86400
+MAX_FAIRNESS_KEY_LENGTH = 255
 
-ConcurrencyKeySource = str | Callable[[Mapping[str, Any]], str | None]
+# A payload field's name, or a function of the payload; for either kind of key.
+KeySource = str | Callable[[Mapping[str, Any]], str | None]
+ConcurrencyKeySource = KeySource
+FairnessKeySource = KeySource
 
 
 class UniqueOpts(BaseModel):
@@ -151,11 +160,13 @@ class DebounceOpts(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class TaskFlow:
-    """A task's flow control, from `@app.task(unique=..., debounce=..., concurrency_key=...)`."""
+    """A task's flow control, from `@app.task(unique=..., concurrency_key=...,
+    debounce=..., fairness_key=...)`."""
 
     unique: UniqueOpts | None = None
     concurrency_key: ConcurrencyKeySource | None = None
     debounce: DebounceOpts | None = None
+    fairness_key: FairnessKeySource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +228,7 @@ def debounce_key(opts: DebounceOpts, kind: str, payload: Mapping[str, Any]) -> s
     if opts.key is not None:
         key = opts.key
     elif opts.key_from is not None:
-        key = _key_from(opts.key_from, payload, "debounce", MAX_DEBOUNCE_KEY_LENGTH)
+        key = _key_from(opts.key_from, payload, "debounce key", MAX_DEBOUNCE_KEY_LENGTH)
         if key is None:
             return None
     else:
@@ -227,19 +238,22 @@ def debounce_key(opts: DebounceOpts, kind: str, payload: Mapping[str, Any]) -> s
 
 def concurrency_key(source: ConcurrencyKeySource, payload: Mapping[str, Any]) -> str | None:
     """The key from a payload field's value (a string names the field) or a function."""
-    return _key_from(source, payload, "concurrency", MAX_CONCURRENCY_KEY_LENGTH)
+    return _key_from(source, payload, "concurrency key", MAX_CONCURRENCY_KEY_LENGTH)
 
 
-def _key_from(
-    source: ConcurrencyKeySource, payload: Mapping[str, Any], what: str, max_length: int
-) -> str | None:
+def fairness_key(source: FairnessKeySource, payload: Mapping[str, Any]) -> str | None:
+    """The fairness key from a payload field's value or a function, as `concurrency_key`."""
+    return _key_from(source, payload, "fairness key", MAX_FAIRNESS_KEY_LENGTH)
+
+
+def _key_from(source: KeySource, payload: Mapping[str, Any], what: str, longest: int) -> str | None:
     value = source(payload) if callable(source) else payload.get(source)
     if value is None:
         return None
     key = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if not key or len(key) > max_length or "\x00" in key:
+    if not key or len(key) > longest or "\x00" in key:
         raise ValueError(
-            f"{what} key must be 1 to {max_length} characters, without U+0000; got {key[:40]!r}"
+            f"{what} must be 1 to {longest} characters, without U+0000; got {key[:40]!r}"
         )
     return key
 

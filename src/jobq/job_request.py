@@ -19,7 +19,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from jobq.errors import FieldError, InvalidRequestError
-from jobq.flow import MAX_CONCURRENCY_KEY_LENGTH, DebounceOpts, UniqueOpts
+from jobq.flow import (
+    MAX_CONCURRENCY_KEY_LENGTH,
+    MAX_FAIRNESS_KEY_LENGTH,
+    DebounceOpts,
+    UniqueOpts,
+)
 
 QUEUE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
@@ -104,6 +109,14 @@ class JobRequest(BaseModel):
         strict=True,
         description="The key flow limits count this job under; default from the task.",
     )
+    fairness_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_FAIRNESS_KEY_LENGTH,
+        strict=True,
+        description="The lane (a tenant, say) this job waits in: while jobs with fairness "
+        "keys wait, workers take them round-robin across keys. Default from the task.",
+    )
 
     depends_on: list[uuid.UUID] | None = Field(
         default=None,
@@ -139,7 +152,15 @@ class JobRequest(BaseModel):
             raise ValueError(f"must be within the years {MIN_YEAR}-{MAX_YEAR} in UTC")
         return utc
 
-    @field_validator("payload", "metadata", "kind", "queue", "idempotency_key", "concurrency_key")
+    @field_validator(
+        "payload",
+        "metadata",
+        "kind",
+        "queue",
+        "idempotency_key",
+        "concurrency_key",
+        "fairness_key",
+    )
     @classmethod
     def _storable(cls, value: Any) -> Any:
         problem = find_unstorable(value)
@@ -300,6 +321,7 @@ def request_from_arguments(
     unique: UniqueOpts | bool | None = None,
     concurrency_key: str | None = None,
     debounce: DebounceOpts | bool | None = None,
+    fairness_key: str | None = None,
 ) -> JobRequest:
     """The library's keyword arguments (App.enqueue, SyncClient.enqueue) as a validated
     request: an argument left None is omitted, so it takes its default and counts as
@@ -318,6 +340,7 @@ def request_from_arguments(
         "unique": unique,
         "concurrency_key": concurrency_key,
         "debounce": debounce,
+        "fairness_key": fairness_key,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     return parse_request(fields)

@@ -161,6 +161,7 @@ class SyncClient:
         unique: UniqueOpts | bool | None = None,
         concurrency_key: str | None = None,
         debounce: DebounceOpts | bool | None = None,
+        fairness_key: str | None = None,
         connection: object = None,
     ) -> Job:
         """Enqueue one job; with `connection=`, inside the caller's transaction (the
@@ -180,6 +181,7 @@ class SyncClient:
             unique=unique,
             concurrency_key=concurrency_key,
             debounce=debounce,
+            fairness_key=fairness_key,
         )
         return self._enqueue([request], connection, batch=False)[0].job
 

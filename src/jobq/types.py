@@ -99,10 +99,12 @@ class Job:
     # outcome, its progress) are fenced by this instead.
     attempt_seq: int = field(default=0, metadata={"internal": True})
     # Flow control (jobq.flow): the key limits count the job under, its unique
-    # key and its debounce key. Not yet in SPEC §1's shape.
+    # key, its debounce key, and the lane the fair claim takes it from. Not yet in
+    # SPEC §1's shape.
     concurrency_key: str | None = field(default=None, metadata={"internal": True})
     unique_key: str | None = field(default=None, metadata={"internal": True})
     debounce_key: str | None = field(default=None, metadata={"internal": True})
+    fairness_key: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of SPEC §1 (ids as strings, timestamps in UTC with Z)."""

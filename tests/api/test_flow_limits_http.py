@@ -61,3 +61,27 @@ async def test_each_queue_names_the_limits_that_count_its_jobs(
     queues = {q["name"]: q for q in (await http.get("/v1/queues")).json()["queues"]}
     assert queues["default"]["limits"] == ["everywhere"]
     assert queues["mail"]["limits"] == ["everywhere", "mail-rate"]
+
+
+async def test_a_fairness_key_is_taken_from_the_body_alone_and_in_a_batch(
+    http: httpx.AsyncClient, client: Client
+) -> None:
+    one = await http.post("/v1/jobs", json={"kind": "script", "fairness_key": "tenant-1"})
+    assert one.status_code == 201, one.text
+    batch = await http.post(
+        "/v1/jobs/batch",
+        json={"jobs": [{"kind": "script", "fairness_key": "tenant-2"}, {"kind": "script"}]},
+    )
+    assert batch.status_code == 201, batch.text
+    keys = await client.pool.fetch(
+        f'SELECT fairness_key FROM "{client.settings.schema}".jobs ORDER BY id'
+    )
+    assert [r["fairness_key"] for r in keys] == ["tenant-1", "tenant-2", None]
+
+
+async def test_bad_fairness_keys_are_problems(http: httpx.AsyncClient) -> None:
+    for key in ("", "x" * 256, 7, "a\u0000b"):
+        answer = await http.post("/v1/jobs", json={"kind": "script", "fairness_key": key})
+        assert answer.status_code == 422, (key, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "fairness_key" in answer.text

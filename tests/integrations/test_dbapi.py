@@ -19,7 +19,7 @@ def test_the_insert_is_queries_sql_own_statement_translated() -> None:
     queries = format_queries("my schema")
     sql, params = queries.job_insert_many([])
     assert '"my schema".jobs' in sql and "$" not in sql
-    assert len(params) == 16 and params[-1] == "my schema.jobs"  # $12-$16 come first in the text
+    assert len(params) == 17 and params[-1] == "my schema.jobs"  # $12-$17 come first in the text
 
 
 def test_import_jobq_imports_no_driver_or_orm() -> None:

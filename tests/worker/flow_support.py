@@ -25,6 +25,7 @@ async def paced(ctx: JobContext, payload: dict[str, Any]) -> None:
 def register_flow_tasks(app: App) -> App:
     app.register("keyed", keyed, concurrency_key="tenant")
     app.register("paced", paced)
+    app.register("fair", paced, fairness_key="tenant")
     return app
 
 

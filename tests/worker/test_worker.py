@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from jobq import App, Job, JobStatus, Settings, events
 from jobq.client import Client
 from jobq.db.queries import Conn, Queries
-from jobq.db.records import Claimed, Finished, FinishRow
+from jobq.db.records import ClaimRound, FinishRow
 from jobq.demo import planned_failure
 from jobq.worker.options import WorkerOptions
 from jobq.worker.runtime import Worker
@@ -199,7 +199,7 @@ class _ClaimsFailWithOutcomes(Queries):
 
     failures = 3
 
-    async def job_finish_and_claim(
+    async def job_claim_round(
         self,
         conn: Conn,
         rows: Sequence[FinishRow],
@@ -210,12 +210,13 @@ class _ClaimsFailWithOutcomes(Queries):
         kinds: Sequence[str] | None,
         *,
         limited: bool = False,
-    ) -> tuple[list[Finished], list[Claimed]]:
+        fair: bool = False,
+    ) -> ClaimRound:
         if rows and self.failures:
             self.failures -= 1
             raise ConnectionResetError("injected: the connection dropped")
-        return await super().job_finish_and_claim(
-            conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited
+        return await super().job_claim_round(
+            conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited, fair=fair
         )
 
 

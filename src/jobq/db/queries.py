@@ -20,6 +20,8 @@ from typing import Any, Protocol
 from jobq.db.loader import load_sql, read_package_sql
 from jobq.db.records import (
     Claimed,
+    ClaimPaths,
+    ClaimRound,
     Edge,
     Finished,
     FinishRow,
@@ -60,7 +62,7 @@ class Conn(Protocol):
 
 
 def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, ...]:
-    """The arguments of `job_insert_many`, $1 to $16: one array per column (asyncpg
+    """The arguments of `job_insert_many`, $1 to $17: one array per column (asyncpg
     and the DB-API drivers of `jobq.db.dbapi` pass the same)."""
     return (
         [r.id for r in rows],
@@ -79,21 +81,40 @@ def job_insert_many_args(rows: Sequence[InsertRow], channel: str) -> tuple[Any, 
         [r.unique_states for r in rows],
         [r.debounce_key for r in rows],
         [r.debounce_seconds for r in rows],
+        [r.fairness_key for r in rows],
     )
 
 
-_CLAIM_HALF = re.compile(
-    r"^-- claim half: begin.*?^-- claim half: end[^\n]*\n", re.MULTILINE | re.DOTALL
-)
+def _between_markers(part: str) -> re.Pattern[str]:
+    return re.compile(rf"^-- {part}: begin.*?^-- {part}: end[^\n]*\n", re.MULTILINE | re.DOTALL)
+
+
+_CLAIM_HALF = _between_markers("claim half")
+_CLAIM_CANDIDATES = _between_markers("claim candidates")
 
 
 def limited_claim(finish_and_claim: str, claim_half: str) -> str:
     """job_finish_and_claim with its claim half (between the markers) replaced by
     the limited one: the finish half is written once, for both statements."""
-    replaced, count = _CLAIM_HALF.subn(lambda _: claim_half + "\n", finish_and_claim)
+    return _splice(finish_and_claim, _CLAIM_HALF, claim_half, "claim-half")
+
+
+def fair_claim(finish_and_claim: str, candidates: str) -> str:
+    """job_finish_and_claim with its candidate scan (between the "claim candidates"
+    markers) replaced by the fair one; the claiming UPDATE stays the same."""
+    return _splice(finish_and_claim, _CLAIM_CANDIDATES, candidates, "claim-candidates")
+
+
+def _splice(statement: str, markers: re.Pattern[str], part: str, name: str) -> str:
+    replaced, count = markers.subn(lambda _: part + "\n", statement)
     if count != 1:
-        raise RuntimeError("job_finish_and_claim has lost its claim-half markers")
+        raise RuntimeError(f"job_finish_and_claim has lost its {name} markers")
     return replaced
+
+
+def claim_statement_name(*, limited: bool, fair: bool) -> str:
+    """The variant of job_finish_and_claim a worker's claim runs (see `Queries`)."""
+    return "job_finish_and_claim" + ("_fair" if fair else "") + ("_limited" if limited else "")
 
 
 def flow_limit_from_record(row: Any) -> FlowLimit:
@@ -113,8 +134,16 @@ class Queries:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.sql = load_sql(read_package_sql("queries.sql"), schema)
+        plain = self.sql["job_finish_and_claim"]
+        # The claim's variants: through the flow limits, in the fair order, both.
         self.sql["job_finish_and_claim_limited"] = limited_claim(
-            self.sql["job_finish_and_claim"], self.sql["job_claim_limited_half"]
+            plain, self.sql["job_claim_limited_half"]
+        )
+        self.sql["job_finish_and_claim_fair"] = fair_claim(
+            plain, self.sql["job_claim_fair_candidates"]
+        )
+        self.sql["job_finish_and_claim_fair_limited"] = limited_claim(
+            plain, self.sql["job_claim_fair_limited_half"]
         )
         # NOTIFY channels are database-wide, so they carry the schema name.
         self.enqueue_channel = f"{schema}.jobs"
@@ -160,6 +189,8 @@ class Queries:
             [g.has_dependents for g in rows],
             _sparse([g.last_error for g in rows]),
             self.enqueue_channel,
+            _sparse([g.row.concurrency_key for g in rows]),
+            _sparse([g.row.fairness_key for g in rows]),
         )
         return [job_from_record(r) for r in records]
 
@@ -300,11 +331,33 @@ class Queries:
         kinds: Sequence[str] | None,
         *,
         limited: bool = False,
+        fair: bool = False,
     ) -> tuple[list[Finished], list[Claimed]]:
         """Write `rows` (fenced) and claim up to `limit` jobs of `kinds` (None: any
         kind; empty: none), in one round trip. `limited`: through the flow limits
-        (job_claim_limited), for a worker that a limit applies to."""
-        name = "job_finish_and_claim_limited" if limited else "job_finish_and_claim"
+        (job_claim_limited), for a worker that a limit applies to; `fair`:
+        round-robin across fairness keys, for a worker whose queues hold keyed jobs."""
+        answer = await self.job_claim_round(
+            conn, rows, worker_id, queues, limit, lease_seconds, kinds, limited=limited, fair=fair
+        )
+        return answer.finished, answer.claimed
+
+    async def job_claim_round(
+        self,
+        conn: Conn,
+        rows: Sequence[FinishRow],
+        worker_id: str,
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        kinds: Sequence[str] | None,
+        *,
+        limited: bool = False,
+        fair: bool = False,
+    ) -> ClaimRound:
+        """`job_finish_and_claim` as the producer runs it: also says how long until a
+        rate limit that held jobs back lets the next one start (limited claims)."""
+        name = claim_statement_name(limited=limited, fair=fair)
         records = await conn.fetch(
             self.sql[name],
             [r.id for r in rows],
@@ -329,8 +382,12 @@ class Queries:
         )
         finished: list[Finished] = []
         claimed: list[Claimed] = []
+        rate_opens_in: float | None = None
         for r in records:
-            if r["finished_id"] is not None:
+            if r["finished_id"] is None and r["id"] is None:
+                # The limited claim's marker: when a full rate bucket opens.
+                rate_opens_in = max(0.0, (r["run_at"] - r["updated_at"]).total_seconds())
+            elif r["finished_id"] is not None:
                 finished.append(
                     Finished(
                         r["finished_id"],
@@ -343,7 +400,7 @@ class Queries:
                 claimed.append(Claimed(job_from_record(r), r["claimed_at"]))
         # UPDATE ... RETURNING does not keep the subquery's order.
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
-        return finished, claimed
+        return ClaimRound(finished, claimed, rate_opens_in)
 
     # --- flow limits ----------------------------------------------------------
     async def flow_limit_upsert(self, conn: Conn, limit: FlowLimit) -> FlowLimit:
@@ -381,10 +438,9 @@ class Queries:
             flow_limit_from_record(r) for r in await conn.fetch(self.sql["flow_limit_definitions"])
         ]
 
-    async def flow_limits_apply(self, conn: Conn, queues: Sequence[str] | None) -> bool:
-        return bool(
-            await conn.fetchval(self.sql["flow_limits_apply"], list(queues) if queues else None)
-        )
+    async def flow_claim_paths(self, conn: Conn, queues: Sequence[str] | None) -> ClaimPaths:
+        record = await conn.fetchrow(self.sql["flow_claim_paths"], list(queues) if queues else None)
+        return ClaimPaths(limited=bool(record["limited"]), fair=bool(record["fair"]))
 
     async def job_finish_many(self, conn: Conn, rows: Sequence[FinishRow]) -> list[Finished]:
         """`job_finish_and_claim` with nothing to claim; no round trip for no rows."""

@@ -68,6 +68,7 @@ def job_from_record(row: Any, load: Callable[[Any], Any] = _json) -> Job:
         concurrency_key=row.get("concurrency_key"),
         unique_key=row.get("unique_key"),
         debounce_key=row.get("debounce_key"),
+        fairness_key=row.get("fairness_key"),
     )
 
 
@@ -160,6 +161,7 @@ class InsertRow:
     # A debounced row (jobq.flow): its key, and its delay from the insert's now().
     debounce_key: str | None = None
     debounce_seconds: float | None = None
+    fairness_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,25 @@ class Finished:
 class Claimed:
     job: Job
     claimed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRound:
+    """A worker's round trip: the outcomes written, the jobs claimed, and (a limited
+    claim that left slots free because a rate limit was full) the seconds until
+    that limit lets the next job start."""
+
+    finished: list[Finished]
+    claimed: list[Claimed]
+    rate_opens_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPaths:
+    """Which claim statement a worker runs: through flow limits, in the fair order."""
+
+    limited: bool
+    fair: bool
 
 
 @dataclass(frozen=True, slots=True)

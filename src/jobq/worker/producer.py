@@ -11,6 +11,14 @@ becoming runnable again) or for the poll interval. The poll is jittered by
 ±20% so that a fleet started together does not query in lockstep, and it runs
 even while LISTEN works: retries whose `run_at` arrives send no NOTIFY.
 
+Flow control picks the claim statement (read every LIMITS_REFRESH_SECONDS): the
+plain one, through the flow limits while a limit covers the worker's queues, in
+the fair order while jobs with fairness keys wait in them, or both. A limited
+claim that left slots free because a rate limit was full says when the limit
+next lets a job start: the producer claims again then (if sooner than its poll,
+and still woken early by a NOTIFY), so a rate-limited queue starts its jobs as
+the window opens rather than at the next poll.
+
 In burst mode it returns once a claim finds nothing, no job is running and
 every outcome is written (so a job released or made runnable by a completion
 is seen by one last claim).
@@ -26,7 +34,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Protocol
 
 from jobq.client import Client
-from jobq.db.records import Claimed, Finished
+from jobq.db.records import Claimed, ClaimPaths, Finished
 from jobq.worker.backoff import Backoff
 from jobq.worker.config import WorkerConfig
 
@@ -36,10 +44,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobq.worker")
 
 POLL_JITTER = 0.2
-# How often a worker asks whether a flow limit covers its queues (one index-only
-# probe). A limit set or removed takes effect within this; until then the claim
-# stays on the path it was on.
+# How often a worker asks whether a flow limit covers its queues and whether jobs
+# with fairness keys wait in them (two index probes, one round trip). A limit set
+# or removed, or the first keyed job, takes effect within this; until then the
+# claim stays on the path it was on.
 LIMITS_REFRESH_SECONDS = 2.0
+# The shortest wait for a rate limit to open: a claim a few milliseconds early
+# finds the window still full and is one wasted round trip, no more.
+RATE_WAIT_FLOOR_SECONDS = 0.005
 
 
 class Slots(Protocol):
@@ -86,11 +98,15 @@ class Producer:
         self._claiming = False
         self._task: asyncio.Task[None] | None = None
         self._backoff = Backoff(log, "claiming jobs")
-        # Whether a flow limit covers this worker's queues, and when that was read
-        # (the loop's clock): with none, the claim is the plain statement and
-        # costs exactly what it did before limits existed.
-        self._limited = False
-        self._limited_read_at: float | None = None
+        # Whether a flow limit covers this worker's queues and whether keyed jobs
+        # wait in them, and when that was read (the loop's clock): with neither,
+        # the claim is the plain statement and costs exactly what it did before
+        # flow control existed.
+        self._paths = ClaimPaths(limited=False, fair=False)
+        self._paths_read_at: float | None = None
+        # Seconds until a full rate limit lets the next job start, from the last
+        # claim (None: no rate limit held a job back).
+        self._rate_opens_in: float | None = None
 
     def wake(self, queue: str = "") -> None:
         """An enqueue NOTIFY (payload: the queue; "" for any)."""
@@ -107,10 +123,11 @@ class Producer:
         # Cleared before the claim: a NOTIFY that lands during it wakes the next wait.
         self._wake.clear()
         self._claiming = True
-        limited = await self._limits_apply()
-        carried = self.outcomes.take()
+        carried: list[Pending] = []
         try:
-            written, claimed = await self.client.queries.job_finish_and_claim(
+            paths = await self._claim_paths()
+            carried = self.outcomes.take()
+            answer = await self.client.queries.job_claim_round(
                 self.client.pool,
                 [p.row for p in carried],
                 self.worker_id,
@@ -118,27 +135,29 @@ class Producer:
                 free,
                 self.config.lease_seconds,
                 self.kinds,
-                limited=limited,
+                limited=paths.limited,
+                fair=paths.fair,
             )
         except BaseException:
             self.outcomes.put_back(carried)
             raise
         finally:
             self._claiming = False
-        self.outcomes.landed(carried, written)
+        self.outcomes.landed(carried, answer.finished)
         self.claims += 1
-        for c in claimed:
+        self._rate_opens_in = answer.rate_opens_in
+        for c in answer.claimed:
             self.start(c)
-        return free - len(claimed)
+        return free - len(answer.claimed)
 
-    async def _limits_apply(self) -> bool:
+    async def _claim_paths(self) -> ClaimPaths:
         now = asyncio.get_running_loop().time()
-        if self._limited_read_at is None or now - self._limited_read_at >= LIMITS_REFRESH_SECONDS:
-            self._limited = await self.client.queries.flow_limits_apply(
+        if self._paths_read_at is None or now - self._paths_read_at >= LIMITS_REFRESH_SECONDS:
+            self._paths = await self.client.queries.flow_claim_paths(
                 self.client.pool, self.config.queues
             )
-            self._limited_read_at = now
-        return self._limited
+            self._paths_read_at = now
+        return self._paths
 
     def stop(self) -> None:
         """Stop claiming. A claim in flight is let finish, never cancelled: its
@@ -176,6 +195,8 @@ class Producer:
     async def _wait_for_work(self) -> None:
         interval = self.config.poll_interval_seconds
         timeout = interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+        if self._rate_opens_in is not None:
+            timeout = min(timeout, max(self._rate_opens_in, RATE_WAIT_FLOOR_SECONDS))
         with suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._wake.wait()

@@ -33,7 +33,8 @@ SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS
 -- Insert a batch of jobs; a row whose idempotency key already exists, or whose
 -- unique key a job in its unique states holds, is skipped (no conflict target:
 -- every unique index is an arbiter). $12 concurrency keys, $13 unique keys,
--- $14 each row's unique states joined by commas (unnest would flatten a text[][]).
+-- $14 each row's unique states joined by commas (unnest would flatten a text[][]),
+-- $17 fairness keys.
 -- A debounced row ($15 its debounce key, $16 its delay in seconds) replaces the
 -- job that waits with its key and has never started (payload, run_at = now() +
 -- delay, ...), else goes in; of a batch's rows with one debounce key the last
@@ -45,18 +46,19 @@ WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                 $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[], $12::text[],
-                $13::text[], $14::text[], $15::text[], $16::float8[]) WITH ORDINALITY
+                $13::text[], $14::text[], $15::text[], $16::float8[], $17::text[]) WITH ORDINALITY
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
               idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
-              debounce_key, debounce_seconds, ord)
+              debounce_key, debounce_seconds, fairness_key, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         idempotency_key, request_hash, concurrency_key, unique_key, unique_states)
+         idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
+         fairness_key)
     SELECT id, queue, kind, payload::jsonb, metadata::jsonb, 'queued', priority, max_attempts,
            coalesce(run_at, now()), idempotency_key, request_hash, concurrency_key, unique_key,
-           string_to_array(unique_states, ',')
+           string_to_array(unique_states, ','), fairness_key
     FROM input
     WHERE debounce_key IS NULL
     ON CONFLICT DO NOTHING
@@ -65,11 +67,11 @@ inserted AS (
 debounced AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         idempotency_key, request_hash, concurrency_key, debounce_key)
+         idempotency_key, request_hash, concurrency_key, debounce_key, fairness_key)
     SELECT DISTINCT ON (i.debounce_key)
            i.id, i.queue, i.kind, i.payload::jsonb, i.metadata::jsonb, 'queued', i.priority,
            i.max_attempts, now() + make_interval(secs => i.debounce_seconds),
-           i.idempotency_key, i.request_hash, i.concurrency_key, i.debounce_key
+           i.idempotency_key, i.request_hash, i.concurrency_key, i.debounce_key, i.fairness_key
     FROM input AS i
     WHERE i.debounce_key IS NOT NULL
       AND (i.idempotency_key IS NULL OR NOT EXISTS (
@@ -85,6 +87,7 @@ debounced AS (
         max_attempts = excluded.max_attempts,
         run_at = excluded.run_at,
         concurrency_key = excluded.concurrency_key,
+        fairness_key = excluded.fairness_key,
         updated_at = now()
     -- The job keeps the idempotency key it was made with. The same key again is
     -- a replay (a concurrent one that the NOT EXISTS above could not see yet).
@@ -295,6 +298,7 @@ finished AS (
     FROM updated
 ),
 -- claim half: begin (job_finish_and_claim_limited replaces this part)
+-- claim candidates: begin (job_finish_and_claim_fair replaces this part)
 next AS (
     SELECT j.id
     FROM {schema}.jobs AS j
@@ -311,6 +315,7 @@ next AS (
     LIMIT (SELECT $12::integer)
     FOR UPDATE SKIP LOCKED
 ),
+-- claim candidates: end
 claimed AS (
     UPDATE {schema}.jobs AS j
     SET status = 'running',
@@ -335,14 +340,45 @@ SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
 -- name: job_claim_limited_half
 -- The claim half of job_finish_and_claim_limited: job_finish_and_claim with the
 -- part between its "claim half" markers replaced by this, for a worker that a
--- flow limit applies to (jobq.db.queries builds it; migration 0007 has the
--- function and why it is one). The jobs being finished ($1) are excluded: a
--- job released by this statement is not claimed by it.
+-- flow limit applies to (jobq.db.queries builds it; migration 0009 has the
+-- function and why it is one, 0011 its last version). The jobs being finished
+-- ($1) are excluded: a job released by this statement is not claimed by it. A
+-- row with a NULL id is no job: its run_at is when a rate limit that held jobs
+-- back lets the next one start, its updated_at when the claim said so.
 claimed AS (
     SELECT c.*, now() AS claimed_at
     FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
-                                    $13::float8, $1::uuid[]) AS c
+                                    $13::float8, $1::uuid[], false) AS c
 )
+
+-- name: job_claim_fair_limited_half
+-- job_claim_limited_half for a worker whose queues have jobs with fairness keys
+-- waiting as well: the limited claim takes its candidates in the fair order.
+claimed AS (
+    SELECT c.*, now() AS claimed_at
+    FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
+                                    $13::float8, $1::uuid[], true) AS c
+)
+
+-- name: job_claim_fair_candidates
+-- The candidates part of job_finish_and_claim_fair: job_finish_and_claim with
+-- the part between its "claim candidates" markers replaced by this, for a
+-- worker whose queues have jobs with fairness keys waiting (no flow limit).
+-- Round-robin across fairness keys (migration 0011's job_fair_candidates), half
+-- as many candidates again as slots, so rows another claimer holds are stepped
+-- over; each is locked and re-checked in the fair order. The jobs being
+-- finished ($1) are excluded, as in the limited claim.
+next AS (
+    SELECT j.id
+    FROM {schema}.job_fair_candidates($11::text[], $14::text[],
+                                      $12::integer * 3 / 2 + 4, $1::uuid[], NULL, NULL) AS c
+    JOIN {schema}.jobs AS j ON j.id = c.c_id
+    WHERE j.status IN ('queued', 'retrying')
+      AND j.run_at <= now()
+    ORDER BY c.c_ord
+    LIMIT (SELECT $12::integer)
+    FOR UPDATE OF j SKIP LOCKED
+),
 
 -- name: job_get_many
 -- The jobs with these ids (those that exist), for the waiters' hub: one read
@@ -954,23 +990,25 @@ ORDER BY t.minute;
 -- Insert jobs that wait for others or are waited for (a `depends_on` enqueue, a
 -- workflow, a batch): as job_insert_many, plus each row's status ($9:
 -- pending, queued, or cancelled when a dependency had already failed), its
--- pending dependency count ($10), whether others depend on it ($11) and the
--- reason of a cancel ($12). One NOTIFY per queue with a job runnable now.
+-- pending dependency count ($10), whether others depend on it ($11), the
+-- reason of a cancel ($12), its concurrency key ($14) and fairness key ($15).
+-- One NOTIFY per queue with a job runnable now.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                 $7::integer[], $8::timestamptz[], $9::text[], $10::integer[], $11::boolean[],
-                $12::text[])
+                $12::text[], $14::text[], $15::text[])
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at, status,
-              pending_dependencies, has_dependents, last_error)
+              pending_dependencies, has_dependents, last_error, concurrency_key, fairness_key)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs AS j
         (id, queue, kind, payload, metadata, status, priority, max_attempts, run_at,
-         pending_dependencies, has_dependents, last_error, finished_at)
+         pending_dependencies, has_dependents, last_error, finished_at, concurrency_key,
+         fairness_key)
     SELECT id, queue, kind, payload::jsonb, metadata::jsonb, status, priority, max_attempts,
            coalesce(run_at, now()), pending_dependencies, has_dependents, last_error,
-           CASE WHEN status = 'cancelled' THEN now() END
+           CASE WHEN status = 'cancelled' THEN now() END, concurrency_key, fairness_key
     FROM input
     RETURNING j.*
 ),
@@ -1164,10 +1202,17 @@ ORDER BY l.name;
 -- Every flow limit, without its use (cheap: the limits table alone).
 SELECT * FROM {schema}.flow_limits ORDER BY name;
 
--- name: flow_limits_apply
--- Whether a flow limit applies to a worker of queues $1 (NULL: every queue):
--- the worker then claims through job_finish_and_claim_limited.
+-- name: flow_claim_paths
+-- Which claim a worker of queues $1 (NULL: every queue) takes: `limited` when a
+-- flow limit applies to its queues (job_finish_and_claim_limited), `fair` when
+-- jobs with a fairness key wait in them (job_finish_and_claim_fair; both: the
+-- limited claim in the fair order). Two index probes.
 SELECT EXISTS (
-    SELECT 1 FROM {schema}.flow_limits
-    WHERE queue IS NULL OR $1::text[] IS NULL OR queue = ANY ($1::text[])
-) AS apply;
+           SELECT 1 FROM {schema}.flow_limits
+           WHERE queue IS NULL OR $1::text[] IS NULL OR queue = ANY ($1::text[])
+       ) AS limited,
+       EXISTS (
+           SELECT 1 FROM {schema}.jobs
+           WHERE status IN ('queued', 'retrying') AND fairness_key IS NOT NULL
+             AND ($1::text[] IS NULL OR queue = ANY ($1::text[]))
+       ) AS fair;
