@@ -57,6 +57,24 @@ async def test_many_concurrent_callers_each_get_their_own_job(client: Client) ->
     assert await transactions(client) < 300
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
+async def test_callers_in_loops_never_wait_for_a_flush_that_ended(
+    client: Client, in_flight: int
+) -> None:
+    """Callers resume when their flush answers and enqueue again at once, in the
+    turn of the loop where that flush ends: each must start or join a flush."""
+    assert client._group is not None
+    client._group._max_in_flight = in_flight
+
+    async def caller(c: int) -> list[int]:
+        return [(await client.enqueue(script(c * 100 + i))).job.payload["i"] for i in range(25)]
+
+    async with asyncio.timeout(NO_HANG_SECONDS):
+        answered = await asyncio.gather(*(caller(c) for c in range(16)))
+    assert sorted(i for chunk in answered for i in chunk) == await stored_payloads(client)
+    assert len(await stored_payloads(client)) == 400
+
+
 async def test_replay_and_conflict_in_one_gathered_batch(client: Client) -> None:
     earlier = await client.enqueue(script(0, idempotency_key="held"))
     results = await gather(

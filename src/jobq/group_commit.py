@@ -34,6 +34,9 @@ from jobq.types import Job
 InsertAlone = Callable[[EnqueuePlan], Awaitable[list[EnqueueResult]]]
 Waiter = tuple[EnqueuePlan, "asyncio.Future[list[EnqueueResult]]"]
 
+# Flushes at once: while one waits for its commit, the next batch's statement runs
+# (asyncpg's pool holds 10 connections; the rest stay for everything else).
+MAX_FLUSHES_IN_FLIGHT = 4
 # SQLSTATE classes after which a statement may have committed although it failed:
 # the connection broke (08) or the server shut the session down (57P01..57P05)
 # between its commit and its answer. 57014 (a cancelled statement) rolled back.
@@ -50,28 +53,42 @@ class GroupCommit:
         insert_alone: InsertAlone,
         *,
         max_rows: int = MAX_BATCH_SIZE,
+        max_in_flight: int = MAX_FLUSHES_IN_FLIGHT,
     ) -> None:
         self._pool = pool
         self._queries = queries
         self._insert_alone = insert_alone
         self._max_rows = max_rows
+        self._max_in_flight = max_in_flight
         self._pending: deque[Waiter] = deque()
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        # A flusher made this turn of the loop, not yet running: callers join it.
+        self._starting = False
 
     async def enqueue(self, plan: EnqueuePlan) -> list[EnqueueResult]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[EnqueueResult]] = loop.create_future()
         self._pending.append((plan, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._drain())
+        if not self._starting and len(self._flushers) < self._max_in_flight:
+            self._starting = True
+            task = loop.create_task(self._drain())
+            self._flushers.add(task)
+            task.add_done_callback(self._forget)
         return await future
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        """A flusher cancelled before it ran never reached its `finally`."""
+        if task in self._flushers:
+            self._flushers.discard(task)
+            self._starting = False
 
     async def wait_idle(self) -> None:
         """Return once no flush is running (the client's close waits for its callers)."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._flushers:
+            await asyncio.wait(set(self._flushers))
 
     async def _drain(self) -> None:
+        self._starting = False
         try:
             while self._pending:
                 batch = self._take()
@@ -84,7 +101,11 @@ class GroupCommit:
             self._pending.clear()
             raise
         finally:
-            self._flusher = None
+            # Here, not in a done callback: a caller that comes between this task's
+            # end and the callback would find every slot taken and wait forever.
+            task = asyncio.current_task()
+            if task is not None:
+                self._flushers.discard(task)
 
     def _take(self) -> list[Waiter]:
         """The next batch: waiters whose caller still waits (one cancelled before its
