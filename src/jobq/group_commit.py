@@ -122,6 +122,16 @@ class GroupCommit:
         return batch
 
     async def _flush(self, batch: list[Waiter]) -> None:
+        """Answer every caller of `batch`, whatever happens: an error no caller got
+        (this task cancelled while it waited) goes to all that still wait."""
+        try:
+            await self._insert_and_answer(batch)
+        except BaseException as exc:
+            _fail_all(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _insert_and_answer(self, batch: list[Waiter]) -> None:
         try:
             inserted = await self._queries.job_insert_many(
                 self._pool, [row for plan, _ in batch for row in plan.to_insert]
@@ -132,17 +142,7 @@ class GroupCommit:
             else:
                 await self._one_by_one(batch)
             return
-        except BaseException as exc:
-            _fail_all(batch, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        try:
-            await self._answer(batch, inserted)
-        except BaseException as exc:
-            _fail_all(batch, exc)
-            if not isinstance(exc, Exception):
-                raise
+        await self._answer(batch, inserted)
 
     async def _answer(self, batch: list[Waiter], inserted: list[Job]) -> None:
         """Each caller's answer: at once when its row went in, else after one read of
