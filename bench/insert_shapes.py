@@ -43,7 +43,17 @@ def shapes(schema: str) -> dict[str, tuple[str, Any]]:
     return {
         "jobq": (
             load_sql(read_package_sql("queries.sql"), schema)["job_insert_many"],
-            lambda: ([uuid7()], *([v] for v in one), [None], [None], [None], "ch"),
+            lambda: (
+                [uuid7()],
+                *([v] for v in one),
+                [None],
+                [None],
+                [None],
+                "ch",
+                [None],
+                [None],
+                [None],
+            ),
         ),
         "values_notify": (
             f"WITH inserted AS (INSERT INTO {s}.jobs AS j ({columns}) VALUES ({values}) "

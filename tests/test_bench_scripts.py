@@ -45,6 +45,8 @@ def test_every_bench_script_answers_help(script: str) -> None:
         ("workflows.py", ["--nodes", "300", "--repeat", "1"]),
         ("flow_drain.py", ["--jobs", "300", "--rounds", "1", "--variants", "keys,fair,bare"]),
         ("finish_ab.py", ["--jobs", "300", "--repeat", "1", "--ref", "HEAD"]),
+        ("concurrent_enqueue.py", ["--callers", "8", "--jobs", "80", "--rounds", "1"]),
+        ("insert_shapes.py", ["--calls", "20", "--rounds", "1"]),
     ],
 )
 def test_the_drain_scripts_run(settings: Settings, script: str, args: list[str]) -> None:

@@ -58,6 +58,7 @@ from jobq.errors import (
 )
 from jobq.flow import LIMIT_NAME_PATTERN, FlowLimitRequest
 from jobq.graph import GraphNode
+from jobq.group_commit import GroupCommit
 from jobq.job_request import JobRequest
 from jobq.stats import WINDOWS, Throughput
 from jobq.types import (
@@ -101,6 +102,9 @@ class Client:
         self.workflows = WorkflowOps(pool, self.queries, self._row_at, self._known_kinds)
         self._hub: WaitHub | None = None
         self.tracer = tracing.load(settings)
+        self._group: GroupCommit | None = None
+        if settings.group_commit == "on":
+            self._group = GroupCommit(pool, self.queries, self._insert_alone)
 
     @classmethod
     async def connect(
@@ -131,6 +135,8 @@ class Client:
         return client
 
     async def close(self) -> None:
+        if self._group is not None:
+            await self._group.wait_idle()
         if self._hub is not None:
             await self._hub.close()
             self._hub = None
@@ -215,6 +221,10 @@ class Client:
             requests, self.settings, self.catalog, batch=batch, trace_carrier=trace_carrier
         )
         caller = connection if isinstance(connection, asyncpg.Connection) else None
+        if caller is None and not batch and self._group is not None:
+            # Validated above, alone: gathered with the other callers' (jobq.group_commit).
+            # A caller's transaction (`connection=`) is its own and is never gathered.
+            return await self._group.enqueue(plan)
         if not plan.needs_transaction:
             return await self._insert(caller if caller is not None else self.pool, plan)
         if caller is not None:
@@ -232,6 +242,10 @@ class Client:
             nodes, workflow=False, connection=connection, loc="jobs" if batch else ""
         )
         return [EnqueueResult(job, False) for job in submitted.jobs.values()]
+
+    async def _insert_alone(self, plan: EnqueuePlan) -> list[EnqueueResult]:
+        """One plan of a single enqueue on the pool, by itself (group commit's fallback)."""
+        return await self._insert(self.pool, plan)
 
     async def _insert(self, conn: Conn, plan: EnqueuePlan) -> list[EnqueueResult]:
         try:

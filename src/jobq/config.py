@@ -55,6 +55,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # importable": FastAPI itself depends on opentelemetry-api, so it is always there.
 DEFAULT_TRACING = "off"
 TRACING_MODES = ("off", "otel")
+# JOBQ_GROUP_COMMIT: concurrent single enqueues on the pool share one insert and
+# one commit (jobq.group_commit); every caller still gets its own answer.
+DEFAULT_GROUP_COMMIT = "on"
+GROUP_COMMIT_MODES = ("on", "off")
 
 # Used with fullmatch: with match, `$` also matches before a final newline.
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -179,6 +183,13 @@ class Settings:
         "needs jobq[otel] and a tracer provider set by the program or opentelemetry-instrument) "
         "or off (imports no OpenTelemetry).",
     )
+    group_commit: str = _setting(
+        DEFAULT_GROUP_COMMIT,
+        "on: concurrent enqueues of one job each (library without connection=, POST "
+        "/v1/jobs) are gathered into one insert and one commit while the previous one runs, "
+        "each caller getting its own job, idempotency answer and error; off: one statement "
+        "each.",
+    )
     api_tokens: tuple[ApiToken, ...] = _setting(
         (),
         'Bearer tokens of the HTTP API, a JSON list: [{"token": "...", "scopes": ["read", '
@@ -237,6 +248,7 @@ class Settings:
         if self.max_request_bytes < self.max_payload_bytes:
             raise ConfigError("JOBQ_MAX_REQUEST_BYTES: must be >= JOBQ_MAX_PAYLOAD_BYTES")
         parse_tracing("JOBQ_TRACING", self.tracing)
+        parse_group_commit(env_name("group_commit"), self.group_commit)
         # Tokens given in code (Settings(api_tokens=...)) meet the same policy.
         seen: set[str] = set()
         for i, token in enumerate(self.api_tokens):
@@ -473,6 +485,13 @@ def parse_tracing(var: str, raw: Any) -> str:
     return mode
 
 
+def parse_group_commit(var: str, raw: Any) -> str:
+    mode = str(raw).strip().lower()
+    if mode not in GROUP_COMMIT_MODES:
+        raise ConfigError(f"{var}: expected one of {', '.join(GROUP_COMMIT_MODES)}, got {raw!r}")
+    return mode
+
+
 def _parse_path(var: str, raw: Any) -> Path:
     return Path(str(raw)).expanduser()
 
@@ -494,6 +513,7 @@ _PARSERS: dict[str, Any] = {
     "home": _parse_path,
     "log_level": parse_log_level,
     "tracing": parse_tracing,
+    "group_commit": parse_group_commit,
     "app": _parse_app_ref,
     "api_tokens": parse_api_tokens,
     "allowed_hosts": parse_host_list,
