@@ -3,8 +3,8 @@
 Started by `bench/compare` (which installs everything first); see
 docs/BENCHMARKS.md. Every round runs, in this order, on the same PostgreSQL:
 
-    jobq bench · PgQueuer · Procrastinate · PgQueuer at its defaults (drains only) ·
-    SQL floor (pgbench) · jobq HTTP enqueue
+    jobq bench · PgQueuer · Procrastinate · oban-py · Chancy ·
+    PgQueuer at its defaults (drains only) · SQL floor (pgbench) · jobq HTTP enqueue
 
 so each system's measurements sit between the others' (A B C A B C ...), and
 the ratios are taken round by round (both sides measured minutes apart), then
@@ -12,7 +12,8 @@ their median is reported. Absolute numbers are medians over the rounds.
 
 Each system gets a database of its own, made empty for every run and dropped
 at the end: jobq_bench (jobq, its HTTP server, the floor, each in a scratch
-schema), jobq_bench_pgqueuer, jobq_bench_procrastinate.
+schema), and one per peer: jobq_bench_pgqueuer, jobq_bench_procrastinate,
+jobq_bench_oban, jobq_bench_chancy.
 
 Writes bench/results/<UTC time>/{raw.jsonl,summary.json,table.md} and prints
 the table; bench/results/latest.md is a copy of the last table.
@@ -44,12 +45,14 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENVS = BENCH / ".venvs"
-PEERS = ("pgqueuer", "procrastinate")
-DATABASES = {
-    "jobq": "jobq_bench",
-    "pgqueuer": "jobq_bench_pgqueuer",
-    "procrastinate": "jobq_bench_procrastinate",
+PEERS = ("pgqueuer", "procrastinate", "oban", "chancy")
+PEER_TITLES = {
+    "pgqueuer": "PgQueuer",
+    "procrastinate": "Procrastinate",
+    "oban": "oban-py",
+    "chancy": "Chancy",
 }
+DATABASES = {"jobq": "jobq_bench", **{peer: f"jobq_bench_{peer}" for peer in PEERS}}
 RUN_TIMEOUT = 900  # seconds for one system's run before it is called failed
 
 
@@ -379,8 +382,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Machine: {meta['machine']}. PostgreSQL: {meta['postgres']}.",
         f"Settings: {meta['settings']}. Versions: {meta['versions']}.",
         "",
-        "| measure | jobq | PgQueuer | Procrastinate |",
-        "|---|---:|---:|---:|",
+        "| measure | jobq | " + " | ".join(PEER_TITLES[p] for p in PEERS) + " |",
+        "|---|---:|" + "---:|" * len(PEERS),
     ]
     rows = [
         ("enqueue, one job per call (jobs/s)", "enqueue_single", 0, ""),
@@ -410,7 +413,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines.append(
         f"| HTTP enqueue, {meta['http_clients']} clients, one `jobq serve` process (req/s) | "
         f"{fmt(h['requests_per_s'])} (p50 {fmt(h['p50'], 1)} ms, p99 {fmt(h['p99'], 1)} ms)"
-        " | n/a | n/a |"
+        + " | n/a" * len(PEERS)
+        + " |"
     )
     pd = s["pgqueuer_defaults"]
     lines += [
@@ -576,6 +580,8 @@ async def main() -> None:
         "jobq": lambda: run_jobq(a, admin),
         "pgqueuer": lambda: run_peer("pgqueuer", a, admin),
         "procrastinate": lambda: run_peer("procrastinate", a, admin),
+        "oban": lambda: run_peer("oban", a, admin),
+        "chancy": lambda: run_peer("chancy", a, admin),
         "pgqueuer_defaults": lambda: run_pgqueuer_defaults(a, admin),
         "floor": lambda: run_floor(a, admin),
         "jobq_http": lambda: run_http(a, admin),
