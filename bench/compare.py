@@ -52,6 +52,7 @@ PEER_TITLES = {
     "oban": "oban-py",
     "chancy": "Chancy",
 }
+FLOOR_CLIENTS = ("1", "2", "4", "10")
 DATABASES = {"jobq": "jobq_bench", **{peer: f"jobq_bench_{peer}" for peer in PEERS}}
 RUN_TIMEOUT = 900  # seconds for one system's run before it is called failed
 
@@ -154,8 +155,11 @@ async def run_pgqueuer_defaults(a: argparse.Namespace, admin: str) -> dict[str, 
 async def run_floor(a: argparse.Namespace, admin: str) -> dict[str, Any]:
     url = with_database(admin, DATABASES["jobq"])
     args = [str(ROOT / ".venv/bin/python"), str(BENCH / "floor.py"), "--dsn", url]
+    # 1 and 2 clients: the client counts of the drains at P=1 and P=2 (issue 16).
     if a.quick:
-        args += ["--k", "10", "--clients", "1", "4"]
+        args += ["--k", "10", "--clients", "1", "2", "4"]
+    else:
+        args += ["--clients", *FLOOR_CLIENTS]
     return await asyncio.to_thread(run_json, args, None)
 
 
@@ -276,7 +280,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
     floor = {}
     for k in ("1", "10", "100"):
-        for c in ("1", "4", "10"):
+        for c in FLOOR_CLIENTS:
             floor[f"{k}/{c}"] = median([dig(r.get("floor"), "floor", k, c) for r in rounds])
     for part in ("single_insert", "copy_1000"):
         floor[f"enqueue/{part}"] = median(
@@ -322,6 +326,11 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "drain_p1_vs_floor_k10_1client": per_round(
             lambda r: ratio(
                 METRICS["drain_p1"](r.get("jobq")), dig(r.get("floor"), "floor", "10", "1")
+            )
+        ),
+        "drain_p2_vs_floor_k10_2clients": per_round(
+            lambda r: ratio(
+                METRICS["drain_p2"](r.get("jobq")), dig(r.get("floor"), "floor", "10", "2")
             )
         ),
         "drain_p1_vs_pgqueuer_defaults": per_round(
@@ -429,11 +438,11 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "SQL floor (pgbench: jobq's claim of k jobs + a completion, jobs/s):",
         "",
-        "| k | 1 client | 4 clients | 10 clients |",
-        "|---:|---:|---:|---:|",
+        "| k | " + " | ".join(f"{c} client{'s' if c != '1' else ''}" for c in FLOOR_CLIENTS) + " |",
+        "|---:|" + "---:|" * len(FLOOR_CLIENTS),
     ]
     for k in ("1", "10", "100"):
-        lines.append(f"| {k} | " + " | ".join(fmt(fl[f"{k}/{c}"]) for c in ("1", "4", "10")) + " |")
+        lines.append(f"| {k} | " + " | ".join(fmt(fl[f"{k}/{c}"]) for c in FLOOR_CLIENTS) + " |")
     lines += [
         "",
         "Enqueue floor, into jobq's table (no Python in the loop): one narrow INSERT per "
@@ -444,6 +453,21 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     ]
     jq = s["jobq"]
     targets = [
+        (
+            "issue 16: drain ≥ 70% of the SQL floor, P=1 vs k = 10 with 1 client",
+            r["drain_p1_vs_floor_k10_1client"],
+            0.7,
+        ),
+        (
+            "issue 16: drain ≥ 70% of the SQL floor, P=2 vs k = 10 with 2 clients",
+            r["drain_p2_vs_floor_k10_2clients"],
+            0.7,
+        ),
+        (
+            "issue 16: drain ≥ 2.5x PgQueuer at its defaults, 2 processes",
+            r["drain_p2_vs_pgqueuer_defaults"],
+            2.5,
+        ),
         (
             "drain ≥ 5x the best peer (any configuration), 1 process",
             r["drain_p1_vs_best_peer"],
