@@ -79,9 +79,25 @@ async def recreate(admin_url: str, name: str, *, drop_only: bool = False) -> Non
 def run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a command that prints one JSON line last; its stderr goes to ours."""
     log("$ " + " ".join(a if " " not in a else repr(a) for a in args[:12]) + " ...")
-    done = subprocess.run(
-        args, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT, cwd=ROOT, check=False
-    )
+    # Its own session, so that a run past RUN_TIMEOUT is killed with the worker
+    # processes it started (they would otherwise outlive it).
+    with subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"{args[0]} ran past {RUN_TIMEOUT} s; killed") from None
+    done = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = "\n".join(done.stderr.splitlines()[-25:])
@@ -621,7 +637,15 @@ async def main() -> None:
                     if a.only and name not in a.only:
                         continue
                     log(f"round {n}/{a.rounds}: {name}")
-                    results[name] = await runner()
+                    try:
+                        results[name] = await runner()
+                    except RuntimeError as exc:
+                        # One system failing (a timeout on a loaded machine, a failed
+                        # self-check phase) leaves its cells n/a, not the whole run lost.
+                        log(f"round {n}: {name} failed, its cells stay n/a: {exc}")
+                        raw.write(json.dumps({"round": n, "name": name, "error": str(exc)}) + "\n")
+                        raw.flush()
+                        continue
                     raw.write(json.dumps({"round": n, "name": name, **results[name]}) + "\n")
                     raw.flush()
                 rounds.append(results)
