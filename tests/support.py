@@ -238,3 +238,25 @@ async def roll_up(client: Client, *, settle_seconds: float = SETTLE_SECONDS) -> 
         if plan.count_to == plan.count_from:
             return
     raise AssertionError("the rollup did not catch up in 30 runs")
+
+
+async def held_back_scene(client: Client) -> None:
+    """Key t:1 at its bound (1 running, 3 waiting), key t:2 with room for one of its
+    2, one unkeyed job; the queue's rate window already full (2 of 2 starts)."""
+    from jobq import FlowLimitRequest
+
+    s = f'"{client.settings.schema}"'
+    await client.set_limit("tenants", FlowLimitRequest(key_pattern="t:%", max_running=1))
+    await client.set_limit("paced", FlowLimitRequest(queue="default", rate=2, period_seconds=60))
+    keys = ["t:1", "t:1", "t:1", "t:2", "t:2", None]
+    for key in keys:
+        job_id = await insert_job(client)
+        await client.pool.execute(
+            f"UPDATE {s}.jobs SET concurrency_key = $2 WHERE id = $1", job_id, key
+        )
+    running = await insert_job(client, status="running")
+    await client.pool.execute(f"UPDATE {s}.jobs SET concurrency_key = 't:1' WHERE id = $1", running)
+    await client.pool.execute(
+        f"INSERT INTO {s}.flow_rate_windows (limit_name, key, starts) "
+        "VALUES ('paced', '', ARRAY[now(), now()])"
+    )

@@ -473,3 +473,22 @@ async def test_flow_limits_are_gauges_per_limit_and_kind(app: App, client: Clien
             assert got[("jobq_limit_running", labels)] == 0
     finally:
         metrics.close()
+
+
+async def test_jobs_held_back_are_counted_per_limit_and_kind_of_bound(
+    app: App, client: Client
+) -> None:
+    from tests.support import held_back_scene
+
+    metrics = Metrics()
+    try:
+        await held_back_scene(client)
+        got = samples((await metrics.render(client)).decode())
+        held = {
+            dict(labels)["limit"] + "/" + dict(labels)["kind"]: value
+            for (name, labels), value in got.items()
+            if name == "jobq_limit_held_back"
+        }
+        assert held == {"tenants/concurrency": 4, "paced/rate": 6}
+    finally:
+        metrics.close()

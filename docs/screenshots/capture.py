@@ -1,7 +1,7 @@
 """Take the dashboard screenshots in this folder, with real data.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python docs/screenshots/capture.py [--only-workflow]
+        .venv/bin/python docs/screenshots/capture.py [--only-workflow] [--only-limits]
 
 Starts `jobq serve` (API, dashboard and demo workers) on a fresh schema, feeds
 it a mix of demo jobs through the public API (some fail and retry, some fail
@@ -14,7 +14,8 @@ waits for the workers' maintenance leader to count the minute they finished
 in (the overview's throughput charts: a minute is counted about 15 s after
 it ends, so this takes up to a minute and a half),
 and photographs each page in headless Debian chromium (and the job list on a
-390 px phone). Then a second server with API tokens shows the
+390 px phone; the Limits page last, once it has added three flow limits and
+jobs for them to hold back). Then a second server with API tokens shows the
 token prompt. The schema is dropped at the end.
 """
 
@@ -35,6 +36,8 @@ from typing import Any
 import asyncpg
 import httpx
 from playwright.sync_api import Page, expect, sync_playwright
+
+from jobq.worker.producer import LIMITS_REFRESH_SECONDS
 
 HERE = Path(__file__).resolve().parent
 SCHEDULED = 3  # jobs seed() schedules for later: they stay queued
@@ -307,6 +310,55 @@ def seed_workflow(base: str) -> str:
     return wid
 
 
+def put(base: str, path: str, body: Any) -> Any:
+    response = httpx.put(f"{base}{path}", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def seed_limits(base: str) -> None:
+    """Three limits in use: a rate window filled by quick webhooks (the rest wait for
+    a start), a per-tenant bound with one long import running per tenant and the
+    rest of acme's held back, and a bound over every queue. Two slots suffice: the
+    quick jobs go first, then a long one per tenant."""
+    put(base, "/v1/limits/webhook-rate", {"queue": "hooks", "rate": 5, "period_seconds": 60})
+    put(base, "/v1/limits/all-queues", {"max_running": 50})
+    put(
+        base,
+        "/v1/limits/tenant-imports",
+        {"queue": "imports", "key_pattern": "tenant:%", "max_running": 1},
+    )
+    # Due once every worker has seen the limits (they look every LIMITS_REFRESH_SECONDS):
+    # a worker that has not claims without them.
+    due = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + LIMITS_REFRESH_SECONDS + 1))
+    hooks = [
+        {
+            "kind": "webhook_delivery",
+            "queue": "hooks",
+            "run_at": due,
+            "payload": {"event": "order.paid", "order": n},
+        }
+        for n in range(12)
+    ]
+    post(base, "/v1/jobs/batch", {"jobs": hooks})
+
+    def use(name: str) -> dict[str, Any]:
+        return next(u for u in get(base, "/v1/limits")["limits"] if u["name"] == name)
+
+    wait_until(lambda: use("webhook-rate")["recent_starts"] == 5, 60)
+    imports = [
+        {
+            "kind": "sleep",
+            "queue": "imports",
+            "concurrency_key": f"tenant:{tenant}",
+            "payload": {"seconds": 300, "tenant": tenant},
+        }
+        for tenant in ["acme"] * 4 + ["globex"]
+    ]
+    post(base, "/v1/jobs/batch", {"jobs": imports})
+    wait_until(lambda: use("tenant-imports")["running"] == 2, 60)
+
+
 def shoot(page: Page, base: str, fragment: str, name: str, ready_selector: str) -> None:
     page.goto(f"{base}/{fragment}")
     page.wait_for_selector(ready_selector)
@@ -316,21 +368,39 @@ def shoot(page: Page, base: str, fragment: str, name: str, ready_selector: str) 
     print("wrote", HERE / name)
 
 
+def shoot_workflow(page: Page, base: str) -> None:
+    wid = seed_workflow(base)
+    shoot(page, base, f"#/workflows/{wid}", "workflow.png", "#workflow-graph")
+
+
+def shoot_limits(page: Page, base: str) -> None:
+    seed_limits(base)
+    shoot(page, base, "#/limits", "limits.png", '#limits tr[data-limit="tenant-imports"] meter')
+
+
+# `--only-…`: a page on a fresh demo, without the minute and a half of the full run.
+ONLY: dict[str, Callable[[Page, str], None]] = {
+    "--only-workflow": shoot_workflow,
+    "--only-limits": shoot_limits,
+}
+
+
 def main() -> None:
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("set DATABASE_URL (a PostgreSQL this script may add a schema to)")
     schema = f"shots_{uuid.uuid4().hex[:8]}"
     process, base = serve(schema, "--concurrency", "4")
     secured = None
-    if "--only-workflow" in sys.argv:  # the one page, leaving the other shots as they are
+    only = [ONLY[arg] for arg in sys.argv[1:] if arg in ONLY]
+    if only:  # these pages, leaving the other shots as they are
         try:
-            wid = seed_workflow(base)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
                 )
                 page = browser.new_page(viewport={"width": 1360, "height": 900})
-                shoot(page, base, f"#/workflows/{wid}", "workflow.png", "#workflow-graph")
+                for take in only:
+                    take(page, base)
                 browser.close()
         finally:
             process.terminate()
@@ -371,8 +441,7 @@ def main() -> None:
                 "#jobs tbody tr[data-job-id]",
             )
             shoot(page, base, "#/schedules", "schedules.png", "#schedules tr[data-schedule] time")
-            wid = seed_workflow(base)
-            shoot(page, base, f"#/workflows/{wid}", "workflow.png", "#workflow-graph")
+            shoot_workflow(page, base)
             shoot(page, base, f"#/jobs/{ids['doomed']}", "job-failed.png", ".retry-mark")
             shoot(page, base, f"#/jobs/{ids['running']}", "job-running.png", "#job-progress")
             done = get(base, "/v1/jobs?status=succeeded&kind=resize_image&limit=1")["jobs"][0]
@@ -395,6 +464,7 @@ def main() -> None:
             page.locator("#confirm-dialog").get_by_role("button", name="Keep it").click()
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
             shoot(phone, base, "#/jobs?limit=25", "phone-jobs.png", "#jobs tbody tr[data-job-id]")
+            shoot_limits(page, base)
             fresh = browser.new_page(viewport={"width": 1360, "height": 700})
             fresh.goto(f"{secured_base}/")
             fresh.wait_for_selector("#token-dialog[open]")

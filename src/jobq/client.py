@@ -439,6 +439,11 @@ class Client:
         """Every flow limit with its use now."""
         return await self.queries.flow_limit_list(self.pool)
 
+    async def limit_definitions(self) -> list[FlowLimit]:
+        """Every flow limit without its use: one read of the small limits table, for
+        `GET /v1/queues` to name the limits of each queue without counting jobs."""
+        return await self.queries.flow_limit_definitions(self.pool)
+
     async def _queue(self, name: str) -> QueueInfo:
         found = await self.queries.queue_list(self.pool, self._live_within_seconds, name)
         return found[0] if found else QueueInfo(name, False, {}, None)

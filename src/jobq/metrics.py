@@ -189,8 +189,16 @@ class Metrics:
         )
         self.limit_waiting = Gauge(
             "jobq_limit_waiting",
-            "Runnable jobs a flow limit covers: held back while it is at its bound "
-            "(from the database).",
+            "Runnable jobs a flow limit covers, held back or not (from the database).",
+            ["limit", "kind"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.limit_held_back = Gauge(
+            "jobq_limit_held_back",
+            "Runnable jobs a flow limit holds back now, by kind of bound: concurrency "
+            "(max_running) or rate; per key, the key's runnable jobs beyond the room it has "
+            "left (from the database).",
             ["limit", "kind"],
             registry=r,
             multiprocess_mode="mostrecent",
@@ -334,18 +342,24 @@ class Metrics:
             self._db_read_at = time.monotonic()
 
     def _set_limits(self, uses: list[FlowLimitUse]) -> None:
-        """Per limit and kind of limit (concurrency, rate): its running and waiting jobs."""
+        """Per limit and kind of limit (concurrency, rate): its running, waiting and
+        held-back jobs."""
         self.limit_running.clear()
         self.limit_waiting.clear()
+        self.limit_held_back.clear()
         for u in uses:
             kinds = [
-                k
-                for k, on in (("concurrency", u.limit.max_running), ("rate", u.limit.rate))
+                (k, held)
+                for k, on, held in (
+                    ("concurrency", u.limit.max_running, u.held_by_concurrency),
+                    ("rate", u.limit.rate, u.held_by_rate),
+                )
                 if on is not None
             ]
-            for kind in kinds:
+            for kind, held in kinds:
                 self.limit_running.labels(u.limit.name, kind).set(u.running)
                 self.limit_waiting.labels(u.limit.name, kind).set(u.waiting)
+                self.limit_held_back.labels(u.limit.name, kind).set(held)
 
     async def render(self, client: Client | None = None) -> bytes:
         """The Prometheus text exposition, database gauges refreshed if `client` is given.

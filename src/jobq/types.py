@@ -185,17 +185,26 @@ class FlowLimit:
     rate: int | None
     period_seconds: float | None
 
+    def applies_to(self, queue: str) -> bool:
+        """Whether it counts jobs of `queue` (a limit without a queue counts every queue)."""
+        return self.queue is None or self.queue == queue
+
 
 @dataclass(frozen=True, slots=True)
 class FlowLimitUse:
     """A limit and its use now: running jobs it counts (all keys), the busiest
-    key's running jobs, starts in the last period, runnable jobs it covers."""
+    key's running jobs, starts in the last period, runnable jobs it covers, and of
+    those the ones held back now by its concurrency bound and by its rate (per key,
+    the key's runnable jobs beyond the room it has left; a job held by both counts
+    in both)."""
 
     limit: FlowLimit
     running: int
     busiest_key_running: int
     recent_starts: int
     waiting: int
+    held_by_concurrency: int = 0
+    held_by_rate: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -209,6 +218,8 @@ class FlowLimitUse:
             "busiest_key_running": self.busiest_key_running,
             "recent_starts": self.recent_starts,
             "waiting": self.waiting,
+            "held_by_concurrency": self.held_by_concurrency,
+            "held_by_rate": self.held_by_rate,
         }
 
 

@@ -886,6 +886,7 @@ def test_on_a_phone_the_page_is_no_wider_than_the_screen(server: Server, browser
             (f"#/jobs?queue={queue}", "#jobs tbody tr[data-job-id]"),
             (f"#/jobs/{job_id}", "#attempts li"),
             ("#/schedules", "#schedules tbody tr"),
+            ("#/limits", "#limit-form"),
         ]:
             page.goto(f"{server.base_url}/{fragment}")
             expect(page.locator(ready).first).to_be_visible()

@@ -55,3 +55,21 @@ async def test_queue_names_with_a_trailing_newline_are_usage_errors(settings: Se
         run = await jobq(settings, *args)
         assert run.code == 2, run
         assert "is not a queue name" in run.error_line
+
+
+async def test_queues_show_the_limits_that_count_their_jobs(
+    client: Client, settings: Settings
+) -> None:
+    from tests.support import held_back_scene
+
+    await insert_job(client, queue="mail")
+    await held_back_scene(client)  # tenants (every queue, per key) and paced (default)
+    table = (await ok(settings, "queues")).out
+    default_row = next(line for line in table.splitlines() if "default" in line)
+    mail_row = next(line for line in table.splitlines() if "mail" in line)
+    assert "limits" in table
+    assert "tenants 1/1 a key, 4 held" in default_row and "paced 2/2 per 60 s, 6 held" in table
+    assert "tenants" in mail_row and "paced" not in mail_row
+    queues = {q["name"]: q for q in (await ok(settings, "queues", "--json")).json()["queues"]}
+    assert queues["default"]["limits"] == ["paced", "tenants"]
+    assert queues["mail"]["limits"] == ["tenants"]

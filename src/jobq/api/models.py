@@ -229,6 +229,7 @@ class QueueOut(BaseModel):
                     "counts": {"queued": 12, "running": 3, "succeeded": 340},
                     "oldest_runnable_age_seconds": 1.5,
                     "unclaimable": 2,
+                    "limits": ["tenants"],
                 }
             ]
         },
@@ -247,6 +248,14 @@ class QueueOut(BaseModel):
             "(see each worker's `kinds`). They stay queued, attempts unspent, until one does."
         )
     )
+    limits: list[str] = Field(
+        default_factory=list,
+        description=(
+            "In `GET /v1/queues`: the names of the flow limits that count this queue's jobs "
+            "(its own and those of every queue), by name. Their use is in `GET /v1/limits`: "
+            "a limit of every queue, or one per key, has one use across queues, not one per queue."
+        ),
+    )
 
 
 class QueueList(BaseModel):
@@ -262,6 +271,7 @@ class QueueList(BaseModel):
                             "counts": {"queued": 12, "running": 3, "succeeded": 340},
                             "oldest_runnable_age_seconds": 1.5,
                             "unclaimable": 2,
+                            "limits": ["tenants"],
                         },
                         {
                             "name": "emails",
@@ -269,6 +279,7 @@ class QueueList(BaseModel):
                             "counts": {},
                             "oldest_runnable_age_seconds": None,
                             "unclaimable": 0,
+                            "limits": ["emails-rate", "tenants"],
                         },
                     ]
                 }
@@ -467,6 +478,8 @@ _LIMIT_EXAMPLE: dict[str, Any] = {
     "busiest_key_running": 3,
     "recent_starts": 0,
     "waiting": 240,
+    "held_by_concurrency": 221,
+    "held_by_rate": 0,
 }
 
 
@@ -485,6 +498,16 @@ class LimitOut(BaseModel):
     busiest_key_running: int = Field(description="Running jobs of its busiest key.")
     recent_starts: int = Field(description="Starts counted in its rate window now.")
     waiting: int = Field(description="Runnable jobs it covers, claimed or held back.")
+    held_by_concurrency: int = Field(
+        default=0,
+        description="Of `waiting`, the jobs its `max_running` holds back now: per key, the "
+        "key's runnable jobs beyond its free slots (0 without `max_running`).",
+    )
+    held_by_rate: int = Field(
+        default=0,
+        description="Of `waiting`, the jobs its rate holds back now: per key, the key's "
+        "runnable jobs beyond the starts left in its window (0 without `rate`).",
+    )
 
 
 class LimitList(BaseModel):

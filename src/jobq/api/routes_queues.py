@@ -27,12 +27,24 @@ QueueNameParam = Annotated[
     summary="List queues",
     description=(
         "Every queue that has a job or a pause record, with its job counts per status, "
-        "the age of its oldest job that could be claimed now, and how many runnable jobs "
-        "no live worker can claim (`unclaimable`: no worker registers their kind)."
+        "the age of its oldest job that could be claimed now, how many runnable jobs no "
+        "live worker can claim (`unclaimable`: no worker registers their kind), and the "
+        "names of the flow limits that count its jobs (`limits`; their use is in "
+        "`GET /v1/limits`)."
     ),
 )
 async def list_queues(client: ClientDep) -> Response:
-    return JSONResponse({"queues": [q.to_dict() for q in await client.queues()]})
+    queues = await client.queues()
+    # Apart from the counts on purpose: the limits are a small table read on its own.
+    limits = await client.limit_definitions()
+    return JSONResponse(
+        {
+            "queues": [
+                {**q.to_dict(), "limits": [lim.name for lim in limits if lim.applies_to(q.name)]}
+                for q in queues
+            ]
+        }
+    )
 
 
 @router.post(

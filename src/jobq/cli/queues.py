@@ -21,23 +21,43 @@ from jobq.cli.render import print_json, queue_table, worker_table
 from jobq.client import Client
 from jobq.config import Settings
 from jobq.job_request import QUEUE_PATTERN
-from jobq.types import QueueInfo
+from jobq.types import FlowLimitUse, QueueInfo
 
 QueueArg = Annotated[str, typer.Argument(metavar="Q", help="Queue name.")]
 
 
 @with_settings
 def queues(settings: Settings, json_out: JsonOpt = False, no_migrate: NoMigrateOpt = False) -> None:
-    """Show every queue: its jobs per state, paused or not, its oldest runnable job's age,
-    and its runnable jobs no live worker can run (unclaimable: no worker registers the kind).
+    """Show every queue: jobs per state, paused or not, oldest runnable age, jobs no live
+    worker can run, and the flow limits on it with their use.
+
+    Unclaimable: runnable jobs whose kind no live worker registers. Limits: each limit
+    that counts the queue's jobs (its own and those of every queue) with its use now:
+    running against max_running (the busiest key's for a per-key limit), starts in the
+    rate window, and the jobs it holds back (jobq limits list has more).
 
     Example: jobq queues --json
     """
-    infos = with_client(settings, lambda client: client.queues(), no_migrate=no_migrate)
+
+    async def read(client: Client) -> tuple[list[QueueInfo], list[FlowLimitUse]]:
+        return await client.queues(), await client.limits()
+
+    infos, limits = with_client(settings, read, no_migrate=no_migrate)
     if json_out:
-        print_json({"queues": [q.to_dict() for q in infos]})
+        # The shape of GET /v1/queues: the limits by name (their use: jobq limits list).
+        print_json(
+            {
+                "queues": [
+                    {
+                        **q.to_dict(),
+                        "limits": [u.limit.name for u in limits if u.limit.applies_to(q.name)],
+                    }
+                    for q in infos
+                ]
+            }
+        )
     elif infos:
-        out.print(queue_table(infos))
+        out.print(queue_table(infos, limits))
     else:
         out.print("no queues yet: enqueue a job (jobq enqueue KIND) or pause a queue")
 

@@ -11,6 +11,7 @@ from rich.text import Text
 from jobq.cli.plumbing import err, out
 from jobq.types import (
     Attempt,
+    FlowLimitUse,
     Job,
     JobStatus,
     QueueInfo,
@@ -150,22 +151,49 @@ def _attempts_parts(attempts: list[Attempt]) -> list[Any]:
     return parts
 
 
-def queue_table(infos: list[QueueInfo]) -> Table:
+def limit_brief(use: FlowLimitUse) -> str:
+    """A limit's use in a few words: "tenants 3/3 a key, 20/20 per 1 s, 240 held".
+
+    A per-key limit shows its busiest key; "held" is the larger of the jobs its
+    concurrency bound and its rate hold back now (a job may be held by both)."""
+    lim = use.limit
+    parts = []
+    if lim.max_running is not None:
+        if lim.key_pattern:
+            parts.append(f"{use.busiest_key_running}/{lim.max_running} a key")
+        else:
+            parts.append(f"{use.running}/{lim.max_running} running")
+    if lim.rate is not None and lim.period_seconds is not None:
+        parts.append(f"{use.recent_starts}/{lim.rate} per {lim.period_seconds:g} s")
+    held = max(use.held_by_concurrency, use.held_by_rate)
+    if held:
+        parts.append(f"{held} held")
+    return f"{lim.name} {', '.join(parts)}"
+
+
+def queue_table(infos: list[QueueInfo], limits: list[FlowLimitUse] | None = None) -> Table:
     """`jobq queues`: a queue a row, its jobs per state, paused or not, its oldest runnable
-    age, and its runnable jobs that no live worker registers the kind of."""
+    age, its runnable jobs that no live worker registers the kind of, and the flow limits
+    that count its jobs with their use (a limit of every queue shows on each row, with
+    its use across queues)."""
     headers = [s.value.replace("failed_permanent", "failed") for s in JobStatus]
     table = Table("queue", "paused", *headers, "oldest runnable", "unclaimable")
     for column in table.columns[2:]:
         column.justify = "right"
+    if limits:
+        table.add_column("limits")
     for q in infos:
         age = q.oldest_runnable_age_seconds
-        table.add_row(
+        row = [
             q.name,
             "yes" if q.paused else "",
             *[str(q.counts.get(s.value, 0)) for s in JobStatus],
             f"{age:.1f} s" if age is not None else "",
             str(q.unclaimable) if q.unclaimable else "",
-        )
+        ]
+        if limits:
+            row.append("; ".join(limit_brief(u) for u in limits if u.limit.applies_to(q.name)))
+        table.add_row(*row)
     return table
 
 

@@ -368,8 +368,15 @@ class Queries:
                 int(r["busiest_key_running"]),
                 int(r["recent_starts"]),
                 int(r["waiting"]),
+                int(r["held_by_concurrency"]),
+                int(r["held_by_rate"]),
             )
             for r in records
+        ]
+
+    async def flow_limit_definitions(self, conn: Conn) -> list[FlowLimit]:
+        return [
+            flow_limit_from_record(r) for r in await conn.fetch(self.sql["flow_limit_definitions"])
         ]
 
     async def flow_limits_apply(self, conn: Conn, queues: Sequence[str] | None) -> bool:

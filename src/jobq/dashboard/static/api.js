@@ -108,6 +108,10 @@ export function post(path, body) {
   return request("POST", path, { body });
 }
 
+export function put(path, body) {
+  return request("PUT", path, { body });
+}
+
 export function del(path) {
   return request("DELETE", path);
 }

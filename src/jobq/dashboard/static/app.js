@@ -6,6 +6,7 @@
 //   #/jobs/<id>           one job with its attempts
 //   #/schedules           periodic jobs: next and last fire, pause / resume / run now
 //   #/workflows           workflows and batches; #/workflows/<id> one drawn as a graph
+//   #/limits              flow limits with their use; add, edit, delete
 //
 // The current view refreshes every REFRESH_MS while the tab is visible; one
 // refresh at a time, and an action asks for one at once when it is done.
@@ -17,6 +18,7 @@ import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { schedulesView } from "./schedules.js";
 import { workflowView, workflowsView } from "./workflows.js";
+import { limitsView } from "./limits.js";
 
 const REFRESH_MS = 2000;
 
@@ -36,6 +38,7 @@ function route(hash) {
   const workflow = path.match(/^\/workflows\/([^/]+)$/);
   if (workflow) return { name: "workflows", make: (root, ctx) => workflowView(root, ctx, decodeURIComponent(workflow[1])) };
   if (path === "/workflows") return { name: "workflows", make: (root, ctx) => workflowsView(root, ctx) };
+  if (path === "/limits") return { name: "limits", make: (root, ctx) => limitsView(root, ctx) };
   if (path === "/schedules") return { name: "schedules", make: (root, ctx) => schedulesView(root, ctx) };
   if (path === "" || path === "/") return { name: "overview", make: (root, ctx) => overviewView(root, ctx) };
   return {

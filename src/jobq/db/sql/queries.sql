@@ -1075,26 +1075,51 @@ SELECT count(*) AS count FROM deleted;
 -- name: flow_limit_list
 -- Every flow limit with its use now: running jobs it counts (summed over keys
 -- for a per-key limit), the busiest key's running count, starts within the
--- last period, and runnable jobs it covers (queued or retrying, due).
+-- last period, runnable jobs it covers (queued or retrying, due), and of
+-- those the ones held back now by its concurrency bound and by its rate: per
+-- key ('' for a queue-wide limit, as the claim's buckets), the key's runnable
+-- jobs beyond the room it has left. One grouped scan of the covered jobs per
+-- limit; an estimate of this instant, as the claim's own hint is.
 SELECT l.*,
-       (SELECT count(*) FROM {schema}.jobs AS j
-        WHERE j.status = 'running' AND (l.queue IS NULL OR j.queue = l.queue)
-          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS running,
-       coalesce((SELECT max(n) FROM (
-            SELECT count(*) AS n FROM {schema}.jobs AS j
-            WHERE j.status = 'running' AND l.key_pattern IS NOT NULL
-              AND (l.queue IS NULL OR j.queue = l.queue)
-              AND j.concurrency_key LIKE l.key_pattern
-            GROUP BY j.concurrency_key) AS k), 0) AS busiest_key_running,
+       coalesce(u.running, 0) AS running,
+       coalesce(u.busiest_key_running, 0) AS busiest_key_running,
        coalesce((SELECT count(*) FROM {schema}.flow_rate_windows AS w, unnest(w.starts) AS s
                  WHERE w.limit_name = l.name
                    AND s > now() - make_interval(secs => l.period_seconds)), 0) AS recent_starts,
-       (SELECT count(*) FROM {schema}.jobs AS j
-        WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
-          AND (l.queue IS NULL OR j.queue = l.queue)
-          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS waiting
+       coalesce(u.waiting, 0) AS waiting,
+       coalesce(u.held_by_concurrency, 0) AS held_by_concurrency,
+       coalesce(u.held_by_rate, 0) AS held_by_rate
 FROM {schema}.flow_limits AS l
+CROSS JOIN LATERAL (
+    SELECT sum(c.running) AS running,
+           CASE WHEN l.key_pattern IS NULL THEN 0 ELSE max(c.running) END AS busiest_key_running,
+           sum(c.waiting) AS waiting,
+           -- greatest() skips NULLs: a bound that is not set holds nothing back.
+           sum(CASE WHEN l.max_running IS NULL THEN 0
+                    ELSE greatest(0, c.waiting - greatest(0, l.max_running - c.running)) END)
+               AS held_by_concurrency,
+           sum(CASE WHEN l.rate IS NULL THEN 0
+                    ELSE greatest(0, c.waiting - greatest(0, l.rate - coalesce(
+                        (SELECT count(*) FROM {schema}.flow_rate_windows AS w, unnest(w.starts) AS t
+                         WHERE w.limit_name = l.name AND w.key = c.k
+                           AND t > now() - make_interval(secs => l.period_seconds)), 0))) END)
+               AS held_by_rate
+    FROM (
+        SELECT CASE WHEN l.key_pattern IS NULL THEN '' ELSE j.concurrency_key END AS k,
+               count(*) FILTER (WHERE j.status = 'running') AS running,
+               count(*) FILTER (WHERE j.status <> 'running' AND j.run_at <= now()) AS waiting
+        FROM {schema}.jobs AS j
+        WHERE j.status IN ('running', 'queued', 'retrying')
+          AND (l.queue IS NULL OR j.queue = l.queue)
+          AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)
+        GROUP BY 1
+    ) AS c
+) AS u
 ORDER BY l.name;
+
+-- name: flow_limit_definitions
+-- Every flow limit, without its use (cheap: the limits table alone).
+SELECT * FROM {schema}.flow_limits ORDER BY name;
 
 -- name: flow_limits_apply
 -- Whether a flow limit applies to a worker of queues $1 (NULL: every queue):
