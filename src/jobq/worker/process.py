@@ -85,7 +85,7 @@ def run_in_process(
 ) -> int:
     """Run one worker in a new event loop until it stops; returns the exit code."""
     app.configure(settings)
-    loop = new_event_loop()
+    loop = asyncio.new_event_loop()
     threads = HandlerThreads(options.concurrency + 4)
     loop.set_default_executor(threads)
     try:
@@ -105,17 +105,6 @@ def run_in_process(
         sys.stderr.flush()
         os._exit(0)
     return 0
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (uvicorn[standard] brings it, as for `jobq serve`),
-    else asyncio's. A drain of no-op jobs spends most of its Python time in the loop
-    itself: socket writes and reads, select, task and timer handles (docs/BENCHMARKS.md)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 async def _serve(app: App, options: WorkerOptions, supervisor_pid: int | None) -> None:
