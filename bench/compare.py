@@ -3,8 +3,8 @@
 Started by `bench/compare` (which installs everything first); see
 docs/BENCHMARKS.md. Every round runs, in this order, on the same PostgreSQL:
 
-    jobq bench · PgQueuer · Procrastinate · PgQueuer at its defaults (drains only) ·
-    SQL floor (pgbench) · jobq HTTP enqueue
+    jobq bench · PgQueuer · Procrastinate · oban-py · Chancy ·
+    PgQueuer at its defaults (drains only) · SQL floor (pgbench) · jobq HTTP enqueue
 
 so each system's measurements sit between the others' (A B C A B C ...), and
 the ratios are taken round by round (both sides measured minutes apart), then
@@ -12,7 +12,8 @@ their median is reported. Absolute numbers are medians over the rounds.
 
 Each system gets a database of its own, made empty for every run and dropped
 at the end: jobq_bench (jobq, its HTTP server, the floor, each in a scratch
-schema), jobq_bench_pgqueuer, jobq_bench_procrastinate.
+schema), and one per peer: jobq_bench_pgqueuer, jobq_bench_procrastinate,
+jobq_bench_oban, jobq_bench_chancy.
 
 Writes bench/results/<UTC time>/{raw.jsonl,summary.json,table.md} and prints
 the table; bench/results/latest.md is a copy of the last table.
@@ -44,12 +45,15 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENVS = BENCH / ".venvs"
-PEERS = ("pgqueuer", "procrastinate")
-DATABASES = {
-    "jobq": "jobq_bench",
-    "pgqueuer": "jobq_bench_pgqueuer",
-    "procrastinate": "jobq_bench_procrastinate",
+PEERS = ("pgqueuer", "procrastinate", "oban", "chancy")
+PEER_TITLES = {
+    "pgqueuer": "PgQueuer",
+    "procrastinate": "Procrastinate",
+    "oban": "oban-py",
+    "chancy": "Chancy",
 }
+FLOOR_CLIENTS = ("1", "2", "4", "10")
+DATABASES = {"jobq": "jobq_bench", **{peer: f"jobq_bench_{peer}" for peer in PEERS}}
 RUN_TIMEOUT = 900  # seconds for one system's run before it is called failed
 
 
@@ -75,9 +79,25 @@ async def recreate(admin_url: str, name: str, *, drop_only: bool = False) -> Non
 def run_json(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a command that prints one JSON line last; its stderr goes to ours."""
     log("$ " + " ".join(a if " " not in a else repr(a) for a in args[:12]) + " ...")
-    done = subprocess.run(
-        args, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT, cwd=ROOT, check=False
-    )
+    # Its own session, so that a run past RUN_TIMEOUT is killed with the worker
+    # processes it started (they would otherwise outlive it).
+    with subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"{args[0]} ran past {RUN_TIMEOUT} s; killed") from None
+    done = subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = "\n".join(done.stderr.splitlines()[-25:])
@@ -151,8 +171,11 @@ async def run_pgqueuer_defaults(a: argparse.Namespace, admin: str) -> dict[str, 
 async def run_floor(a: argparse.Namespace, admin: str) -> dict[str, Any]:
     url = with_database(admin, DATABASES["jobq"])
     args = [str(ROOT / ".venv/bin/python"), str(BENCH / "floor.py"), "--dsn", url]
+    # 1 and 2 clients: the client counts of the drains at P=1 and P=2 (issue 16).
     if a.quick:
-        args += ["--k", "10", "--clients", "1", "4"]
+        args += ["--k", "10", "--clients", "1", "2", "4"]
+    else:
+        args += ["--clients", *FLOOR_CLIENTS]
     return await asyncio.to_thread(run_json, args, None)
 
 
@@ -273,7 +296,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
     floor = {}
     for k in ("1", "10", "100"):
-        for c in ("1", "4", "10"):
+        for c in FLOOR_CLIENTS:
             floor[f"{k}/{c}"] = median([dig(r.get("floor"), "floor", k, c) for r in rounds])
     for part in ("single_insert", "copy_1000"):
         floor[f"enqueue/{part}"] = median(
@@ -319,6 +342,11 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "drain_p1_vs_floor_k10_1client": per_round(
             lambda r: ratio(
                 METRICS["drain_p1"](r.get("jobq")), dig(r.get("floor"), "floor", "10", "1")
+            )
+        ),
+        "drain_p2_vs_floor_k10_2clients": per_round(
+            lambda r: ratio(
+                METRICS["drain_p2"](r.get("jobq")), dig(r.get("floor"), "floor", "10", "2")
             )
         ),
         "drain_p1_vs_pgqueuer_defaults": per_round(
@@ -379,8 +407,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Machine: {meta['machine']}. PostgreSQL: {meta['postgres']}.",
         f"Settings: {meta['settings']}. Versions: {meta['versions']}.",
         "",
-        "| measure | jobq | PgQueuer | Procrastinate |",
-        "|---|---:|---:|---:|",
+        "| measure | jobq | " + " | ".join(PEER_TITLES[p] for p in PEERS) + " |",
+        "|---|---:|" + "---:|" * len(PEERS),
     ]
     rows = [
         ("enqueue, one job per call (jobs/s)", "enqueue_single", 0, ""),
@@ -410,7 +438,8 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines.append(
         f"| HTTP enqueue, {meta['http_clients']} clients, one `jobq serve` process (req/s) | "
         f"{fmt(h['requests_per_s'])} (p50 {fmt(h['p50'], 1)} ms, p99 {fmt(h['p99'], 1)} ms)"
-        " | n/a | n/a |"
+        + " | n/a" * len(PEERS)
+        + " |"
     )
     pd = s["pgqueuer_defaults"]
     lines += [
@@ -425,11 +454,11 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "SQL floor (pgbench: jobq's claim of k jobs + a completion, jobs/s):",
         "",
-        "| k | 1 client | 4 clients | 10 clients |",
-        "|---:|---:|---:|---:|",
+        "| k | " + " | ".join(f"{c} client{'s' if c != '1' else ''}" for c in FLOOR_CLIENTS) + " |",
+        "|---:|" + "---:|" * len(FLOOR_CLIENTS),
     ]
     for k in ("1", "10", "100"):
-        lines.append(f"| {k} | " + " | ".join(fmt(fl[f"{k}/{c}"]) for c in ("1", "4", "10")) + " |")
+        lines.append(f"| {k} | " + " | ".join(fmt(fl[f"{k}/{c}"]) for c in FLOOR_CLIENTS) + " |")
     lines += [
         "",
         "Enqueue floor, into jobq's table (no Python in the loop): one narrow INSERT per "
@@ -440,6 +469,21 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     ]
     jq = s["jobq"]
     targets = [
+        (
+            "issue 16: drain ≥ 70% of the SQL floor, P=1 vs k = 10 with 1 client",
+            r["drain_p1_vs_floor_k10_1client"],
+            0.7,
+        ),
+        (
+            "issue 16: drain ≥ 70% of the SQL floor, P=2 vs k = 10 with 2 clients",
+            r["drain_p2_vs_floor_k10_2clients"],
+            0.7,
+        ),
+        (
+            "issue 16: drain ≥ 2.5x PgQueuer at its defaults, 2 processes",
+            r["drain_p2_vs_pgqueuer_defaults"],
+            2.5,
+        ),
         (
             "drain ≥ 5x the best peer (any configuration), 1 process",
             r["drain_p1_vs_best_peer"],
@@ -576,6 +620,8 @@ async def main() -> None:
         "jobq": lambda: run_jobq(a, admin),
         "pgqueuer": lambda: run_peer("pgqueuer", a, admin),
         "procrastinate": lambda: run_peer("procrastinate", a, admin),
+        "oban": lambda: run_peer("oban", a, admin),
+        "chancy": lambda: run_peer("chancy", a, admin),
         "pgqueuer_defaults": lambda: run_pgqueuer_defaults(a, admin),
         "floor": lambda: run_floor(a, admin),
         "jobq_http": lambda: run_http(a, admin),
@@ -591,7 +637,15 @@ async def main() -> None:
                     if a.only and name not in a.only:
                         continue
                     log(f"round {n}/{a.rounds}: {name}")
-                    results[name] = await runner()
+                    try:
+                        results[name] = await runner()
+                    except RuntimeError as exc:
+                        # One system failing (a timeout on a loaded machine, a failed
+                        # self-check phase) leaves its cells n/a, not the whole run lost.
+                        log(f"round {n}: {name} failed, its cells stay n/a: {exc}")
+                        raw.write(json.dumps({"round": n, "name": name, "error": str(exc)}) + "\n")
+                        raw.flush()
+                        continue
                     raw.write(json.dumps({"round": n, "name": name, **results[name]}) + "\n")
                     raw.flush()
                 rounds.append(results)

@@ -4,10 +4,13 @@ so a changed signature breaks them; docs/BENCHMARKS.md tells people to run them)
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +56,93 @@ def test_the_drain_scripts_run(settings: Settings, script: str, args: list[str])
     env = {**os.environ, "DATABASE_URL": settings.database_url or ""}
     done = run(script, *args, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --- the peers of bench/compare: each wired the same way ------------------------------------
+
+PEERS_DIR = BENCH / "peers"
+# What bench/peers/common.py's run_bench calls on a runner's System.
+SYSTEM_METHODS = {
+    "setup",
+    "close",
+    "reset",
+    "analyze",
+    "enqueue_one",
+    "enqueue_many",
+    "drain_window",
+    "succeeded_once",
+    "running",
+    "unfinished",
+}
+
+
+def compare_module() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_compare", BENCH / "compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_runs_every_python_peer_each_in_its_own_database() -> None:
+    compare = compare_module()
+    assert set(compare.PEERS) == {"pgqueuer", "procrastinate", "oban", "chancy"}
+    databases = [compare.DATABASES[name] for name in ("jobq", *compare.PEERS)]
+    assert len(set(databases)) == len(databases)
+    installer = (BENCH / "compare").read_text()
+    assert "for peer in " + " ".join(compare.PEERS) + "; do" in installer
+
+
+@pytest.mark.parametrize("peer", ["pgqueuer", "procrastinate", "oban", "chancy"])
+def test_each_peer_has_pinned_requirements_and_a_complete_runner(peer: str) -> None:
+    requirements = (PEERS_DIR / f"requirements-{peer}.txt").read_text().splitlines()
+    pins = [line for line in requirements if line and not line.startswith("#")]
+    assert pins and all("==" in line for line in pins), pins
+    tree = ast.parse((PEERS_DIR / f"{peer}_bench.py").read_text())
+    systems = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.name.lower().endswith("system")
+    ]
+    assert len(systems) == 1
+    methods = {
+        node.name
+        for node in systems[0].body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    assert methods >= SYSTEM_METHODS, SYSTEM_METHODS - methods
+    called = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert {"run_bench", "parse_args", "config_from", "print_result", "report_start"} <= called
+
+
+def test_the_table_has_a_column_for_every_peer() -> None:
+    compare = compare_module()
+    round_ = {
+        name: {
+            "enqueue_single_jobs_per_s": 100.0 + index,
+            "drain": {"1": {"jobs_per_s": 10.0}, "2": {"jobs_per_s": 20.0}},
+        }
+        for index, name in enumerate(("jobq", *compare.PEERS, "pgqueuer_defaults"))
+    }
+    meta = {
+        "started": "now",
+        "rounds": 1,
+        "machine": "m",
+        "postgres": "p",
+        "settings": "s",
+        "versions": "v",
+        "batch_size": 1000,
+        "jobs": 20000,
+        "concurrency": 10,
+        "in_flight": 1000,
+        "http_clients": 32,
+    }
+    table = compare.render(compare.summarise([round_]), meta)
+    header = next(line for line in table.splitlines() if line.startswith("| measure |"))
+    assert header == "| measure | jobq | PgQueuer | Procrastinate | oban-py | Chancy |"
+    single = next(line for line in table.splitlines() if "one job per call" in line)
+    assert single.split(" | ")[1:] == ["100", "101", "102", "103", "104 |"]
