@@ -341,6 +341,11 @@ class Client:
         return result_of(job)
 
     async def queues(self) -> list[QueueInfo]:
+        """Every queue with its counts by state, exact: maintained counters, not a
+        count of the table (migration 0012)."""
+        # Folding first keeps the read short when no worker's maintenance folds
+        # (`jobq serve --no-workers`, enqueue-only periods).
+        await self.queries.job_counts_fold(self.pool)
         return await self.queries.queue_list(self.pool, self._live_within_seconds)
 
     async def throughput(self, window: str = "1h", queue: str | None = None) -> Throughput:

@@ -476,6 +476,10 @@ class Queries:
             for r in records
         ]
 
+    async def job_counts_fold(self, conn: Conn) -> int:
+        """Fold the appended count deltas into job_counts; how many were folded."""
+        return int(await conn.fetchval(self.sql["job_counts_fold"]))
+
     async def queue_set_paused(self, conn: Conn, name: str, paused: bool) -> None:
         await conn.fetchrow(self.sql["queue_set_paused"], name, paused, self.enqueue_channel)
 

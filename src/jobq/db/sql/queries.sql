@@ -258,6 +258,9 @@ next AS (
     SELECT j.id
     FROM {schema}.jobs AS j
     WHERE j.status IN ('queued', 'retrying')
+      -- Each priority scanned on its own, so that each scan stops at its first
+      -- job not yet due (migration 0012 says why).
+      AND j.priority = ANY ({schema}.jobs_runnable_priorities())
       AND j.run_at <= now()
       AND ($11::text[] IS NULL OR j.queue = ANY($11))
       AND ($14::text[] IS NULL OR j.kind = ANY($14))
@@ -526,9 +529,15 @@ SELECT * FROM {schema}.job_attempts WHERE job_id = $1 ORDER BY seq;
 -- registers the job's kind for the queue. A worker row without kinds (an older
 -- version) claims every kind.
 WITH counts AS (
-    SELECT queue, status, count(*) AS n FROM {schema}.jobs
+    -- The maintained counts (migration 0012): what is folded plus the deltas
+    -- not folded yet, read in one snapshot, so exact.
+    SELECT queue, status, sum(n)::bigint AS n
+    FROM (SELECT queue, status, n FROM {schema}.job_counts
+          UNION ALL
+          SELECT queue, status, n FROM {schema}.job_count_deltas) AS c
     WHERE $1::text IS NULL OR queue = $1
     GROUP BY queue, status
+    HAVING sum(n) <> 0
 ),
 live AS (
     SELECT queues, kinds FROM {schema}.workers
@@ -539,6 +548,7 @@ runnable AS (
     -- not once per job.
     SELECT queue, kind, count(*) AS n, min(run_at) AS run_at FROM {schema}.jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
+      AND priority = ANY ({schema}.jobs_runnable_priorities())
       AND ($1::text IS NULL OR queue = $1)
     GROUP BY queue, kind
 ),
@@ -567,6 +577,23 @@ FROM names AS n
 LEFT JOIN {schema}.queues AS q ON q.name = n.name
 LEFT JOIN oldest AS o ON o.queue = n.name
 ORDER BY n.name;
+
+-- name: job_counts_fold
+-- Fold the deltas that the jobs table's triggers appended into job_counts
+-- (migration 0012); the number of deltas folded. Rows another fold has taken
+-- are skipped (that fold moves them), so folds never wait on each other's
+-- deltas, and counts are updated in one order, so two folds cannot deadlock.
+WITH moved AS (
+    DELETE FROM {schema}.job_count_deltas
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM {schema}.job_count_deltas FOR UPDATE SKIP LOCKED))
+    RETURNING queue, status, n
+),
+folded AS (
+    INSERT INTO {schema}.job_counts AS c (queue, status, n)
+    SELECT queue, status, sum(n) FROM moved GROUP BY queue, status ORDER BY queue, status
+    ON CONFLICT (queue, status) DO UPDATE SET n = c.n + excluded.n
+)
+SELECT count(*) AS count FROM moved;
 
 -- name: queue_set_paused
 -- Pause or resume a queue (a queue with no jobs may be paused); resuming
@@ -863,6 +890,7 @@ SET succeeded = excluded.succeeded, failed_permanent = excluded.failed_permanent
 WITH unfinished AS (
     SELECT queue, 1 AS waiting, 0 AS running FROM {schema}.jobs
     WHERE status IN ('queued', 'retrying') AND run_at <= now()
+      AND priority = ANY ({schema}.jobs_runnable_priorities())
     UNION ALL
     SELECT queue, 0, 1 FROM {schema}.jobs WHERE status = 'running'
 ),
@@ -1091,6 +1119,7 @@ SELECT l.*,
                    AND s > now() - make_interval(secs => l.period_seconds)), 0) AS recent_starts,
        (SELECT count(*) FROM {schema}.jobs AS j
         WHERE j.status IN ('queued', 'retrying') AND j.run_at <= now()
+          AND j.priority = ANY ({schema}.jobs_runnable_priorities())
           AND (l.queue IS NULL OR j.queue = l.queue)
           AND (l.key_pattern IS NULL OR j.concurrency_key LIKE l.key_pattern)) AS waiting
 FROM {schema}.flow_limits AS l
