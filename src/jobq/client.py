@@ -272,9 +272,12 @@ class Client:
             message = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise InvalidRequestError(f"limit {message}", [FieldError(("limit",), message)])
         before = decode_cursor(cursor) if cursor else None
-        jobs, candidates = await self.queries.job_list(
-            self.pool, flt, before, limit + 1, with_bodies=not summary, max_bytes=MAX_PAGE_BYTES
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Planned for this call's filters (see job_list_plan_per_call).
+            await self.queries.job_list_plan_per_call(conn)
+            jobs, candidates = await self.queries.job_list(
+                conn, flt, before, limit + 1, with_bodies=not summary, max_bytes=MAX_PAGE_BYTES
+            )
         page = jobs[:limit]
         next_cursor = encode_cursor(page[-1].id) if page and candidates > len(page) else None
         return JobPage(page, next_cursor)

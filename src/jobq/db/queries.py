@@ -258,6 +258,10 @@ class Queries:
         record = await conn.fetchrow(self.sql["job_get"], job_id)
         return job_from_record(record) if record else None
 
+    async def job_list_plan_per_call(self, conn: Conn) -> None:
+        """Until the transaction ends, plan each statement for its parameters."""
+        await conn.execute(self.sql["job_list_plan_per_call"])
+
     async def job_list(
         self,
         conn: Conn,

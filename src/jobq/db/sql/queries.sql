@@ -102,6 +102,14 @@ SELECT * FROM {schema}.jobs WHERE idempotency_key = ANY($1::text[]);
 -- One job by id.
 SELECT * FROM {schema}.jobs WHERE id = $1;
 
+-- name: job_list_plan_per_call
+-- For the rest of the transaction, plan each statement for its parameters: a
+-- list's filters decide its index (a partial index on a state is usable only
+-- when the plan sees the state), and the plan cached after five calls, made
+-- for no filter in particular, read a big table backwards by id (1.2 s at 10M
+-- jobs for a page of cancelled ones). Planning costs ~0.2 ms.
+SET LOCAL plan_cache_mode = force_custom_plan;
+
 -- name: job_list
 -- A page of jobs, newest first, after a keyset cursor, with optional filters.
 -- $6 false leaves payload and metadata out ('{}'), the result and
@@ -116,7 +124,11 @@ WITH candidate AS (
                 ELSE 0 END AS body_bytes
     FROM {schema}.jobs
     WHERE ($1::uuid IS NULL OR id < $1)
-      AND ($2::text[] IS NULL OR status = ANY($2))
+      -- One state as an equality: planned for its value, `status = 'x'` lets a
+      -- (status, id DESC) or (queue, status, id DESC) index give the rows in id
+      -- order, which `status = ANY('{x}')` does not.
+      AND ($2::text[] IS NULL OR cardinality($2::text[]) = 1 OR status = ANY($2))
+      AND (cardinality($2::text[]) IS DISTINCT FROM 1 OR status = ($2::text[])[1])
       AND ($3::text IS NULL OR queue = $3)
       AND ($4::text IS NULL OR kind = $4)
     ORDER BY id DESC
