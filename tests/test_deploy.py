@@ -438,7 +438,7 @@ def test_keda_scales_the_worker_deployment_from_zero_with_the_secret() -> None:
 def keda_query(schema: str) -> str:
     (scaled,) = by_kind("ScaledObject").values()
     query: str = scaled["spec"]["triggers"][0]["metadata"]["query"]
-    assert query.count("jobq.") == 3, "every table is qualified with the default schema"
+    assert query.count("jobq.") == 4, "every table and function is qualified with the schema"
     return query.replace("jobq.", f'"{schema}".')
 
 

@@ -221,7 +221,11 @@ class Client:
             requests, self.settings, self.catalog, batch=batch, trace_carrier=trace_carrier
         )
         caller = connection if isinstance(connection, asyncpg.Connection) else None
-        if caller is None and not batch and self._group is not None:
+        # A debounced enqueue is not gathered: its answer is the waiting job it
+        # replaced, which comes back under that job's id, not its own row's, and
+        # two callers of one key in one batch would both be answered by the last.
+        debounced = any(row.debounce_key is not None for row in plan.to_insert)
+        if caller is None and not batch and not debounced and self._group is not None:
             # Validated above, alone: gathered with the other callers' (jobq.group_commit).
             # A caller's transaction (`connection=`) is its own and is never gathered.
             return await self._group.enqueue(plan)
@@ -286,9 +290,12 @@ class Client:
             message = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise InvalidRequestError(f"limit {message}", [FieldError(("limit",), message)])
         before = decode_cursor(cursor) if cursor else None
-        jobs, candidates = await self.queries.job_list(
-            self.pool, flt, before, limit + 1, with_bodies=not summary, max_bytes=MAX_PAGE_BYTES
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Planned for this call's filters (see job_list_plan_per_call).
+            await self.queries.job_list_plan_per_call(conn)
+            jobs, candidates = await self.queries.job_list(
+                conn, flt, before, limit + 1, with_bodies=not summary, max_bytes=MAX_PAGE_BYTES
+            )
         page = jobs[:limit]
         next_cursor = encode_cursor(page[-1].id) if page and candidates > len(page) else None
         return JobPage(page, next_cursor)
@@ -355,6 +362,11 @@ class Client:
         return result_of(job)
 
     async def queues(self) -> list[QueueInfo]:
+        """Every queue with its counts by state, exact: maintained counters, not a
+        count of the table (migration 0012)."""
+        # Folding first keeps the read short when no worker's maintenance folds
+        # (`jobq serve --no-workers`, enqueue-only periods).
+        await self.queries.job_counts_fold(self.pool)
         return await self.queries.queue_list(self.pool, self._live_within_seconds)
 
     async def throughput(self, window: str = "1h", queue: str | None = None) -> Throughput:

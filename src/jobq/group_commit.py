@@ -1,7 +1,8 @@
 """Group commit: concurrent single enqueues gathered into one insert and one commit.
 
 Callers that enqueue one job each on the pool (`Client.enqueue` without
-`connection=`, so also `POST /v1/jobs`) queue their validated plan here. A caller
+`connection=`, so also `POST /v1/jobs`; not a debounced one, which answers the
+job it replaced) queue their validated plan here. A caller
 that finds no flush running starts one at the event loop's next turn, so an idle
 process waits for no timer; while a flush is in flight the next callers gather,
 and the flush after it takes them all (up to MAX_BATCH_SIZE rows) in one

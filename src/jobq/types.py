@@ -163,12 +163,17 @@ class QueueInfo:
     oldest_runnable_age_seconds: float | None
     # Runnable jobs no live worker can claim: none registers their kind for this queue.
     unclaimable: int = 0
+    # Whether `counts` are exact. They are: maintained counters (migration 0012),
+    # read in one snapshot, not estimates. Kept so clients can tell if a later
+    # version estimates some.
+    counts_exact: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "paused": self.paused,
             "counts": self.counts,
+            "counts_exact": self.counts_exact,
             "oldest_runnable_age_seconds": self.oldest_runnable_age_seconds,
             "unclaimable": self.unclaimable,
         }

@@ -41,9 +41,26 @@ async def test_queues_list_counts_and_oldest_runnable_age(
     queues = {q["name"]: q for q in (await http.get("/v1/queues")).json()["queues"]}
     assert set(queues) == {"a", "b"}
     assert queues["a"]["counts"] == {"queued": 2, "succeeded": 1}
+    assert queues["a"]["counts_exact"] is True  # maintained counters, not estimates
     assert queues["a"]["paused"] is False
     assert 9 < queues["a"]["oldest_runnable_age_seconds"] < 60
     assert queues["b"]["oldest_runnable_age_seconds"] is None
+
+
+async def test_queue_counts_by_state_are_exact_through_every_high_priority_job(
+    http: httpx.AsyncClient, client: Client
+) -> None:
+    """Jobs of several priorities, some due and some not: the age of the oldest
+    due job and the counts read past each priority's scheduled jobs."""
+    await insert_job(client, queue="a", priority=-5, run_at_offset_s=-30)
+    await insert_job(client, queue="a", priority=7, run_at_offset_s=3600)
+    await insert_job(client, queue="a", priority=7, run_at_offset_s=-5)
+    await insert_job(client, queue="a", priority=0, run_at_offset_s=7200)
+    await insert_job(client, queue="a", status="cancelled", finished_offset_s=-1)
+    [queue] = (await http.get("/v1/queues")).json()["queues"]
+    assert queue["counts"] == {"queued": 4, "cancelled": 1}
+    assert 29 < queue["oldest_runnable_age_seconds"] < 120
+    assert queue["unclaimable"] == 2
 
 
 async def test_queues_count_runnable_jobs_no_live_worker_can_claim(
@@ -107,6 +124,7 @@ async def test_pausing_a_queue_with_no_jobs(http: httpx.AsyncClient) -> None:
         "name": "later",
         "paused": True,
         "counts": {},
+        "counts_exact": True,
         "oldest_runnable_age_seconds": None,
         "unclaimable": 0,
     }

@@ -37,6 +37,8 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "workflow_nodes",
         "flow_limits",
         "flow_rate_windows",
+        "job_counts",
+        "job_count_deltas",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

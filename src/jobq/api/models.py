@@ -232,6 +232,7 @@ class QueueOut(BaseModel):
                     "name": "default",
                     "paused": False,
                     "counts": {"queued": 12, "running": 3, "succeeded": 340},
+                    "counts_exact": True,
                     "oldest_runnable_age_seconds": 1.5,
                     "unclaimable": 2,
                     "limits": ["tenants"],
@@ -243,6 +244,14 @@ class QueueOut(BaseModel):
     name: str
     paused: bool
     counts: dict[str, int] = Field(description="Jobs per status; statuses with none are absent.")
+    counts_exact: bool = Field(
+        description=(
+            "Whether `counts` are exact. They are kept as jobs change (counters maintained "
+            "by triggers, read in one snapshot), not counted from the jobs table on each "
+            "request, so they are exact and cheap at any table size; false would mark "
+            "estimates."
+        )
+    )
     oldest_runnable_age_seconds: float | None = Field(
         description="Now minus run_at of the oldest job that could be claimed now, or null."
     )
@@ -274,6 +283,7 @@ class QueueList(BaseModel):
                             "name": "default",
                             "paused": False,
                             "counts": {"queued": 12, "running": 3, "succeeded": 340},
+                            "counts_exact": True,
                             "oldest_runnable_age_seconds": 1.5,
                             "unclaimable": 2,
                             "limits": ["tenants"],
@@ -282,6 +292,7 @@ class QueueList(BaseModel):
                             "name": "emails",
                             "paused": True,
                             "counts": {},
+                            "counts_exact": True,
                             "oldest_runnable_age_seconds": None,
                             "unclaimable": 0,
                             "limits": ["emails-rate", "tenants"],

@@ -291,6 +291,10 @@ class Queries:
         record = await conn.fetchrow(self.sql["job_get"], job_id)
         return job_from_record(record) if record else None
 
+    async def job_list_plan_per_call(self, conn: Conn) -> None:
+        """Until the transaction ends, plan each statement for its parameters."""
+        await conn.execute(self.sql["job_list_plan_per_call"])
+
     async def job_list(
         self,
         conn: Conn,
@@ -540,6 +544,10 @@ class Queries:
             )
             for r in records
         ]
+
+    async def job_counts_fold(self, conn: Conn) -> int:
+        """Fold the appended count deltas into job_counts; how many were folded."""
+        return int(await conn.fetchval(self.sql["job_counts_fold"]))
 
     async def queue_set_paused(self, conn: Conn, name: str, paused: bool) -> None:
         await conn.fetchrow(self.sql["queue_set_paused"], name, paused, self.enqueue_channel)

@@ -18,6 +18,8 @@ Each service has a run-once step, so tests drive them without timers:
 - rollup_once: the charts' per-minute rollup (jobq.db.stats): the minutes that
   settled since the last tick, and the queues' depth once a minute; its old
   minutes are pruned with the rest (JOBQ_STATS_RETENTION).
+- fold_counts_once: the job counts' deltas, appended by triggers at every
+  change of state (migration 0012), folded into one row per queue and state.
 - analyze_once: ANALYZE the jobs table when it changed a lot since the last one.
   Autovacuum looks at most once a minute (autovacuum_naptime); until then a
   burst into a quiet table is claimed with a plan made for the old, small table
@@ -116,6 +118,10 @@ class Maintenance(PeriodicService):
     async def rollup_once(self) -> None:
         await rollup_minutes(self.client.pool, self.client.queries)
 
+    async def fold_counts_once(self) -> int:
+        """Fold the job count deltas (migration 0012), so readers sum few rows."""
+        return await self.client.queries.job_counts_fold(self.client.pool)
+
     async def analyze_once(self) -> bool:
         queries = self.client.queries
         if not await queries.jobs_statistics_stale(self.client.pool):
@@ -131,6 +137,7 @@ class Maintenance(PeriodicService):
         if not await self.elect_once():
             return
         await self.rescue_once()
+        await self.fold_counts_once()
         await self.analyze_once()
         now = time.monotonic()
         if now >= self._next_prune:

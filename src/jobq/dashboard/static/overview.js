@@ -117,18 +117,24 @@ export function overviewView(root, ctx) {
     ctx.refresh();
   }
 
+  function countsTitle(queue) {
+    return queue.counts_exact === false ? "estimated count" : "exact count, kept as jobs change";
+  }
+
   function queueRow(queue) {
     const counts = queue.counts || {};
     const age = h("td", { class: "num age" }, duration(queue.oldest_runnable_age_seconds));
     const row = h(
       "tr",
-      { dataset: { key: queue.name, queue: queue.name, sig: sig([queue.name, queue.paused, counts, queue.unclaimable]) } },
+      { dataset: { key: queue.name, queue: queue.name, sig: sig([queue.name, queue.paused, counts, queue.counts_exact, queue.unclaimable]) } },
       h("th", { scope: "row" }, h("a", { href: `#/jobs?queue=${encodeURIComponent(queue.name)}` }, queue.name)),
       h("td", {}, queue.paused ? h("span", { class: "badge paused" }, "paused") : h("span", { class: "badge active" }, "active")),
       STATES.map((s) => {
         const n = counts[s] || 0;
         const filtered = `#/jobs?queue=${encodeURIComponent(queue.name)}&status=${s}`;
-        return h("td", { class: `num${n ? "" : " muted"}`, dataset: { state: s } }, n ? h("a", { href: filtered }, n.toLocaleString()) : "0");
+        // Counts are exact (counters kept as jobs change); "≈" marks an estimate.
+        const shown = (queue.counts_exact === false ? "≈" : "") + n.toLocaleString();
+        return h("td", { class: `num${n ? "" : " muted"}`, dataset: { state: s }, title: countsTitle(queue) }, n ? h("a", { href: filtered }, shown) : "0");
       }),
       age,
       h(
