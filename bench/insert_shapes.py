@@ -32,6 +32,8 @@ import asyncpg
 from jobq.client import Client
 from jobq.config import Settings
 from jobq.db.loader import load_sql, read_package_sql
+from jobq.db.queries import job_insert_many_args
+from jobq.db.records import InsertRow
 from jobq.ids import uuid7
 
 
@@ -43,16 +45,11 @@ def shapes(schema: str) -> dict[str, tuple[str, Any]]:
     return {
         "jobq": (
             load_sql(read_package_sql("queries.sql"), schema)["job_insert_many"],
-            lambda: (
-                [uuid7()],
-                *([v] for v in one),
-                [None],
-                [None],
-                [None],
+            # The arguments as the client builds them, so the bench follows the
+            # statement when it gains a column.
+            lambda: job_insert_many_args(
+                [InsertRow(uuid7(), "default", "noop", "{}", "{}", 0, 25, None, None, None)],
                 "ch",
-                [None],
-                [None],
-                [None],
             ),
         ),
         "values_notify": (
