@@ -8,7 +8,9 @@ outcomes along with its next claim; `Queries.job_finish_many` writes them alone)
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -24,6 +26,13 @@ from jobq.types import Failed, Job, Outcome, Succeeded
 
 RESCUE_BATCH = 500
 PRUNE_BATCH = 1000
+# After each full batch the pruner rests this many times as long as the batch
+# took, so it uses at most a quarter of the time it could: a million finished
+# jobs due at once (a retention shortened, a first run on a long history) are
+# deleted over minutes instead of seconds, and a drain running beside them keeps
+# most of its rate (docs/BENCHMARKS.md, "Big tables"). Deleting a batch costs
+# PostgreSQL index and heap writes that the claims compete for.
+PRUNE_REST_PER_WORK = 3.0
 
 PolicyFor = Callable[[str], RetryPolicy]
 
@@ -94,10 +103,12 @@ async def prune_finished(
     pool: Conn, queries: Queries, retention_seconds: float, *, batch: int = PRUNE_BATCH
 ) -> int:
     """Run once: delete finished jobs older than the retention, in small batches so
-    no statement holds many row locks for long."""
+    no statement holds many row locks for long, resting between batches."""
     total = 0
     while True:
+        started = time.monotonic()
         deleted = await queries.job_prune(pool, retention_seconds, batch)
         total += deleted
         if deleted < batch:
             return total
+        await asyncio.sleep((time.monotonic() - started) * PRUNE_REST_PER_WORK)
