@@ -11,7 +11,7 @@ variant, in a fresh schema each (ANALYZEd after enqueueing, untimed):
   plain statement (and probes every 2 s whether it should not);
 - `keys`: the jobs spread over `--keys` concurrency keys (k0, k1, ...) and a
   limit of `--per-key` running jobs per key (`k%`); the worker claims through
-  job_claim_limited;
+  job_flow_pick;
 - `fair`: the jobs spread over `--keys` fairness keys; the worker claims in the
   fair order (job_fair_candidates);
 - `bare`: as `none`, with the producer's probe for limits and fairness keys

@@ -4,7 +4,9 @@
         .venv/bin/python bench/trace_drain.py --jobs 20000 --concurrency 10
 
 Enqueues `--jobs` noop jobs into a scratch schema (dropped at the end),
-ANALYZEs the table, runs one burst `Worker` in this process with
+ANALYZEs the table (with `--keys N`: spread over N concurrency keys under a
+limit of `--per-key` running jobs each, so the claim goes through
+job_flow_pick), runs one burst `Worker` in this process with
 `Queries.job_claim_round` (the producer's claims, carrying outcomes) and
 `Queries.job_finish_many` (the completer's own writes) wrapped in timers, and prints the
 drain rate, the number of claims and completions, their mean/median round trip
@@ -22,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from jobq import Settings
+from jobq import FlowLimitRequest, Settings
 from jobq.bench.app import build_app
 from jobq.db.pool import resolve_database_url
 from jobq.db.queries import Queries
@@ -76,7 +78,7 @@ def instrument() -> None:
     Queries.job_finish_many = timed_finish  # type: ignore[method-assign]
 
 
-async def main(jobs: int, concurrency: int) -> None:
+async def main(jobs: int, concurrency: int, keys: int, per_key: int) -> None:
     base = Settings.from_env()
     url = await resolve_database_url(base, start_embedded=True)
     schema = f"trace_{uuid.uuid4().hex[:10]}"
@@ -84,8 +86,17 @@ async def main(jobs: int, concurrency: int) -> None:
     app.configure(base.with_overrides(database_url=url, schema=schema))
     client = await app.client()
     try:
+        if keys:
+            await client.set_limit("bench", FlowLimitRequest(key_pattern="k%", max_running=per_key))
         for start in range(0, jobs, 1000):
-            await app.enqueue_many([{"kind": "noop"}] * min(1000, jobs - start))
+            await app.enqueue_many(
+                [
+                    {"kind": "noop", "concurrency_key": f"k{i % keys}"}
+                    if keys
+                    else {"kind": "noop"}
+                    for i in range(start, min(start + 1000, jobs))
+                ]
+            )
         await client.queries.jobs_analyze(client.pool)
         instrument()
         worker = Worker(app.registry, client, WorkerOptions(concurrency=concurrency, burst=True))
@@ -121,5 +132,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--keys", type=int, default=0, help="spread the jobs over this many concurrency keys"
+    )
+    parser.add_argument("--per-key", type=int, default=1, help="the limit on each key")
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.concurrency))
+    asyncio.run(main(args.jobs, args.concurrency, args.keys, args.per_key))

@@ -171,3 +171,30 @@ async def test_the_task_names_the_concurrency_key_and_the_enqueue_overrides_it(
     assert missing.job.concurrency_key is None
     with pytest.raises(InvalidRequestError, match="concurrency key"):
         await keyed.enqueue(JobRequest(kind="by_field", payload={"tenant": ""}))
+
+
+async def test_the_previous_releases_function_still_claims_within_the_limits(
+    client: Client,
+) -> None:
+    """A worker of the release before migration 0013 calls job_claim_limited, which
+    now picks through job_flow_pick: same rows, same limits, same rate marker."""
+    schema = client.settings.schema
+    await client.set_limit("per-key", FlowLimitRequest(key_pattern="k%", max_running=1))
+    await client.set_limit("rate", FlowLimitRequest(queue="default", rate=3, period_seconds=60))
+    await enqueue_keyed(client, ["ka", "ka", "kb", "kc", "kd"])
+    rows = await client.pool.fetch(
+        f'SELECT * FROM "{schema}".job_claim_limited($1, NULL, NULL, 10, 30, $2, false)',
+        "old-worker",
+        [],
+    )
+    claimed = [r for r in rows if r["id"] is not None]
+    [marker] = [r for r in rows if r["id"] is None]
+    # Three starts under the rate, at most one of `ka`: the rest stay queued.
+    keys = [r["concurrency_key"] for r in claimed]
+    assert len(keys) == 3 and len(set(keys)) == 3
+    assert {r["status"] for r in claimed} == {"running"}
+    assert {r["locked_by"] for r in claimed} == {"old-worker"}
+    assert all(r["started_at"] is not None and r["attempts"] == 1 for r in claimed)
+    # The marker: the window opens a period after the first of the three starts.
+    wait = (marker["run_at"] - marker["updated_at"]).total_seconds()
+    assert 50 < wait <= 60

@@ -99,6 +99,14 @@ def limited_claim(finish_and_claim: str, claim_half: str) -> str:
     return _splice(finish_and_claim, _CLAIM_HALF, claim_half, "claim-half")
 
 
+def fair_limited_half(limited_half: str) -> str:
+    """The limited claim half, taking its candidates in the fair order."""
+    fair, count = re.subn(r"p_fair => false", "p_fair => true", limited_half)
+    if count != 1:
+        raise RuntimeError("job_claim_limited_half has lost its p_fair argument")
+    return fair
+
+
 def fair_claim(finish_and_claim: str, candidates: str) -> str:
     """job_finish_and_claim with its candidate scan (between the "claim candidates"
     markers) replaced by the fair one; the claiming UPDATE stays the same."""
@@ -143,7 +151,7 @@ class Queries:
             plain, self.sql["job_claim_fair_candidates"]
         )
         self.sql["job_finish_and_claim_fair_limited"] = limited_claim(
-            plain, self.sql["job_claim_fair_limited_half"]
+            plain, fair_limited_half(self.sql["job_claim_limited_half"])
         )
         # NOTIFY channels are database-wide, so they carry the schema name.
         self.enqueue_channel = f"{schema}.jobs"

@@ -355,24 +355,42 @@ SELECT f.*, c.* FROM finished AS f FULL JOIN claimed AS c ON false;
 -- name: job_claim_limited_half
 -- The claim half of job_finish_and_claim_limited: job_finish_and_claim with the
 -- part between its "claim half" markers replaced by this, for a worker that a
--- flow limit applies to (jobq.db.queries builds it; migration 0009 has the
--- function and why it is one, 0011 its last version). The jobs being finished
--- ($1) are excluded: a job released by this statement is not claimed by it. A
--- row with a NULL id is no job: its run_at is when a rate limit that held jobs
--- back lets the next one start, its updated_at when the claim said so.
+-- flow limit applies to (jobq.db.queries builds it, and the variant for a
+-- worker whose queues have jobs with fairness keys waiting too, with
+-- `p_fair => true`: the candidates in the fair order). job_flow_pick
+-- (migration 0013; 0009 has the design and why it is a function) picks and
+-- locks the jobs; this statement sets them running, with the start time the
+-- pick took after its last lock and count. The jobs being finished ($1) are
+-- excluded: a job released by this statement is not claimed by it. A row with
+-- a NULL id is no job: its run_at is when a rate limit that held jobs back lets
+-- the next one start, its updated_at when the claim said so.
+picked AS MATERIALIZED (
+    SELECT p.*
+    FROM {schema}.job_flow_pick($11::text[], $14::text[], $12::integer, $1::uuid[],
+                                p_fair => false) AS p
+),
+took AS (
+    UPDATE {schema}.jobs AS j
+    SET status = 'running',
+        attempts = j.attempts + 1,
+        attempt_seq = j.attempt_seq + 1,
+        locked_by = $10,
+        lease_expires_at = now() + make_interval(secs => $13::float8),
+        started_at = (SELECT max(p.o_started) FROM picked AS p),
+        progress = NULL,
+        progress_details = NULL,
+        progress_at = NULL,
+        updated_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT p.o_id FROM picked AS p WHERE p.o_id IS NOT NULL))
+    RETURNING j.*, now() AS claimed_at
+),
 claimed AS (
-    SELECT c.*, now() AS claimed_at
-    FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
-                                    $13::float8, $1::uuid[], false) AS c
-)
-
--- name: job_claim_fair_limited_half
--- job_claim_limited_half for a worker whose queues have jobs with fairness keys
--- waiting as well: the limited claim takes its candidates in the fair order.
-claimed AS (
-    SELECT c.*, now() AS claimed_at
-    FROM {schema}.job_claim_limited($10, $11::text[], $14::text[], $12::integer,
-                                    $13::float8, $1::uuid[], true) AS c
+    SELECT t.* FROM took AS t
+    UNION ALL
+    SELECT m.*, now() FROM picked AS p,
+        json_populate_record(NULL::{schema}.jobs,
+                             json_build_object('run_at', p.o_opens, 'updated_at', p.o_said)) AS m
+    WHERE p.o_id IS NULL
 )
 
 -- name: job_claim_fair_candidates
