@@ -9,6 +9,9 @@ variant, in a fresh schema each (ANALYZEd after enqueueing, untimed):
 
 - `none`: no limit configured, no fairness key; the worker claims with the
   plain statement (and probes every 2 s whether it should not);
+- `keyed`: the same jobs as `keys` (each with its concurrency key), and no
+  limit configured: the plain claim. keys / keyed is what the limit costs the
+  same jobs; keyed / none what the keys alone cost (an index entry per start);
 - `keys`: the jobs spread over `--keys` concurrency keys (k0, k1, ...) and a
   limit of `--per-key` running jobs per key (`k%`); the worker claims through
   job_flow_pick;
@@ -40,7 +43,7 @@ from jobq.worker.producer import Producer
 BATCH = 1000
 
 
-VARIANTS = ("none", "keys", "fair", "bare")
+VARIANTS = ("none", "keyed", "keys", "fair", "bare")
 
 
 async def _plain_paths(self: Producer) -> ClaimPaths:
@@ -71,7 +74,7 @@ async def drain(
 
 def request(variant: str, i: int, keys: int) -> JobRequest:
     key = f"k{i % keys}"
-    if variant == "keys":
+    if variant in ("keys", "keyed"):
         return JobRequest(kind="noop", concurrency_key=key)
     if variant == "fair":
         return JobRequest(kind="noop", fairness_key=key)
@@ -97,6 +100,7 @@ async def main() -> None:
     url = await resolve_database_url(base, start_embedded=True)
     rates: dict[str, list[float]] = {v: [] for v in variants}
     ratios: dict[str, list[float]] = {v: [] for v in variants[1:]}
+    limit_cost: list[float] = []  # keys / keyed: the limit's cost on the same jobs
     for round_ in range(args.rounds):
         for variant in variants:
             settings = base.with_overrides(
@@ -110,10 +114,15 @@ async def main() -> None:
         for variant in variants[1:]:
             ratios[variant].append(rates[variant][-1] / rates["none"][-1])
             print(f"round {round_ + 1} {variant}/none: {ratios[variant][-1]:.2f}", flush=True)
+        if "keys" in rates and "keyed" in rates:
+            limit_cost.append(rates["keys"][-1] / rates["keyed"][-1])
+            print(f"round {round_ + 1} keys/keyed: {limit_cost[-1]:.2f}", flush=True)
     medians = ", ".join(f"{v} {statistics.median(r):,.0f} jobs/s" for v, r in rates.items())
     print(f"median ({args.keys} keys, {args.per_key} per key for `keys`): {medians}")
     for variant, values in ratios.items():
         print(f"median {variant}/none: {statistics.median(values):.2f}")
+    if limit_cost:
+        print(f"median keys/keyed: {statistics.median(limit_cost):.2f}")
 
 
 if __name__ == "__main__":
