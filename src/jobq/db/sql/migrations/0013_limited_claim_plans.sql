@@ -103,9 +103,9 @@ BEGIN
                 p_queues, p_kinds, (p_limit - cardinality(taken)) * 3 / 2 + 4,
                 coalesce(p_exclude, '{}') || taken, full_queues, full_keys) AS c;
         ELSE
-            -- The aggregates take the rows in the order the ordered, limited
-            -- subquery gives them (no sort of their own).
-            SELECT array_agg(j.id), array_agg(j.queue), array_agg(j.concurrency_key)
+            SELECT array_agg(j.id ORDER BY j.priority DESC, j.run_at, j.id),
+                   array_agg(j.queue ORDER BY j.priority DESC, j.run_at, j.id),
+                   array_agg(j.concurrency_key ORDER BY j.priority DESC, j.run_at, j.id)
             INTO c_ids, c_queues, c_keys
             FROM (
                 SELECT j.id, j.queue, j.concurrency_key, j.priority, j.run_at
