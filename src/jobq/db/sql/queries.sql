@@ -42,11 +42,19 @@ SELECT to_regclass(quote_ident($1::text) || '.schema_migrations') IS NOT NULL AS
 -- idempotency key is already held is left out: the caller answers it as a
 -- replay, and so it is when the job it would replace holds its key.
 -- One NOTIFY per queue with a job runnable now, whatever the batch size.
+-- Each array is read through a sub-select so that no plan sees its length: the
+-- plans made for given arguments then cost what the one made for any does, and
+-- the plan cache keeps that one. Seeing the lengths, it planned the statement
+-- again at every call (0.25-0.5 ms, as long as running it; half of a one-job
+-- enqueue's time), since its generic plan, costed for 100 rows, looked dearer.
 WITH input AS (
     SELECT *
-    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[],
-                $7::integer[], $8::timestamptz[], $9::text[], $10::bytea[], $12::text[],
-                $13::text[], $14::text[], $15::text[], $16::float8[], $17::text[]) WITH ORDINALITY
+    FROM unnest((SELECT $1::uuid[]), (SELECT $2::text[]), (SELECT $3::text[]),
+                (SELECT $4::text[]), (SELECT $5::text[]), (SELECT $6::smallint[]),
+                (SELECT $7::integer[]), (SELECT $8::timestamptz[]), (SELECT $9::text[]),
+                (SELECT $10::bytea[]), (SELECT $12::text[]), (SELECT $13::text[]),
+                (SELECT $14::text[]), (SELECT $15::text[]), (SELECT $16::float8[]),
+                (SELECT $17::text[])) WITH ORDINALITY
          AS i(id, queue, kind, payload, metadata, priority, max_attempts, run_at,
               idempotency_key, request_hash, concurrency_key, unique_key, unique_states,
               debounce_key, debounce_seconds, fairness_key, ord)
