@@ -26,14 +26,22 @@ on the caller's connection in the caller's thread, through
 `jobq.transactional`: no pool is opened for it. `transaction()` is the same for
 a script with no driver of its own: a pooled connection's transaction that
 several enqueues (and the script's own statements) share.
+
+A forked child (Gunicorn with `preload_app`, multiprocessing's fork) does not
+inherit a started client: the loop thread is not in the child, and the sockets
+are the parent's, so using them would hang or cross the two processes' sessions.
+The child forgets them (never closing them: that would end the parent's
+sessions) and starts its own loop and pool on its first call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -74,6 +82,7 @@ class SyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: Client | None = None
+        _LIVE.add(self)
 
     @property
     def settings(self) -> Settings:
@@ -104,6 +113,14 @@ class SyncClient:
             self._loop, self._thread, self._client = loop, thread, client
             atexit.register(self.close)
             return client, loop
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's loop, pool and lock, unclosed."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        if self._client is not None:
+            atexit.unregister(self.close)  # closing them would hang on a loop with no thread
+            _INHERITED.append((self._client, self._loop))  # never collected, never closed
+        self._client = self._loop = self._thread = None
 
     def open(self) -> None:
         """Connect (and migrate) now rather than on the first call: fail fast at start."""
@@ -268,6 +285,21 @@ class SyncTransaction:
 
 async def _acquire(client: Client) -> PoolConnectionProxy:
     return await client.pool.acquire()
+
+
+# Every SyncClient of this process, for the fork hook; and, in a forked child,
+# what it inherited, kept referenced so that no finaliser closes the parent's
+# connections from the child.
+_LIVE: weakref.WeakSet[SyncClient] = weakref.WeakSet()
+_INHERITED: list[tuple[Client, asyncio.AbstractEventLoop | None]] = []
+
+
+def _forget_all_after_fork() -> None:
+    for jobs in list(_LIVE):
+        jobs._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_all_after_fork)
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -98,3 +99,39 @@ async def test_close_stops_the_loop_thread_and_a_later_call_reopens(
 
     job_id = await asyncio.to_thread(open_close_reopen)
     assert (await client.get(job_id)).kind == "noop"
+
+
+FORKED_SCRIPT = """
+import os, signal, sys
+from jobq import Settings, SyncClient
+
+jobs = SyncClient(Settings(database_url=sys.argv[1], schema=sys.argv[2]), migrate=False)
+jobs.open()  # started before the fork, as a preloaded web app's would be
+print("before", jobs.enqueue("noop", {"from": "parent"}).id, flush=True)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(30)  # a hang in the child ends it (exit -14), not the test
+    print("child", jobs.enqueue("noop", {"from": "child"}).id, flush=True)
+    sys.exit(0)  # atexit runs the child's close: it must not hang either
+_, status = os.waitpid(pid, 0)
+print("child-exit", os.waitstatus_to_exitcode(status), flush=True)
+print("after", jobs.enqueue("noop", {"from": "parent"}).id, flush=True)
+jobs.close()
+"""
+
+
+@pytest.mark.slow
+async def test_a_forked_child_starts_its_own_pool_and_the_parents_keeps_working(
+    client: Client, database_url: str
+) -> None:
+    """Gunicorn's preload_app: a SyncClient opened before the fork, used in both."""
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FORKED_SCRIPT, database_url, client.settings.schema,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(done.communicate(), timeout=90)
+    lines = dict(line.split(" ", 1) for line in out.decode().splitlines())
+    assert done.returncode == 0, (out, err)
+    assert lines.get("child-exit") == "0", (out, err)
+    for step in ("before", "child", "after"):
+        assert (await client.get(uuid.UUID(lines[step]))).status is JobStatus.QUEUED
