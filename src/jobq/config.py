@@ -154,7 +154,8 @@ class Settings:
     )
     retention_seconds: float = _setting(
         DEFAULT_RETENTION_SECONDS,
-        f"Keep finished jobs this long, with a unit: {DURATION_UNITS} (a bare number is refused).",
+        "Keep finished jobs (and a workflow once all its jobs are gone) this long, with a "
+        f"unit: {DURATION_UNITS} (a bare number is refused).",
         default_shown="`7d`",
     )
     stats_retention_seconds: float = _setting(

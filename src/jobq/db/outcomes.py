@@ -112,3 +112,16 @@ async def prune_finished(
         if deleted < batch:
             return total
         await asyncio.sleep((time.monotonic() - started) * PRUNE_REST_PER_WORK)
+
+
+async def prune_workflows(
+    pool: Conn, queries: Queries, retention_seconds: float, *, batch: int = PRUNE_BATCH
+) -> int:
+    """Run once, after `prune_finished`: delete the workflows older than the retention
+    whose every node went with its job, in batches."""
+    total = 0
+    while True:
+        deleted = await queries.workflow_prune(pool, retention_seconds, batch)
+        total += deleted
+        if deleted < batch:
+            return total

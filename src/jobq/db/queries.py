@@ -527,6 +527,9 @@ class Queries:
     async def job_prune(self, conn: Conn, older_than_seconds: float, limit: int) -> int:
         return int(await conn.fetchval(self.sql["job_prune"], older_than_seconds, limit))
 
+    async def workflow_prune(self, conn: Conn, older_than_seconds: float, limit: int) -> int:
+        return int(await conn.fetchval(self.sql["workflow_prune"], older_than_seconds, limit))
+
     async def attempt_list(self, conn: Conn, job_id: uuid.UUID) -> list[Attempt]:
         records = await conn.fetch(self.sql["attempt_list"], job_id)
         return [attempt_from_record(r) for r in records]

@@ -37,7 +37,7 @@ from contextlib import suppress
 from jobq import events
 from jobq.client import Client
 from jobq.db.firing import prune_fires
-from jobq.db.outcomes import PolicyFor, prune_finished, rescue_expired_leases
+from jobq.db.outcomes import PolicyFor, prune_finished, prune_workflows, rescue_expired_leases
 from jobq.db.stats import prune_minutes, rollup_minutes
 from jobq.worker.config import PRUNE_INTERVAL_SECONDS, WorkerConfig
 from jobq.worker.service import PeriodicService
@@ -107,6 +107,15 @@ class Maintenance(PeriodicService):
         )
         if pruned:
             log.info("pruned %d finished jobs", pruned, extra={"worker_id": self.worker_id})
+        workflows = await prune_workflows(
+            self.client.pool, self.client.queries, self.client.settings.retention_seconds
+        )
+        if workflows:
+            log.info(
+                "pruned %d workflows whose jobs are gone",
+                workflows,
+                extra={"worker_id": self.worker_id},
+            )
         await prune_fires(
             self.client.pool, self.client.queries, self.client.settings.retention_seconds
         )

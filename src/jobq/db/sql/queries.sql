@@ -1121,6 +1121,23 @@ INSERT INTO {schema}.workflow_nodes (workflow_id, name, job_id)
 SELECT (SELECT id FROM w), n.name, n.job_id
 FROM unnest($3::text[], $4::uuid[]) AS n(name, job_id);
 
+-- name: workflow_prune
+-- Delete up to $2 workflows made more than $1 seconds ago whose nodes are all
+-- gone (job_prune deletes a node with its job), oldest first: all that is left
+-- of one is its name and a count of nodes that no longer exist.
+WITH doomed AS (
+    SELECT w.id FROM {schema}.workflows AS w
+    WHERE w.created_at < now() - make_interval(secs => $1::float8)
+      AND NOT EXISTS (SELECT 1 FROM {schema}.workflow_nodes AS n WHERE n.workflow_id = w.id)
+    ORDER BY w.created_at, w.id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    DELETE FROM {schema}.workflows AS w USING doomed AS d WHERE w.id = d.id RETURNING w.id
+)
+SELECT count(*) AS count FROM deleted;
+
 -- name: workflow_get
 -- One workflow with its state counts; no row when there is none.
 SELECT w.id, w.name, w.node_count, w.created_at,
