@@ -25,7 +25,6 @@ import asyncio
 import os
 import resource
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +113,7 @@ async def main() -> None:
             f"{cores} cores bound it at {cores / total * 1e6:,.0f} jobs/s",
             flush=True,
         )
-        time.sleep(1)
+        await asyncio.sleep(1)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     total = med["workers_us"] + med["postgres_us"]
     print(
