@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from jobq import JobStatus
 from jobq.client import Client
@@ -24,6 +25,13 @@ async def _set_status(client: Client, ids: list[uuid.UUID], status: str) -> None
         ids,
         status,
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_safety_reads(client: Client) -> None:
+    """These tests count the hub's reads: no timed re-read of every watched job
+    among them (a test that wants it sets its own interval before it watches)."""
+    client.hub.safety_poll_seconds = 3600.0
 
 
 async def _waiting(client: Client, count: int) -> None:
@@ -216,3 +224,49 @@ async def test_a_watch_keeps_the_newer_copy_when_an_older_read_arrives_late(clie
     watch.deliver(ended)  # the hub's read, after the job ended
     watch.deliver(running)  # the first read, made before, arriving after
     assert await watch.changed() == ended
+
+
+async def test_a_change_no_one_heard_is_found_by_the_safety_read(client: Client) -> None:
+    """A change whose trigger ran before the watch's record was committed, and whose
+    commit came after the watcher's first read, is notified to no one (migration
+    0016): the hub's periodic re-read of every watched job finds it."""
+    client.hub.safety_poll_seconds = 0.2
+    job_id = await insert_job(client)
+    waiter = asyncio.create_task(client.wait(job_id, 15))
+    await _waiting(client, 1)
+    # The race's outcome, made by hand: the record gone, then the change.
+    await client.pool.execute(
+        f'DELETE FROM "{client.settings.schema}".job_watches WHERE job_id = $1', job_id
+    )
+    await _set_status(client, [job_id], "succeeded")
+    assert (await waiter).status is JobStatus.SUCCEEDED
+
+
+async def test_the_records_of_watched_jobs_follow_the_watches(client: Client) -> None:
+    schema = client.settings.schema
+    hub = client.hub
+    first, second = await insert_job(client), await insert_job(client)
+    waiters = [asyncio.create_task(client.wait(i, 15)) for i in (first, second, first)]
+    await _waiting(client, 3)
+
+    async def records() -> set[tuple[uuid.UUID, str]]:
+        rows = await client.pool.fetch(f'SELECT job_id, hub FROM "{schema}".job_watches')
+        return {(r["job_id"], r["hub"]) for r in rows}
+
+    # One record per watched id (two watches of `first` share one).
+    assert await records() == {(first, hub.hub_id), (second, hub.hub_id)}
+    # A dead hub's expired record, and one still live.
+    await client.pool.execute(
+        f"INSERT INTO \"{schema}\".job_watches VALUES ($1, 'dead', now() - interval '1 s'),"
+        " ($1, 'alive', now() + interval '1 h')",
+        second,
+    )
+    await _set_status(client, [first], "succeeded")
+    for done in waiters[::2]:
+        assert (await done).status is JobStatus.SUCCEEDED
+    # The refresh keeps what is watched and drops the rest, and the dead hub's.
+    await client.queries.job_watch_refresh(client.pool, hub.hub_id, [second], 60.0)
+    assert await records() == {(second, hub.hub_id), (second, "alive")}
+    waiters[1].cancel()
+    await hub.close()  # drops this hub's records
+    assert await records() == {(second, "alive")}

@@ -9,12 +9,23 @@ the rescuer, SQL by hand). The hub LISTENs on its own session connection
 the ids that someone watches, and reads those jobs with one query per round
 (`job_get_many`, on the pool) however many notifications and watchers there
 are; each watch of an id gets the job as read. So 1,000 waiters of one
-process hold one LISTEN connection, make no query while they wait, and one
-read per woken job wakes all watchers of it.
+process hold one LISTEN connection, and one read per woken job wakes all
+watchers of it.
 
-Lost wakeups: a watch is registered (and the hub listening) before the
-watcher's first read of the job, so a change that lands between the two is
-either in that read or notified after it. A dropped LISTEN connection loses
+Only watched jobs are notified (migration 0016: a transaction that NOTIFYs
+commits one at a time with every other that does, so notifying every claim
+and finish held the workers' commits in one line). The hub records each id it
+watches in `job_watches` (one INSERT when an id's first watch begins), keeps
+the records alive every `WATCH_REFRESH_SECONDS` (one statement for all) and
+drops them when the watches end; records of a hub that died expire.
+
+Lost wakeups: a watch is registered (the hub listening, the id recorded)
+before the watcher's first read of the job, so a change that lands after the
+record is either in that read or notified after it. A change whose trigger ran
+just before the record was committed, and whose transaction commits just after
+the watcher's read, is notified to no one: the hub re-reads every watched job
+once per `SAFETY_POLL_SECONDS` (one query for all of them) for that, and for a
+record that expired while the database was away. A dropped LISTEN connection loses
 what was notified meanwhile: after reconnecting the hub re-reads every
 watched job once, in one query. While it cannot listen (the connection is
 down, or its first NOTIFY never arrived: a pooler that drops LISTEN), it
@@ -45,6 +56,12 @@ log = logging.getLogger("jobq.waiting")
 PROBE_TIMEOUT_SECONDS = 2.0
 # How often every watched job is re-read while notifications cannot arrive.
 FALLBACK_POLL_SECONDS = 1.0
+# How often while they can: for a change that raced the watch's record.
+SAFETY_POLL_SECONDS = 2.0
+# A record of a watched id lives this long unless refreshed, every
+# WATCH_REFRESH_SECONDS while watched.
+WATCH_SECONDS = 120.0
+WATCH_REFRESH_SECONDS = 30.0
 # The most ids one round reads; more wait for the next round.
 READ_BATCH = 1000
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
@@ -95,6 +112,13 @@ class WaitHub:
         self.listening = False
         self.connects = 0
         self.fallback_poll_seconds = FALLBACK_POLL_SECONDS
+        self.safety_poll_seconds = SAFETY_POLL_SECONDS
+        self.watch_refresh_seconds = WATCH_REFRESH_SECONDS
+        # This hub's name in job_watches, and the ids recorded there (or being).
+        self.hub_id = str(uuid.uuid4())
+        self._recorded: set[str] = set()
+        self._recording: dict[str, asyncio.Task[None]] = {}
+        self._records_kept = False  # records this hub may still hold
         self.reads = 0  # job_get_many rounds, for tests and the bench
         self.blocked = 0  # watchers waiting in Watch.changed() now
         self._watches: dict[str, set[Watch]] = {}
@@ -124,16 +148,23 @@ class WaitHub:
             self._tasks = [
                 asyncio.create_task(self._listen(), name="jobq-wait-listen"),
                 asyncio.create_task(self._read(), name="jobq-wait-read"),
+                asyncio.create_task(self._keep_records(), name="jobq-wait-records"),
             ]
         await self._ready.wait()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._recording.values()]:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self._records_kept:
+            # Best effort: left behind, the records expire on their own.
+            with suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.queries.job_watch_refresh(self.pool, self.hub_id, [], 0.0)
+            self._records_kept = False
 
     @asynccontextmanager
     async def watch(self, job_id: uuid.UUID) -> AsyncIterator[Watch]:
@@ -144,6 +175,7 @@ class WaitHub:
         self._watches.setdefault(key, set()).add(watch)
         try:
             await self.start()
+            await self._record(key, job_id)
             yield watch
         finally:
             watchers = self._watches.get(key)
@@ -151,6 +183,45 @@ class WaitHub:
                 watchers.discard(watch)
                 if not watchers:
                     del self._watches[key]
+                    self._recorded.discard(key)  # the refresh drops the record
+
+    # --- the records of watched ids (job_watches) -----------------------------
+    async def _record(self, key: str, job_id: uuid.UUID) -> None:
+        """Record `job_id` as watched before the watcher reads it: its changes are
+        notified from then on. Concurrent first watches of one id share one INSERT."""
+        if key in self._recorded:
+            return
+        task = self._recording.get(key)
+        if task is None:
+            task = asyncio.create_task(self._insert_record(key, job_id))
+            self._recording[key] = task
+            task.add_done_callback(lambda _t: self._recording.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _insert_record(self, key: str, job_id: uuid.UUID) -> None:
+        self._records_kept = True
+        try:
+            await self.queries.job_watch(self.pool, [job_id], self.hub_id, WATCH_SECONDS)
+        except Exception as exc:
+            # The watch goes on: the safety re-read sees the job's changes.
+            OUTAGE.failed(log, "wait hub: recording a watched job", exc)
+            return
+        if key in self._watches:
+            self._recorded.add(key)
+
+    async def _keep_records(self) -> None:
+        """Refresh the records of the ids still watched and drop the others'."""
+        while True:
+            await asyncio.sleep(self.watch_refresh_seconds)
+            if not self._watches and not self._records_kept:
+                continue
+            watched = [uuid.UUID(k) for k in self._watches]
+            try:
+                await self.queries.job_watch_refresh(self.pool, self.hub_id, watched, WATCH_SECONDS)
+            except Exception as exc:
+                OUTAGE.failed(log, "wait hub: refreshing its watched jobs", exc)
+                continue
+            self._records_kept = bool(watched)
 
     # --- notifications -------------------------------------------------------
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
@@ -244,12 +315,16 @@ class WaitHub:
     async def _read(self) -> None:
         delay = _BACKOFF_MIN
         while True:
-            if self.listening:
-                await self._wake.wait()
-            else:
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(self.fallback_poll_seconds):
-                        await self._wake.wait()
+            listening = self.listening
+            woken = False
+            with suppress(TimeoutError):
+                async with asyncio.timeout(
+                    self.safety_poll_seconds if listening else self.fallback_poll_seconds
+                ):
+                    await self._wake.wait()
+                    woken = True
+            if not listening or not woken:
+                # No notification can arrive, or none did for a while: read them all.
                 self._dirty.update(self._watches)
             self._wake.clear()
             # Ids whose watches ended meanwhile are dropped, not read.

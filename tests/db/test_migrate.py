@@ -39,6 +39,7 @@ async def test_migrations_give_the_expected_schema(client: Client) -> None:
         "flow_rate_windows",
         "job_counts",
         "job_count_deltas",
+        "job_watches",
     }
     indexes = {
         r["indexname"]: r["indexdef"]

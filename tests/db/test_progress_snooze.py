@@ -26,6 +26,8 @@ async def test_the_heartbeat_writes_progress_fenced_by_holder_and_attempt_and_no
     (claimed,) = await claim_jobs(client, "w1")
     attempt = claimed.job.attempt_seq
     heard: list[str] = []
+    # Watched, as a wait hub records it (migration 0016): else nothing is notified.
+    await client.queries.job_watch(client.pool, [job.id], "test", 60.0)
     listener = await asyncpg.connect(client.settings.database_url)
     await listener.add_listener(client.queries.events_channel, lambda *a: heard.append(a[3]))
     try:

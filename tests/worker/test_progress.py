@@ -79,7 +79,8 @@ def app(settings: Settings, script: Script) -> App:
 @pytest.fixture
 async def notes(settings: Settings, client: Client) -> AsyncIterator[list[str]]:
     """The payloads of the events channel's notifications, as they arrive: a
-    job's state changes (the trigger) and its progress writes (the heartbeat)."""
+    job's state changes (the trigger) and its progress writes (the heartbeat), for
+    the jobs a test records as watched (`watched`; migration 0016)."""
     seen: list[str] = []
     conn = await asyncpg.connect(settings.database_url)
     await conn.add_listener(client.queries.events_channel, lambda *a: seen.append(a[3]))
@@ -87,6 +88,11 @@ async def notes(settings: Settings, client: Client) -> AsyncIterator[list[str]]:
         yield seen
     finally:
         await conn.close()
+
+
+async def watched(client: Client, job_id: uuid.UUID) -> None:
+    """Record the job as a wait hub does: its changes are notified from now on."""
+    await client.queries.job_watch(client.pool, [job_id], "test", 60.0)
 
 
 async def progress_of(client: Client, job_id: uuid.UUID) -> float | None:
@@ -97,6 +103,7 @@ async def test_a_thousand_reports_are_written_once_per_heartbeat_tick(
     app: App, client: Client, script: Script, notes: list[str]
 ) -> None:
     job = await app.enqueue("report_burst", {"n": 1000})
+    await watched(client, job.id)
     async with running(app, client) as worker:
         await asyncio.wait_for(script.reported.wait(), 30)
         worker.heartbeat.trigger()
@@ -128,6 +135,7 @@ async def test_progress_shows_over_http_and_the_cli_and_the_last_report_outlives
     app: App, client: Client, settings: Settings, script: Script, notes: list[str]
 ) -> None:
     job = await app.enqueue("report_and_wait")
+    await watched(client, job.id)
     async with running(app, client) as worker:
         await asyncio.wait_for(script.reported.wait(), 30)
         assert (await client.get(job.id)).progress is None  # not before a heartbeat

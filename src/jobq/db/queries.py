@@ -602,6 +602,16 @@ class Queries:
     async def worker_prune(self, conn: Conn, silent_for_seconds: float) -> None:
         await conn.execute(self.sql["worker_prune"], silent_for_seconds)
 
+    async def job_watch(
+        self, conn: Conn, job_ids: Sequence[uuid.UUID], hub: str, seconds: float
+    ) -> None:
+        await conn.execute(self.sql["job_watch"], list(job_ids), hub, seconds)
+
+    async def job_watch_refresh(
+        self, conn: Conn, hub: str, job_ids: Sequence[uuid.UUID], seconds: float
+    ) -> None:
+        await conn.execute(self.sql["job_watch_refresh"], hub, list(job_ids), seconds)
+
     async def listener_probe(self, conn: Conn, channel: str, payload: str) -> None:
         await conn.execute(self.sql["listener_probe"], channel, payload)
 

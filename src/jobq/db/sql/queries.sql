@@ -455,7 +455,11 @@ renewed AS (
               i.progress IS NOT NULL AND i.attempt_seq = j.attempt_seq AS progressed
 ),
 notified AS (
-    SELECT pg_notify($7::text, id::text) FROM renewed WHERE progressed
+    -- Only a watched job's progress (migration 0016).
+    SELECT pg_notify($7::text, r.id::text) FROM renewed AS r
+    WHERE r.progressed
+      AND EXISTS (SELECT 1 FROM {schema}.job_watches AS w
+                  WHERE w.job_id = r.id AND w.expires_at > now())
 )
 SELECT id, attempt_seq, cancel_requested, progressed,
        (SELECT count(*) FROM notified) AS notifications
@@ -751,6 +755,30 @@ ORDER BY started_at, id;
 -- Remove rows of workers silent for more than $1 seconds.
 DELETE FROM {schema}.workers
 WHERE last_heartbeat_at < now() - make_interval(secs => $1::float8);
+
+-- name: job_watch
+-- Wait hub $2 watches jobs $1 for $3 seconds: the changes of their state are
+-- notified from now on (migration 0016). Committed without waiting for the WAL
+-- flush: the record is visible at once, and a crash ends every watch anyway.
+INSERT INTO {schema}.job_watches AS w (job_id, hub, expires_at)
+SELECT i.id, $2, now() + make_interval(secs => $3::float8)
+FROM unnest($1::uuid[]) AS i(id),
+     (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+ON CONFLICT (job_id, hub) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: job_watch_refresh
+-- Wait hub $1 still watches jobs $2: keep them $3 seconds more and drop its
+-- other records; drop every other hub's expired record too (a hub that died).
+WITH kept AS (
+    UPDATE {schema}.job_watches
+    SET expires_at = now() + make_interval(secs => $3::float8)
+    WHERE hub = $1 AND job_id = ANY ($2::uuid[])
+),
+dropped AS (
+    DELETE FROM {schema}.job_watches
+    WHERE (hub = $1 AND NOT job_id = ANY ($2::uuid[])) OR (hub <> $1 AND expires_at < now())
+)
+SELECT set_config('synchronous_commit', 'off', true);
 
 -- name: listener_probe
 -- NOTIFY channel $1 with payload $2: a worker's check that its LISTEN hears it.
