@@ -10,9 +10,10 @@ every `HEARTBEAT_SECONDS` keeps proxies from closing a quiet stream.
 
 Changes arrive through the client's wait hub (one LISTEN connection per
 process, see jobq.waiting), which the database notifies on every change of a
-job's state: a stream makes no query of its own while it waits, only the hub's
-one read per notified job. Every state change is notified, so there is no
-per-stream re-read interval. A deleted job ends its stream.
+watched job's state: a stream makes no query of its own while it waits, only
+the hub's one read per notified job (and its re-read of every watched job
+every 2 s). Every state change is notified, so there is no per-stream re-read
+interval. A deleted job ends its stream.
 """
 
 from __future__ import annotations
