@@ -20,6 +20,7 @@ from datetime import datetime
 
 import asyncpg
 
+from jobq.db.batched import delete_in_batches
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import InsertRow, ScheduleRow
 from jobq.ids import uuid7
@@ -171,9 +172,6 @@ async def prune_fires(
     conn: Conn, queries: Queries, retention_seconds: float, *, batch: int = PRUNE_FIRES_BATCH
 ) -> int:
     """Run once: delete fire records older than the jobs' retention, in batches."""
-    total = 0
-    while True:
-        deleted = await queries.schedule_fire_prune(conn, retention_seconds, batch)
-        total += deleted
-        if deleted < batch:
-            return total
+    return await delete_in_batches(
+        lambda n: queries.schedule_fire_prune(conn, retention_seconds, n), batch
+    )

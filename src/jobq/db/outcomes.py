@@ -8,14 +8,13 @@ outcomes along with its next claim; `Queries.job_finish_many` writes them alone)
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Callable
 
 import asyncpg
 
 from jobq.config import MAX_RESULT_BYTES_LIMIT
+from jobq.db.batched import delete_in_batches
 from jobq.db.queries import Conn, Queries
 from jobq.db.records import Finished, FinishRow
 from jobq.handlers import encode_result
@@ -104,14 +103,11 @@ async def prune_finished(
 ) -> int:
     """Run once: delete finished jobs older than the retention, in small batches so
     no statement holds many row locks for long, resting between batches."""
-    total = 0
-    while True:
-        started = time.monotonic()
-        deleted = await queries.job_prune(pool, retention_seconds, batch)
-        total += deleted
-        if deleted < batch:
-            return total
-        await asyncio.sleep((time.monotonic() - started) * PRUNE_REST_PER_WORK)
+    return await delete_in_batches(
+        lambda n: queries.job_prune(pool, retention_seconds, n),
+        batch,
+        rest_per_work=PRUNE_REST_PER_WORK,
+    )
 
 
 async def prune_workflows(
@@ -119,9 +115,6 @@ async def prune_workflows(
 ) -> int:
     """Run once, after `prune_finished`: delete the workflows older than the retention
     whose every node went with its job, in batches."""
-    total = 0
-    while True:
-        deleted = await queries.workflow_prune(pool, retention_seconds, batch)
-        total += deleted
-        if deleted < batch:
-            return total
+    return await delete_in_batches(
+        lambda n: queries.workflow_prune(pool, retention_seconds, n), batch
+    )
