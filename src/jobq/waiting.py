@@ -114,10 +114,10 @@ class WaitHub:
         self.fallback_poll_seconds = FALLBACK_POLL_SECONDS
         self.safety_poll_seconds = SAFETY_POLL_SECONDS
         self.watch_refresh_seconds = WATCH_REFRESH_SECONDS
-        # This hub's name in job_watches, and the ids recorded there (or being).
+        # This hub's name in job_watches, and per watched id the INSERT that
+        # records it (done once recorded; every first read waits for it).
         self.hub_id = str(uuid.uuid4())
-        self._recorded: set[str] = set()
-        self._recording: dict[str, asyncio.Task[None]] = {}
+        self._records: dict[str, asyncio.Task[None]] = {}
         self._records_kept = False  # records this hub may still hold
         self.reads = 0  # job_get_many rounds, for tests and the bench
         self.blocked = 0  # watchers waiting in Watch.changed() now
@@ -153,12 +153,14 @@ class WaitHub:
         await self._ready.wait()
 
     async def close(self) -> None:
-        for task in [*self._tasks, *self._recording.values()]:
+        tasks = [*self._tasks, *self._records.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        self._records.clear()
         if self._records_kept:
             # Best effort: left behind, the records expire on their own.
             with suppress(Exception):
@@ -183,19 +185,16 @@ class WaitHub:
                 watchers.discard(watch)
                 if not watchers:
                     del self._watches[key]
-                    self._recorded.discard(key)  # the refresh drops the record
+                    self._records.pop(key, None)  # the refresh drops the record
 
     # --- the records of watched ids (job_watches) -----------------------------
     async def _record(self, key: str, job_id: uuid.UUID) -> None:
         """Record `job_id` as watched before the watcher reads it: its changes are
-        notified from then on. Concurrent first watches of one id share one INSERT."""
-        if key in self._recorded:
-            return
-        task = self._recording.get(key)
+        notified from then on. The watches of one id share one INSERT."""
+        task = self._records.get(key)
         if task is None:
             task = asyncio.create_task(self._insert_record(key, job_id))
-            self._recording[key] = task
-            task.add_done_callback(lambda _t: self._recording.pop(key, None))
+            self._records[key] = task
         await asyncio.shield(task)
 
     async def _insert_record(self, key: str, job_id: uuid.UUID) -> None:
@@ -203,11 +202,11 @@ class WaitHub:
         try:
             await self.queries.job_watch(self.pool, [job_id], self.hub_id, WATCH_SECONDS)
         except Exception as exc:
-            # The watch goes on: the safety re-read sees the job's changes.
+            # The watch goes on (the safety re-read sees the job's changes); the
+            # id's next first watch tries again.
             OUTAGE.failed(log, "wait hub: recording a watched job", exc)
-            return
-        if key in self._watches:
-            self._recorded.add(key)
+            if self._records.get(key) is asyncio.current_task():
+                del self._records[key]
 
     async def _keep_records(self) -> None:
         """Refresh the records of the ids still watched and drop the others'."""

@@ -769,6 +769,7 @@ ON CONFLICT (job_id, hub) DO UPDATE SET expires_at = excluded.expires_at;
 -- name: job_watch_refresh
 -- Wait hub $1 still watches jobs $2: keep them $3 seconds more and drop its
 -- other records; drop every other hub's expired record too (a hub that died).
+-- Committed without waiting for the WAL flush, as job_watch is.
 WITH kept AS (
     UPDATE {schema}.job_watches
     SET expires_at = now() + make_interval(secs => $3::float8)
