@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import free_port, wait_ready
-from http_wrk import cpu_seconds, wrk
+from compare import free_port
+from http_wrk import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,18 +96,10 @@ async def run(connections: int, seconds: int) -> tuple[float, float]:
     server = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", str(port), cwd=ROOT
     )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await wait_ready(f"{url}/readyz", server)
-        await asyncio.to_thread(wrk, url, connections, 2)  # warm up
-        before = cpu_seconds(server.pid)
-        rps, _latency, non_201 = await asyncio.to_thread(wrk, url, connections, seconds)
-        if non_201:
-            raise SystemExit(f"{non_201} answers were not 201")
-        return rps, (cpu_seconds(server.pid) - before) / (rps * seconds) * 1e6
-    finally:
-        server.terminate()
-        await server.wait()
+    rps, cpu, _latency, non_201 = await load(server, port, connections, seconds)
+    if non_201:
+        raise SystemExit(f"{non_201} answers were not 201")
+    return rps, cpu
 
 
 async def main(connections: int, seconds: int, rounds: int) -> None:
